@@ -1,0 +1,36 @@
+# finsent: `make run` and `make test` work on a fresh machine (Python 3.11+, the package registries).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# torch first and pinned: a bare `torch` requirement on a machine without it pulls GBs of CUDA packages.
+TORCH  ?= torch==2.13.0
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --disable-pip-version-check -q "$(TORCH)"
+	$(BIN)/pip install --disable-pip-version-check -q -e ".[dev]"
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/finsent model info
+	$(BIN)/finsent model explain --file model/samples/headlines.txt
+
+test: setup
+	$(BIN)/python -m pytest -q --timeout=900
+
+bench: setup
+	mkdir -p bench/results
+	$(BIN)/python bench/scoring.py --json bench/results/scoring.json
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

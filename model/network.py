@@ -1,0 +1,134 @@
+"""The sentiment network: a pretrained BERT-family encoder topped by an attention-pooling head.
+
+The head is the whole decision: a learned query scores every real word-piece, the softmax of those scores
+weights the token states, and a linear layer maps the pooled vector to three logits. The pooling weights
+are therefore exactly what the decision used, and they are what we store as the explanation.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoModel, BertConfig
+
+LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
+
+
+@dataclass
+class NetworkConfig:
+    """Everything needed to rebuild the network; saved inside every checkpoint."""
+
+    encoder: dict = field(default_factory=dict)  # a BertConfig as a dict
+    dropout: float = 0.1
+    labels: tuple[str, ...] = LABELS
+    max_length: int = 128  # window of one chunk, in word-pieces including [CLS] and [SEP]
+    temperature: float = 1.0  # set by temperature scaling on the validation split
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> NetworkConfig:
+        data = dict(data)
+        data["labels"] = tuple(data.get("labels", LABELS))
+        return cls(**data)
+
+    def bert_config(self, attn_implementation: str = "sdpa") -> BertConfig:
+        cfg = BertConfig(**{k: v for k, v in self.encoder.items() if not k.startswith("_")})
+        cfg._attn_implementation = attn_implementation
+        return cfg
+
+
+@dataclass
+class SentimentOutput:
+    """What `SentimentNet.forward` returns (like transformers' output dataclasses)."""
+
+    logits: torch.Tensor  # (B, 3)
+    pooling_weights: torch.Tensor  # (B, T), sums to 1 over pooled tokens, 0 elsewhere
+    loss: torch.Tensor | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None  # per layer (B, H, T, T) when asked for
+
+
+class AttentionPooling(nn.Module):
+    """Single learned query: s_i = q·h_i / sqrt(d), masked softmax, weighted sum of states."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.randn(hidden) * 0.02)
+        self.scale = 1.0 / math.sqrt(hidden)
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # states (B, T, C), mask (B, T) bool: True where a token may be pooled
+        scores = (states @ self.query.to(states.dtype)) * self.scale  # (B, T)
+        scores = scores.float().masked_fill(~mask, float("-inf"))
+        weights = torch.softmax(scores, dim=-1)  # (B, T)
+        weights = torch.nan_to_num(weights, nan=0.0)  # a row with nothing to pool gives zeros, not NaN
+        pooled = torch.einsum("bt,btc->bc", weights.to(states.dtype), states)  # (B, C)
+        return pooled, weights
+
+
+class SentimentNet(nn.Module):
+    """Encoder + attention pooling + linear classifier."""
+
+    def __init__(self, config: NetworkConfig, attn_implementation: str = "sdpa") -> None:
+        super().__init__()
+        self.config = config
+        bert_cfg = config.bert_config(attn_implementation)
+        self.encoder = AutoModel.from_config(bert_cfg, add_pooling_layer=False)
+        hidden = bert_cfg.hidden_size
+        self.pool = AttentionPooling(hidden)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(hidden, len(config.labels))
+
+    @classmethod
+    def from_pretrained_encoder(cls, encoder_dir: str, **overrides) -> SentimentNet:
+        """A fresh head on top of pretrained encoder weights read from a local directory."""
+        bert_cfg = BertConfig.from_pretrained(encoder_dir)
+        config = NetworkConfig(encoder=bert_cfg.to_dict(), **overrides)
+        net = cls(config)
+        pretrained = AutoModel.from_pretrained(encoder_dir, add_pooling_layer=False)
+        net.encoder.load_state_dict(pretrained.state_dict())
+        return net
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pool_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        class_weights: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> SentimentOutput:
+        """input_ids, attention_mask, pool_mask: (B, T). pool_mask defaults to the attention mask."""
+        if input_ids is not None and input_ids.dim() != 2:
+            raise ValueError(f"input_ids must be (batch, tokens), got shape {tuple(input_ids.shape)}")
+        if pool_mask is None:
+            pool_mask = attention_mask
+        if pool_mask.shape != attention_mask.shape:
+            raise ValueError(
+                f"pool_mask shape {tuple(pool_mask.shape)} != attention_mask shape {tuple(attention_mask.shape)}"
+            )
+        enc = self.encoder(
+            input_ids=None if inputs_embeds is not None else input_ids,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+        )
+        states = enc.last_hidden_state  # (B, T, C)
+        pooled, weights = self.pool(states, pool_mask.bool() & attention_mask.bool())
+        logits = self.classifier(self.dropout(pooled)).float()  # (B, 3)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits, labels, weight=class_weights, label_smoothing=label_smoothing)
+        return SentimentOutput(
+            logits=logits,
+            pooling_weights=weights,
+            loss=loss,
+            attentions=enc.attentions if output_attentions else None,
+        )

@@ -1,0 +1,310 @@
+"""The Scorer: loads a shipped checkpoint and turns texts into labels, probabilities and attended words.
+
+Paths:
+- CPU `fp32`, CPU `int8` (torch dynamic int8 quantisation of every Linear layer), CPU `bf16` (autocast, only
+  where the CPU has native bf16),
+- CUDA `bf16` (weights in bf16, fused SDPA attention).
+
+Long texts are never silently truncated. A text whose word-pieces do not fit one window (max_length - 2) is
+cut into overlapping chunks (overlap `CHUNK_OVERLAP` word-pieces). The document's probabilities are the
+mean of the chunks' calibrated probabilities weighted by each chunk's share of word-pieces, and a token's
+weight is the sum, over the chunks that hold it, of chunk share × its pooling weight in that chunk; so
+the document's token weights still sum to 1 and still describe exactly what produced the probabilities.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer
+
+from model.network import LABELS, NetworkConfig, SentimentNet
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+CHUNK_OVERLAP = 32
+MAX_CHARS = 200_000
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+class ScoreInputError(ValueError):
+    """A text the scorer will not score; the message names the item and the problem."""
+
+
+class CheckpointError(RuntimeError):
+    """The checkpoint directory is missing or incomplete."""
+
+
+@dataclass
+class Attribution:
+    """One attended word: its text, weight (share of the pooling mass) and [start, end) character offsets."""
+
+    rank: int
+    word: str
+    weight: float
+    start: int
+    end: int
+
+
+@dataclass
+class ScoreResult:
+    label: str
+    probabilities: dict[str, float]
+    score: float  # p_positive - p_negative, in [-1, 1]
+    confidence: float  # probability of the predicted label
+    attributions: list[Attribution] = field(default_factory=list)
+    model_version: str = ""
+    n_chunks: int = 1
+    n_tokens: int = 0
+
+
+def validate_text(text: object, index: int | None = None, max_chars: int = MAX_CHARS) -> str:
+    """Return the text to score, or raise ScoreInputError naming the problem.
+
+    Control characters (C0/C1 except tab, newline, carriage return) are replaced by spaces one for one,
+    so character offsets still index the original text.
+    """
+    where = f"item {index}: " if index is not None else ""
+    if text is None:
+        raise ScoreInputError(f"{where}text is None")
+    if not isinstance(text, str):
+        raise ScoreInputError(f"{where}text must be a str, got {type(text).__name__}")
+    if len(text) > max_chars:
+        raise ScoreInputError(f"{where}text is {len(text):,} characters, over the limit of {max_chars:,}")
+    cleaned = _CONTROL.sub(" ", text)
+    if not cleaned.strip():
+        raise ScoreInputError(f"{where}text is empty or whitespace only")
+    return cleaned
+
+
+def default_checkpoint() -> Path:
+    """The shipped checkpoint named in model/weights/DEFAULT."""
+    pointer = WEIGHTS_DIR / "DEFAULT"
+    if not pointer.is_file():
+        raise CheckpointError(f"{pointer} is missing: no default checkpoint is shipped")
+    return WEIGHTS_DIR / pointer.read_text().strip()
+
+
+def load_network(path: Path, attn_implementation: str = "sdpa") -> tuple[SentimentNet, dict]:
+    """Rebuild the network from a checkpoint directory (fp32 weights on CPU); returns (net, config dict)."""
+    path = Path(path)
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        if not (path / name).is_file():
+            raise CheckpointError(f"checkpoint {path} has no {name}")
+    raw = json.loads((path / "config.json").read_text())
+    version = raw.pop("version", path.name)
+    net = SentimentNet(NetworkConfig.from_dict(raw), attn_implementation=attn_implementation)
+    state = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
+    net.load_state_dict(state)
+    net.eval()
+    return net, {"version": version, **raw}
+
+
+def quantize_int8(net: SentimentNet) -> torch.nn.Module:
+    """Dynamic int8 quantisation of every Linear layer (weights int8, activations quantised per batch)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch 2.13 marks the eager quantisation API deprecated; it still works
+        return torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+@dataclass
+class _Chunk:
+    doc: int
+    ids: list[int]
+    token_index: list[int]  # position of each content token in its document's token list
+
+
+class Scorer:
+    """Score texts with a shipped checkpoint. Thread-compatible, not thread-safe: one per worker."""
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        device: str = "auto",
+        precision: str = "auto",
+        threads: int | None = None,
+        max_chars: int = MAX_CHARS,
+    ) -> None:
+        self.path = Path(path) if path else default_checkpoint()
+        if threads:
+            torch.set_num_threads(threads)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' asked for, but torch sees no CUDA GPU")
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+        self.device = torch.device(device)
+        net, cfg = load_network(self.path)
+        self.version: str = cfg["version"]
+        self.config = net.config
+        self.card = self._read_card()
+        self.precision = self._choose_precision(precision)
+        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        self.max_chars = max_chars
+        self.window = self.config.max_length - 2
+        self.amp = nullcontext()
+        if self.device.type == "cuda":
+            net = net.to(self.device, dtype=torch.bfloat16 if self.precision == "bf16" else torch.float32)
+        elif self.precision == "int8":
+            net = quantize_int8(net)
+        elif self.precision == "bf16":
+            self.amp = torch.autocast("cpu", dtype=torch.bfloat16)
+        self.net = net
+
+    def _read_card(self) -> dict:
+        card = self.path / "card.json"
+        return json.loads(card.read_text()) if card.is_file() else {}
+
+    def _choose_precision(self, precision: str) -> str:
+        allowed = {"cpu": ("fp32", "int8", "bf16"), "cuda": ("fp32", "bf16")}[self.device.type]
+        if precision == "auto":
+            if self.device.type == "cuda":
+                return "bf16"
+            return self.card.get("inference", {}).get("cpu_default", "fp32")
+        if precision not in allowed:
+            raise ValueError(f"precision {precision!r} is not available on {self.device.type} (choose from {allowed})")
+        return precision
+
+    # -- tokenisation and chunking --------------------------------------------------------------------
+
+    def _tokenize(self, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
+        return enc["input_ids"], enc["offset_mapping"]
+
+    def _chunks(self, doc: int, ids: list[int]) -> list[_Chunk]:
+        if len(ids) <= self.window:
+            return [_Chunk(doc, ids, list(range(len(ids))))]
+        step = self.window - CHUNK_OVERLAP
+        out, start = [], 0
+        while True:
+            end = min(start + self.window, len(ids))
+            out.append(_Chunk(doc, ids[start:end], list(range(start, end))))
+            if end == len(ids):
+                return out
+            start += step
+
+    def _run(self, chunks: list[_Chunk], batch_size: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Calibrated probabilities (C, 3) and per-chunk pooling weights over content tokens."""
+        tok = self.tokenizer
+        probs = torch.empty((len(chunks), len(LABELS)))
+        weights: list[torch.Tensor] = [torch.empty(0)] * len(chunks)
+        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].ids))  # length bucketing
+        with torch.inference_mode():
+            for s in range(0, len(order), batch_size):
+                idx = order[s : s + batch_size]
+                width = max(len(chunks[i].ids) for i in idx) + 2
+                ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+                attn = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    n = len(chunks[i].ids)
+                    ids[row, : n + 2] = torch.tensor([tok.cls_token_id, *chunks[i].ids, tok.sep_token_id])
+                    attn[row, : n + 2] = 1
+                pool = attn.bool().clone()
+                pool[:, 0] = False
+                pool[torch.arange(len(idx)), attn.sum(1) - 1] = False  # [SEP]
+                if self.device.type == "cuda":
+                    ids, attn, pool = (t.pin_memory().to(self.device, non_blocking=True) for t in (ids, attn, pool))
+                with self.amp:
+                    out = self.net(ids, attn, pool)
+                p = torch.softmax(out.logits.float() / self.config.temperature, dim=-1).cpu()
+                w = out.pooling_weights.float().cpu()
+                for row, i in enumerate(idx):
+                    probs[i] = p[row]
+                    weights[i] = w[row, 1 : len(chunks[i].ids) + 1]
+        return probs, weights
+
+    # -- words ----------------------------------------------------------------------------------------
+
+    @staticmethod
+    def merge_words(
+        text: str, offsets: list[tuple[int, int]], token_weights: list[float]
+    ) -> list[tuple[str, float, int, int]]:
+        """Merge word-pieces into words: (word, weight, start, end), pure punctuation dropped.
+
+        Pieces whose character spans touch form one word ("$AAPL", "5.5", "Nokia's"), except that
+        punctuation at a word's edges is split off (a trailing "," or a bracket), keeping a leading "$"
+        or "#" that introduces a cashtag or hashtag.
+        """
+        groups: list[list[int]] = []
+        for i, (start, end) in enumerate(offsets):
+            if end <= start:
+                continue
+            if groups and offsets[groups[-1][-1]][1] == start:
+                groups[-1].append(i)
+            else:
+                groups.append([i])
+
+        def is_punct(i: int) -> bool:
+            s, e = offsets[i]
+            return not any(ch.isalnum() for ch in text[s:e])
+
+        words = []
+        for g in groups:
+            lo, hi = 0, len(g)
+            while (
+                lo < hi
+                and is_punct(g[lo])
+                and not (
+                    text[offsets[g[lo]][0] : offsets[g[lo]][1]] in ("$", "#")
+                    and lo + 1 < hi
+                    and not is_punct(g[lo + 1])
+                )
+            ):
+                lo += 1
+            while hi > lo and is_punct(g[hi - 1]):
+                hi -= 1
+            if lo == hi:
+                continue
+            start, end = offsets[g[lo]][0], offsets[g[hi - 1]][1]
+            weight = sum(token_weights[i] for i in g[lo:hi])
+            words.append((text[start:end], weight, start, end))
+        return words
+
+    # -- public API -----------------------------------------------------------------------------------
+
+    def score(self, texts: list[str] | str, batch_size: int = 32, top_k: int = 5) -> list[ScoreResult]:
+        """Score a list of texts (or one text); raises ScoreInputError naming the first bad item."""
+        if isinstance(texts, str):
+            texts = [texts]
+        cleaned = [validate_text(t, i, self.max_chars) for i, t in enumerate(texts)]
+        all_ids, all_offsets = self._tokenize(cleaned)
+        chunks = [c for d, ids in enumerate(all_ids) for c in self._chunks(d, ids)]
+        probs, weights = self._run(chunks, batch_size)
+        by_doc: dict[int, list[int]] = {}
+        for ci, c in enumerate(chunks):
+            by_doc.setdefault(c.doc, []).append(ci)
+        results = []
+        for d in range(len(cleaned)):
+            cis = by_doc[d]
+            sizes = torch.tensor([len(chunks[ci].ids) for ci in cis], dtype=torch.float32)
+            share = sizes / sizes.sum()
+            p = (share[:, None] * probs[cis]).sum(0)
+            token_w = torch.zeros(len(all_ids[d]))
+            for s, ci in zip(share, cis, strict=True):
+                token_w[chunks[ci].token_index] += s * weights[ci]
+            k = int(p.argmax())
+            attributions = []
+            if top_k:
+                words = self.merge_words(texts[d], all_offsets[d], token_w.tolist())
+                ranked = sorted(words, key=lambda w: (-w[1], w[2]))[:top_k]
+                attributions = [Attribution(r + 1, w, float(wt), s, e) for r, (w, wt, s, e) in enumerate(ranked)]
+            results.append(
+                ScoreResult(
+                    label=LABELS[k],
+                    probabilities={name: float(p[j]) for j, name in enumerate(LABELS)},
+                    score=float(p[LABELS.index("positive")] - p[LABELS.index("negative")]),
+                    confidence=float(p[k]),
+                    attributions=attributions,
+                    model_version=self.version,
+                    n_chunks=len(cis),
+                    n_tokens=len(all_ids[d]),
+                )
+            )
+        return results

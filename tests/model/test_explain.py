@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from model.explain import METHODS, Explainer, faithfulness
+
+TEXT = "Operating profit fell to EUR 3.5 mn after weak demand in Russia"
+
+
+@pytest.fixture(scope="module")
+def explainer(checkpoint):
+    return Explainer(checkpoint, ig_steps=16)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_gives_words_with_offsets(explainer, method):
+    e = explainer.explain(TEXT, method=method, top_k=3)
+    assert e.label in ("negative", "neutral", "positive")
+    assert len(e.attributions) == 3
+    for a in e.attributions:
+        assert TEXT[a.start : a.end] == a.word
+    assert [a.weight for a in e.attributions] == sorted((a.weight for a in e.attributions), reverse=True)
+
+
+def test_pooling_explanation_is_what_the_scorer_stores(explainer):
+    stored = explainer.scorer.score([TEXT], top_k=5)[0].attributions
+    shown = explainer.explain(TEXT, method="pooling", top_k=5).attributions
+    assert [(a.word, a.start, a.end) for a in stored] == [(a.word, a.start, a.end) for a in shown]
+    assert [a.weight for a in stored] == pytest.approx([a.weight for a in shown], abs=1e-5)
+
+
+def test_pooling_and_rollout_weights_are_distributions(explainer):
+    for method in ("pooling", "rollout"):
+        _, weights, _ = explainer.token_weights(TEXT, method)
+        assert np.all(weights >= 0)
+        assert weights.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_unknown_method_is_named(explainer):
+    with pytest.raises(ValueError, match="unknown explanation method 'shap'"):
+        explainer.token_weights(TEXT, "shap")
+
+
+def test_faithfulness_beats_random_on_a_small_sample(explainer, checkpoint):
+    import csv
+
+    with open(checkpoint / "splits" / "phrasebank_allagree_test.csv", newline="", encoding="utf-8") as fh:
+        texts = [r["text"] for r in csv.DictReader(fh) if r["label"] != "neutral"][:20]
+    table = faithfulness(explainer, texts)
+    assert table["n"] >= 10
+    pooling, random = table["methods"]["pooling"], table["methods"]["random"]
+    assert pooling["comprehensiveness"] > random["comprehensiveness"]

@@ -1,0 +1,116 @@
+import csv
+
+import pytest
+
+from model.scorer import CHUNK_OVERLAP, Scorer, ScoreInputError
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_checkpoint):
+    return Scorer(tiny_checkpoint, device="cpu", precision="fp32")
+
+
+def words_of(scorer, text):
+    enc = scorer.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    n = len(enc["input_ids"])
+    return scorer.merge_words(text, enc["offset_mapping"], [1.0 / n] * n)
+
+
+def test_word_pieces_merge_into_words_with_offsets_into_the_original_text(tiny):
+    text = "Société Générale lifts $AAPL target to $150.5, sees 5.5% upside (NASDAQ:AAPL)!"
+    words = words_of(tiny, text)
+    assert [w for w, *_ in words] == [
+        "Société", "Générale", "lifts", "$AAPL", "target", "to", "$150.5", "sees", "5.5", "upside", "NASDAQ:AAPL",
+    ]
+    for word, _, start, end in words:
+        assert text[start:end] == word
+    # a word's weight is the sum of its pieces; punctuation-only pieces are dropped
+    tokens = tiny.tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert sum(w for _, w, *_ in words) < 1.0
+    assert len(tokens) > len(words)
+
+
+def test_hashtags_and_unicode_dashes(tiny):
+    text = "#earnings beat — shares up"
+    assert [w for w, *_ in words_of(tiny, text)] == ["#earnings", "beat", "shares", "up"]
+
+
+def test_result_fields_and_top_words(tiny):
+    (r,) = tiny.score(["Nokia shares jumped 12 % after strong quarterly results"], top_k=3)
+    assert r.label in ("negative", "neutral", "positive")
+    assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    assert r.score == pytest.approx(r.probabilities["positive"] - r.probabilities["negative"])
+    assert r.confidence == pytest.approx(max(r.probabilities.values()))
+    assert [a.rank for a in r.attributions] == [1, 2, 3]
+    assert r.attributions[0].weight >= r.attributions[1].weight >= r.attributions[2].weight
+    assert r.n_chunks == 1 and r.model_version.startswith("tiny-")
+
+
+def test_long_text_is_chunked_not_truncated(tiny):
+    window = tiny.window
+    text = " ".join(f"word{i % 7} profit" for i in range(200))
+    (r,) = tiny.score([text], top_k=10)
+    assert r.n_tokens > window
+    step = window - CHUNK_OVERLAP
+    assert r.n_chunks == 1 + -(-(r.n_tokens - window) // step)
+    assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    for a in r.attributions:
+        assert text[a.start : a.end] == a.word
+    # the tail of the text reaches the decision: an attended word may come from the last chunk
+    _, weights = tiny._run(tiny._chunks(0, tiny._tokenize([text])[0][0]), 8)
+    assert weights[-1].sum().item() == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (None, "text is None"),
+        (42, "must be a str, got int"),
+        (b"bytes", "must be a str, got bytes"),
+        ("", "empty"),
+        ("   \n\t ", "empty"),
+        ("\x00\x01\x02", "empty"),
+        ("x" * 1_000_000, "1,000,000 characters"),
+    ],
+)
+def test_bad_input_is_rejected_with_a_clear_message(tiny, bad, message):
+    with pytest.raises(ScoreInputError, match=message) as err:
+        tiny.score(["fine headline", bad])
+    assert "item 1" in str(err.value)
+
+
+def test_control_characters_are_blanked_and_offsets_still_index_the_original(tiny):
+    text = "Profit\x00 warning\x07 issued"
+    (r,) = tiny.score([text], top_k=3)
+    assert {text[a.start : a.end] for a in r.attributions} <= {"Profit", "warning", "issued"}
+
+
+def allagree_sample(checkpoint, n=200):
+    with open(checkpoint / "splits" / "phrasebank_allagree_test.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))[:n]
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+@pytest.mark.parametrize("which", ["scorer_fp32", "scorer_default"])
+def test_shipped_checkpoint_classifies_allagree_test_sentences(request, checkpoint, which):
+    scorer = request.getfixturevalue(which)
+    texts, labels = allagree_sample(checkpoint)
+    preds = [r.label for r in scorer.score(texts, top_k=0)]
+    accuracy = sum(p == y for p, y in zip(preds, labels, strict=True)) / len(labels)
+    assert accuracy >= 0.90, f"{scorer.precision}: accuracy {accuracy:.3f} on {len(labels)} AllAgree test sentences"
+
+
+def test_same_input_gives_the_same_output(scorer_default):
+    text = "Finnish Talentum reports its operating profit decreased to EUR 4.2 mn"
+    a, b = scorer_default.score([text, text])
+    (c,) = scorer_default.score([text])
+    assert a == b == c
+
+
+def test_batch_company_does_not_change_a_result(scorer_fp32):
+    text = "Componenta's net sales doubled to EUR 131 mn"
+    alone = scorer_fp32.score([text])[0]
+    together = scorer_fp32.score(["A", text, "A far longer sentence " * 8])[1]
+    assert alone.label == together.label
+    for k in alone.probabilities:
+        assert alone.probabilities[k] == pytest.approx(together.probabilities[k], abs=1e-4)

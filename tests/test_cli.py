@@ -1,0 +1,89 @@
+"""The real `finsent` command on real files in a temp dir (sqlite-utils style: no mocks)."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FINSENT = str(Path(sys.executable).parent / "finsent")
+
+
+def finsent(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([FINSENT, *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def sample_csv(tmp_path_factory, checkpoint) -> Path:
+    """120 rows of the shipped PhraseBank AllAgree test split, with renamed columns."""
+    with open(checkpoint / "splits" / "phrasebank_allagree_test.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))[:120]
+    path = tmp_path_factory.mktemp("eval") / "sample.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["headline", "gold"])
+        w.writerows([r["text"], r["label"]] for r in rows)
+    return path
+
+
+def test_evaluate_prints_metrics_and_json(sample_csv):
+    out = finsent("model", "evaluate", str(sample_csv), "--text-col", "headline", "--label-col", "gold", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert {"n", "accuracy", "macro_f1", "per_class", "confusion"} <= set(result)
+    assert result["n"] == 120
+    assert result["accuracy"] >= 0.9
+    assert sum(map(sum, result["confusion"])) == 120
+    assert set(result["per_class"]) == {"negative", "neutral", "positive"}
+
+    text = finsent("model", "evaluate", str(sample_csv), "--text-col", "headline", "--label-col", "gold")
+    assert text.returncode == 0, text.stderr
+    assert "macro-F1" in text.stdout and "confusion" in text.stdout
+    assert f"accuracy   {result['accuracy']:.4f}" in text.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        (None, [], "no such file"),
+        ("text,label\nok,positive\n", ["--label-col", "sentiment"], "no column 'sentiment'"),
+        ("text,label\nok,positive\nmeh,mixed\n", [], "unknown label 'mixed'"),
+    ],
+)
+def test_evaluate_bad_input_is_one_clear_line(tmp_path, content, args, message):
+    path = tmp_path / "in.csv"
+    if content is not None:
+        path.write_text(content)
+    out = finsent("model", "evaluate", str(path), *args)
+    assert out.returncode != 0
+    assert out.stderr.strip().count("\n") == 0, out.stderr
+    assert out.stderr.startswith("error: ") and message in out.stderr
+
+
+def test_explain_marks_the_attended_words():
+    text = "Shares of Nokia plunged after a profit warning"
+    out = finsent("model", "explain", text, "--top-k", "2")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("[[") == 2
+    assert "label negative" in out.stdout
+    js = finsent("model", "explain", text, "--method", "rollout", "--json")
+    result = json.loads(js.stdout)
+    assert result["method"] == "rollout"
+    for a in result["attributions"]:
+        assert text[a["start"] : a["end"]] == a["word"]
+
+
+def test_explain_rejects_empty_text_and_unknown_method():
+    out = finsent("model", "explain", "   ")
+    assert out.returncode == 1 and "empty" in out.stderr
+    out = finsent("model", "explain", "x", "--method", "lime")
+    assert out.returncode == 1 and "unknown method 'lime'" in out.stderr
+
+
+def test_info_shows_version_and_metrics(checkpoint):
+    out = finsent("model", "info")
+    assert out.returncode == 0, out.stderr
+    assert checkpoint.name in out.stdout
+    assert "phrasebank_50agree" in out.stdout
