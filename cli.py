@@ -20,6 +20,8 @@ SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 app = typer.Typer(name="finsent", help="Financial-news sentiment monitor.", no_args_is_help=True, add_completion=False)
 model_app = typer.Typer(help="Train, inspect, evaluate and explain the sentiment model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 CheckpointOpt = Annotated[
     Path | None, typer.Option("--checkpoint", help="Checkpoint directory (default: model/weights/DEFAULT).")
@@ -212,6 +214,32 @@ def model_evaluate(
         )
     else:
         typer.echo(f"model {scorer.version} ({scorer.device.type} {scorer.precision})\n{format_report(metrics)}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    database_url: Annotated[
+        str | None, typer.Option(help="Database URL (default: FINSENT_DATABASE_URL, else sqlite:///finsent.db).")
+    ] = None,
+) -> None:
+    """Create or migrate the database schema (alembic upgrade head); safe to run on every start."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.db import DatabaseURLError, current_revision, make_engine, upgrade
+    from core.settings import Settings, redact_url
+
+    url = database_url or Settings().database_url
+    try:
+        upgrade(url, revision)
+        engine = make_engine(url)
+        try:
+            now_at = current_revision(engine)
+        finally:
+            engine.dispose()
+    except (DatabaseURLError, SQLAlchemyError) as exc:
+        fail(f"{redact_url(url)}: {str(exc).splitlines()[0]}")
+    typer.echo(f"{redact_url(url)} at revision {now_at}")
 
 
 if __name__ == "__main__":

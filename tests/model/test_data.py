@@ -4,7 +4,9 @@ from model.data import evaluation_sets, load_phrasebank, make_splits, text_key
 def test_splits_are_deterministic_and_leak_free(shared_data):
     a = make_splits(shared_data, seed=13)
     b = make_splits(shared_data, seed=13)
-    assert {k: [e.text for e in v["test"]] for k, v in a.items()} == {k: [e.text for e in v["test"]] for k, v in b.items()}
+    texts_a = {k: [e.text for e in v["test"]] for k, v in a.items()}
+    texts_b = {k: [e.text for e in v["test"]] for k, v in b.items()}
+    assert texts_a == texts_b
     test_keys = {text_key(e.text) for s in a.values() for e in s["test"]}
     val_keys = {text_key(e.text) for s in a.values() for e in s["val"]}
     train_keys = {text_key(e.text) for s in a.values() for e in s["train"]}

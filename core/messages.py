@@ -1,0 +1,120 @@
+"""The `news.raw` message: one news item as UTF-8 JSON, what ingest publishes and outside producers may send."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# Kafka's default message.max.bytes is about 1 MB; a bigger value is not a news item, it is a mistake or an attack.
+MAX_MESSAGE_BYTES = 1_048_576
+MAX_TITLE_CHARS = 1_000
+MAX_TICKERS = 50
+
+
+class MessageError(ValueError):
+    """A `news.raw` value that cannot be decoded; the text names the field and the problem."""
+
+    def __init__(self, problem: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.field = field
+        self.problem = problem
+
+
+class NewsMessage(BaseModel):
+    """One news item. Unknown top-level keys are kept in `extras`, so a producer's own fields are never lost."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    v: Literal[1] = 1  # schema version; a breaking change gets a new number
+    source: str = Field(min_length=1, max_length=200)
+    title: str = Field(min_length=1, max_length=MAX_TITLE_CHARS)
+    body: str = ""
+    external_id: str | None = Field(None, max_length=512)
+    url: str | None = None
+    published_at: datetime | None = None  # missing: ingest falls back to the ingest time and flags the article
+    tickers: list[str] = Field(default_factory=list, max_length=MAX_TICKERS)
+    extras: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_extras(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = {name for name in cls.model_fields}
+        unknown = {k: v for k, v in data.items() if k not in known}
+        if not unknown:
+            return data
+        extras = data.get("extras", {})
+        if not isinstance(extras, dict):
+            return data  # let field validation name the problem
+        return {k: v for k, v in data.items() if k in known} | {"extras": unknown | extras}
+
+    @field_validator("published_at")
+    @classmethod
+    def _to_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        # A time without an offset is read as UTC (documented in the README): wire formats rarely mean local time.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @field_validator("tickers")
+    @classmethod
+    def _normalise_tickers(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for i, ticker in enumerate(value):
+            ticker = ticker.strip().upper()
+            if not ticker or len(ticker) > 16 or any(c.isspace() for c in ticker):
+                raise ValueError(f"item {i} {ticker!r} is not a ticker (1-16 characters, no spaces)")
+            if ticker not in out:
+                out.append(ticker)
+        return out
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = ".".join(str(part) for part in error["loc"]) or "message"
+    if error["type"] == "missing":
+        return f"{field}: missing (required)"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{field}: {message} (got {type(error['input']).__name__})"
+
+
+def decode(value: bytes | bytearray | memoryview | None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> NewsMessage:
+    """Parse one `news.raw` value; raises MessageError naming the field and the problem."""
+    if value is None or len(value) == 0:
+        raise MessageError("empty message (no value)")
+    if len(value) > max_bytes:
+        raise MessageError(f"message is {len(value):,} bytes, over the {max_bytes:,}-byte limit")
+    try:
+        text = bytes(value).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MessageError(f"invalid UTF-8 at byte {exc.start}: {exc.reason}") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise MessageError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except ValueError as exc:  # NaN / Infinity: not JSON, and not storable in every database
+        raise MessageError(f"malformed JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MessageError(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return NewsMessage.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        text = "; ".join(_describe(e) for e in errors[:5])
+        if len(errors) > 5:
+            text += f"; and {len(errors) - 5} more"
+        raise MessageError(text.removeprefix(f"{field}: ") if field else text, field=field) from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def encode(message: NewsMessage) -> bytes:
+    """The message as compact UTF-8 JSON (what decode reads back to an equal message)."""
+    return message.model_dump_json(exclude_defaults=False).encode("utf-8")

@@ -1,0 +1,190 @@
+"""The database schema: SQLAlchemy 2.0 models. Alembic (alembic/versions/) is the only thing that creates it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+    true,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names, so migrations can drop them by name on every backend (and batch mode on SQLite works).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+LABELS = ("negative", "neutral", "positive")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC and always returns aware UTC datetimes, also on SQLite (which keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            # Guessing the zone of a naive time is how news ends up an hour off; make the caller decide.
+            raise ValueError(f"naive datetime {value.isoformat()} given; pass a timezone-aware datetime")
+        value = value.astimezone(UTC)
+        # SQLite's DateTime would store the offset-less text anyway; strip it explicitly so every row is UTC.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Source(Base):
+    """A news source (an RSS feed, a folder of files, a Kafka producer) and its health."""
+
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    items_seen: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class Article(Base):
+    """One news item as ingested: text, times, and where it sits among near-duplicates."""
+
+    __tablename__ = "articles"
+    __table_args__ = (
+        UniqueConstraint("source_id", "external_id"),
+        Index("ix_articles_published_at", "published_at"),  # latest news (a b-tree serves DESC too)
+        Index("ix_articles_ingested_at", "ingested_at"),
+        Index("ix_articles_story_id", "story_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="RESTRICT"))
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    url: Mapped[str | None] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # True when the source gave no usable publication time and published_at is the ingest time instead.
+    published_at_fallback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    ingested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the normalised text
+    # Near-duplicates share a story: story_id is the id of the story's first article (its own id for that one).
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("articles.id", ondelete="SET NULL"))
+    is_first_of_story: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    similar_before: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # novelty
+
+
+class Mention(Base):
+    """A ticker an article is about."""
+
+    __tablename__ = "mentions"
+    __table_args__ = (
+        UniqueConstraint("article_id", "ticker"),
+        # Ticker over time without a join: published_at is copied from the article (it never changes after ingest).
+        Index("ix_mentions_ticker_published_at", "ticker", "published_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    ticker: Mapped[str] = mapped_column(String(16))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    relevance: Mapped[float] = mapped_column(Float, default=1.0, server_default=text("1.0"))
+    in_headline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class Score(Base):
+    """One model version's verdict on one article."""
+
+    __tablename__ = "scores"
+    __table_args__ = (
+        UniqueConstraint("article_id", "model_version"),
+        CheckConstraint("label IN ('negative', 'neutral', 'positive')", name="label"),
+        Index("ix_scores_scored_at", "scored_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    model_version: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str] = mapped_column(String(8))
+    p_negative: Mapped[float] = mapped_column(Float)
+    p_neutral: Mapped[float] = mapped_column(Float)
+    p_positive: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)  # p_positive - p_negative
+    confidence: Mapped[float] = mapped_column(Float)
+    n_chunks: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class Attribution(Base):
+    """A word that explains a score, with its weight and character offsets into the article text."""
+
+    __tablename__ = "attributions"
+    __table_args__ = (UniqueConstraint("score_id", "method", "rank"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    score_id: Mapped[int] = mapped_column(ForeignKey("scores.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(16))
+    rank: Mapped[int] = mapped_column(Integer)
+    word: Mapped[str] = mapped_column(Text)
+    weight: Mapped[float] = mapped_column(Float)
+    start: Mapped[int] = mapped_column(Integer)  # [start, end) in the scored text
+    end: Mapped[int] = mapped_column(Integer)
+
+
+class Reject(Base):
+    """An input that a stage refused, kept with its reason and the exact bytes so it can be replayed."""
+
+    __tablename__ = "rejects"
+    __table_args__ = (Index("ix_rejects_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(String(200))
+    topic: Mapped[str | None] = mapped_column(String(255))
+    partition: Mapped[int | None] = mapped_column(Integer)
+    offset: Mapped[int | None] = mapped_column(BigInteger)  # Kafka offsets outgrow 32 bits
+    # Bytes, not text: the payload may be invalid UTF-8, and that is often why it was rejected.
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

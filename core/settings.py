@@ -1,0 +1,53 @@
+"""Settings for every stage, read from the environment (prefix FINSENT_). Defaults need nothing installed."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ***, safe to log."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        # Not a URL SQLAlchemy can parse: say nothing about it rather than risk printing a secret.
+        return "<unparseable url>"
+
+
+class Settings(BaseSettings):
+    """Where the data lives and how messages travel; `FINSENT_<FIELD>` overrides each field."""
+
+    model_config = SettingsConfigDict(env_prefix="FINSENT_", extra="ignore")
+
+    # Storage. PostgreSQL: postgresql://user:password@host:5432/db (driven by psycopg 3).
+    database_url: str = "sqlite:///finsent.db"
+    sqlite_busy_timeout_ms: int = Field(5000, ge=0)
+
+    # Transport: `memory` runs every stage in one process; `kafka` talks to a broker.
+    transport: Literal["memory", "kafka"] = "memory"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_client_id: str = "finsent"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+
+    topic_raw: str = "news.raw"
+    topic_dlq: str = "news.dlq"
+    topic_partitions: int = Field(3, ge=1)
+    consumer_group: str = "finsent-model"
+
+    # A worker takes up to batch_max_size records, waiting at most batch_max_wait_s for the batch to fill.
+    batch_max_size: int = Field(32, ge=1)
+    batch_max_wait_s: float = Field(0.5, gt=0)
+
+    def __repr_args__(self):
+        # Never let a password reach a log line through repr(settings) or an exception message.
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "database_url" else value)
