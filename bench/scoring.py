@@ -29,8 +29,8 @@ import torch  # noqa: E402
 
 from model.evaluate import read_labelled_csv  # noqa: E402
 from model.network import NetworkConfig, SentimentNet  # noqa: E402
-from model.scorer import Scorer, default_checkpoint  # noqa: E402
-from model.train import cpu_has_bf16, save_checkpoint  # noqa: E402
+from model.scorer import Scorer, cpu_has_bf16, default_checkpoint  # noqa: E402
+from model.train import save_checkpoint  # noqa: E402
 
 NEWS = REPO.parent / "shared" / "data" / "news_stream"
 BATCH_SIZES = (1, 32, 256)
@@ -129,15 +129,20 @@ def main() -> None:
             row["ratio_same_opt"] = row["ours"][best] / row["finbert_size"][best]
             results["batch_sizes"][str(bs)] = row
 
-    print(f"\nmodel {ours.name}; accuracy on PhraseBank 50Agree test: "
-          + ", ".join(f"{p} {a:.4f}" for p, a in acc.items()) + f"; qualifying: {', '.join(qualifying)}")
+    print(
+        f"\nmodel {ours.name}; accuracy on PhraseBank 50Agree test: "
+        + ", ".join(f"{p} {a:.4f}" for p, a in acc.items())
+        + f"; qualifying: {', '.join(qualifying)}"
+    )
     header = f"{'batch':>5} | " + " | ".join(f"ours {p:>5}" for p in paths) + " | "
     header += " | ".join(f"FinBERT {p:>5}" for p in paths) + " | best  | ours/FinBERT fp32 | ours/FinBERT same opt"
     print(header)
     for bs, row in results["batch_sizes"].items():
         cells = [f"{row['ours'][p]:10.1f}" for p in paths] + [f"{row['finbert_size'][p]:13.1f}" for p in paths]
-        print(f"{bs:>5} | " + " | ".join(cells) + f" | {row['best_path']:<5} | {row['ratio_fp32']:17.2f}x"
-              f" | {row['ratio_same_opt']:20.2f}x")
+        print(
+            f"{bs:>5} | " + " | ".join(cells) + f" | {row['best_path']:<5} | {row['ratio_fp32']:17.2f}x"
+            f" | {row['ratio_same_opt']:20.2f}x"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

@@ -42,6 +42,7 @@ from model.data import (
 )
 from model.evaluate import classification_metrics, expected_calibration_error, fit_temperature
 from model.network import LABELS, SentimentNet
+from model.scorer import cpu_has_bf16
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -95,15 +96,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' asked for, but torch sees no CUDA GPU")
     return torch.device(name)
-
-
-def cpu_has_bf16() -> bool:
-    """True when this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX); else bf16 is slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def autocast_for(device: torch.device, bf16: str):

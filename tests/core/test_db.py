@@ -20,8 +20,9 @@ def add_article(session, *, content_hash: str = "h1", published_at: datetime = N
         source = Source(name="wire", kind="rss")
         session.add(source)
         session.flush()
-    article = Article(source_id=source.id, title="Nokia shares plunge", content_hash=content_hash,
-                      published_at=published_at)
+    article = Article(
+        source_id=source.id, title="Nokia shares plunge", content_hash=content_hash, published_at=published_at
+    )
     session.add(article)
     session.flush()
     return article
@@ -76,8 +77,16 @@ def test_constraints(migrated_engine):
         session.flush()
 
     def score(version: str) -> Score:
-        return Score(article_id=article_id, model_version=version, label="negative", p_negative=0.9,
-                     p_neutral=0.08, p_positive=0.02, score=-0.88, confidence=0.9)
+        return Score(
+            article_id=article_id,
+            model_version=version,
+            label="negative",
+            p_negative=0.9,
+            p_neutral=0.08,
+            p_positive=0.02,
+            score=-0.88,
+            confidence=0.9,
+        )
 
     with sessions.begin() as session:
         session.add(score("v1"))
@@ -96,8 +105,18 @@ def test_deleting_an_article_cascades(migrated_engine):
     with sessions.begin() as session:
         article = add_article(session)
         session.add(Mention(article_id=article.id, ticker="NOK", published_at=article.published_at, in_headline=True))
-        s = Score(article_id=article.id, model_version="v1", label="negative", p_negative=0.9, p_neutral=0.08,
-                  p_positive=0.02, score=-0.88, confidence=0.9, n_chunks=1, latency_ms=3.5)
+        s = Score(
+            article_id=article.id,
+            model_version="v1",
+            label="negative",
+            p_negative=0.9,
+            p_neutral=0.08,
+            p_positive=0.02,
+            score=-0.88,
+            confidence=0.9,
+            n_chunks=1,
+            latency_ms=3.5,
+        )
         session.add(s)
         session.flush()
         session.add(Attribution(score_id=s.id, method="pooling", rank=1, word="plunge", weight=0.4, start=13, end=19))
@@ -112,8 +131,16 @@ def test_reject_keeps_invalid_utf8_bytes(migrated_engine):
     payload = b'{"title": "caf\xe9"}\x00\xff'
     sessions = make_session_factory(migrated_engine)
     with sessions.begin() as session:
-        session.add(Reject(stage="model", reason="invalid UTF-8 at byte 13", topic="news.raw", partition=2,
-                           offset=2**40, payload=payload))
+        session.add(
+            Reject(
+                stage="model",
+                reason="invalid UTF-8 at byte 13",
+                topic="news.raw",
+                partition=2,
+                offset=2**40,
+                payload=payload,
+            )
+        )
     with sessions() as session:
         reject = session.scalars(sa.select(Reject)).one()
         assert reject.payload == payload and reject.offset == 2**40 and reject.created_at.tzinfo == UTC
