@@ -1,0 +1,158 @@
+"""Duplicate and story detection: exact duplicates by URL or (source, title key), near-duplicates by MinHash LSH.
+
+Near-duplicates are found across sources within a sliding time window; each group of similar items is a story
+whose id is the id of its first item. The state is memory only and can be rebuilt with `warm(...)` from stored
+rows, so a restarted worker assigns the same stories.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from datasketch import MinHash, MinHashLSH
+
+SEED = 1  # fixed so signatures, and therefore story assignment, are the same in every process
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True, slots=True)
+class DedupResult:
+    """What the deduplicator decided about one item."""
+
+    is_exact_duplicate: bool
+    duplicate_of: Hashable | None  # the earlier item this one repeats exactly
+    story_id: Hashable  # id of the first item of this item's story (its own id when it starts one)
+    is_first_of_story: bool
+    similar_before: int  # how many similar items in the window preceded it (novelty: 0 is new)
+
+
+@dataclass(slots=True)
+class _Entry:
+    item_id: Hashable
+    published_at: datetime
+    story_id: Hashable
+    url: str | None
+    exact_key: tuple[str, str] | None
+
+
+def shingles(text: str, size: int = 3) -> set[str]:
+    """Word n-gram shingles of casefolded text; texts shorter than `size` words give one shingle of all words."""
+    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+    if len(words) < size:
+        return {" ".join(words)} if words else set()
+    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+
+
+def _title_key(text: str) -> str:
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+class Deduplicator:
+    """Sliding-window exact and near-duplicate detector with stable story ids."""
+
+    def __init__(
+        self,
+        window: timedelta = timedelta(days=3),
+        threshold: float = 0.65,
+        *,
+        num_perm: int = 128,
+        shingle_size: int = 3,
+    ) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        if window <= timedelta(0):
+            raise ValueError(f"window must be positive, got {window}")
+        self.window = window
+        self.threshold = threshold
+        self.num_perm = num_perm
+        self.shingle_size = shingle_size
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self._entries: dict[Hashable, _Entry] = {}
+        self._hashes: dict[Hashable, MinHash] = {}
+        self._by_url: dict[str, Hashable] = {}
+        self._by_key: dict[tuple[str, str], Hashable] = {}
+        self._latest: datetime | None = None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _minhash(self, text: str) -> MinHash:
+        mh = MinHash(num_perm=self.num_perm, seed=SEED)
+        for shingle in sorted(shingles(text, self.shingle_size)):
+            mh.update(shingle.encode("utf-8"))
+        return mh
+
+    def _evict(self, now: datetime) -> None:
+        cutoff = now - self.window
+        for item_id in [i for i, e in self._entries.items() if e.published_at < cutoff]:
+            entry = self._entries.pop(item_id)
+            self._lsh.remove(item_id)
+            self._hashes.pop(item_id, None)
+            if entry.url and self._by_url.get(entry.url) == item_id:
+                del self._by_url[entry.url]
+            if entry.exact_key and self._by_key.get(entry.exact_key) == item_id:
+                del self._by_key[entry.exact_key]
+
+    def check(
+        self,
+        item_id: Hashable,
+        text: str,
+        published_at: datetime,
+        source: str,
+        url: str | None = None,
+        *,
+        title: str | None = None,
+    ) -> DedupResult:
+        """Classify one item and remember it; `text` is the headline plus lead, `title` (default: text) the headline."""
+        if item_id in self._entries:
+            raise ValueError(f"item_id {item_id!r} was already checked")
+        # Evict by the newest time seen, not this item's, so a late item cannot resurrect evicted stories.
+        self._latest = published_at if self._latest is None else max(self._latest, published_at)
+        self._evict(self._latest)
+        url = (url or "").strip() or None
+        key = _title_key(title if title is not None else text)
+        exact_key = (source, key) if key else None
+
+        duplicate_of = None
+        if url and url in self._by_url:
+            duplicate_of = self._by_url[url]
+        elif exact_key and exact_key in self._by_key:
+            duplicate_of = self._by_key[exact_key]
+
+        mh = self._minhash(text)
+        # Candidates from LSH are confirmed with the estimated Jaccard, so the threshold means what it says.
+        similar = [c for c in self._lsh.query(mh) if self._hashes[c].jaccard(mh) >= self.threshold]
+        if duplicate_of is not None and duplicate_of not in similar:
+            similar.append(duplicate_of)
+        if similar:
+            # The story is the one its earliest similar item belongs to; ties break on id order for determinism.
+            first = min(similar, key=lambda c: (self._entries[c].published_at, str(c)))
+            story_id = self._entries[first].story_id
+        else:
+            story_id = item_id
+
+        self._entries[item_id] = _Entry(item_id, published_at, story_id, url, exact_key)
+        self._hashes[item_id] = mh
+        self._lsh.insert(item_id, mh)
+        if url:
+            self._by_url.setdefault(url, item_id)
+        if exact_key:
+            self._by_key.setdefault(exact_key, item_id)
+        return DedupResult(
+            is_exact_duplicate=duplicate_of is not None,
+            duplicate_of=duplicate_of,
+            story_id=story_id,
+            is_first_of_story=story_id == item_id,
+            similar_before=len(similar),
+        )
+
+    def warm(self, items: Iterable[tuple[Hashable, str, datetime, str, str | None]]) -> int:
+        """Replay stored rows (item_id, text, published_at, source, url) in time order; returns how many were kept."""
+        ordered = sorted(items, key=lambda row: (row[2], str(row[0])))
+        for item_id, text, published_at, source, url in ordered:
+            self.check(item_id, text, published_at, source, url)
+        return len(self._entries)
