@@ -70,7 +70,9 @@ class Deduplicator:
         self.threshold = threshold
         self.num_perm = num_perm
         self.shingle_size = shingle_size
-        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        # Weighted towards recall: a missed candidate splits a story, while a false candidate is dropped by the
+        # Jaccard check in `check`, so it costs only a comparison.
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.05, 0.95))
         self._entries: dict[Hashable, _Entry] = {}
         self._hashes: dict[Hashable, MinHash] = {}
         self._by_url: dict[str, Hashable] = {}
