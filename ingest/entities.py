@@ -31,7 +31,7 @@ INDICES = ("S&P 500", "NASDAQ 100", "DOW JONES", "FTSE 100", "DAX")
 
 # Tickers that are ordinary English words (or read as one in headlines): never linked as bare text.
 WORD_TICKERS = frozenset(
-    "A ALL AN ARE AT BE BIG BY C CAT D DE DG ED EL F FAST FIX GE GO HAS HD IT J KEY L LOW MA MAN NEE NOW O ON "
+    "A ALL AN ARE AT BE BIG BY C CAT D DE DG ED EL F FAST FIX GO HAS HD IT J KEY L LOW MA MAN NEE NOW O ON "
     "ONE OR OUT PM Q SEE SO T TAP TEL V WELL WM WY XYZ".split()
 )
 
@@ -205,7 +205,16 @@ def dictionary() -> Dictionary:
             candidates.setdefault(alias, set()).add(ticker)
     names = {a: next(iter(t)) for a, t in candidates.items() if len(t) == 1 and a not in _BLOCKED_ALIASES}
     names.update({a: t for a, t in _EXTRA_ALIASES.items() if t in symbols})
-    alternation = "|".join(re.escape(a) for a in sorted(names, key=len, reverse=True))
+    # Multi-word names of companies outside the five indices still match, to link nothing: "Apple Hospitality"
+    # (S&P 600) must consume its words, or the shorter "Apple" inside it would link AAPL.
+    shields = {
+        alias
+        for stock in api.get_all_stocks()
+        if stock.get("symbol") not in stocks and stock.get("name")
+        for alias in _aliases(stock["name"])
+        if " " in alias and alias not in names
+    }
+    alternation = "|".join(re.escape(a) for a in sorted(set(names) | shields, key=len, reverse=True))
     pattern = re.compile(rf"(?<![\w&$.-])(?:{alternation})(?![\w&-])", re.IGNORECASE)
     return Dictionary(frozenset(symbols), by_exchange, names, pattern)
 
@@ -272,7 +281,7 @@ def _folded_aliases() -> dict[str, str]:
 
 
 def _lookup_alias(matched: str) -> str | None:
-    names = dictionary().names
+    names = dictionary().names  # a shield name is not in here, so it links nothing
     if matched in names:
         return matched
     return _folded_aliases().get(matched.casefold())
