@@ -1,0 +1,94 @@
+"""Deduplication: exact duplicates, near-duplicate stories across sources, window eviction, warm restart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ingest.dedup import Deduplicator, shingles
+
+T0 = datetime(2024, 6, 3, 9, tzinfo=UTC)
+A = "Apple shares jump after the iPhone maker reports record quarterly revenue and raises its dividend"
+A2 = "Apple shares jump after the iPhone maker reports record quarterly revenue and raises dividend again"
+B = "Oil prices slide as OPEC ministers fail to agree on production cuts at their Vienna meeting"
+
+
+def test_first_item_starts_a_story():
+    r = Deduplicator().check(1, A, T0, "reuters")
+    assert (r.is_exact_duplicate, r.duplicate_of, r.story_id, r.is_first_of_story, r.similar_before) == (
+        False,
+        None,
+        1,
+        True,
+        0,
+    )
+
+
+def test_same_url_is_exact_duplicate():
+    d = Deduplicator()
+    d.check(1, A, T0, "reuters", "https://x/1")
+    r = d.check(2, B, T0 + timedelta(minutes=1), "cnbc", "https://x/1")
+    assert r.is_exact_duplicate and r.duplicate_of == 1 and r.story_id == 1
+
+
+def test_same_title_same_source_is_exact_but_not_across_sources():
+    d = Deduplicator()
+    d.check(1, "Apple beats estimates", T0, "reuters")
+    r = d.check(2, "APPLE beats, estimates!", T0 + timedelta(hours=1), "reuters")
+    assert r.is_exact_duplicate and r.duplicate_of == 1
+    other = d.check(3, "Apple beats estimates", T0 + timedelta(hours=2), "cnbc")
+    assert not other.is_exact_duplicate and other.story_id == 1 and other.similar_before == 2
+
+
+def test_near_duplicate_across_sources_joins_story_and_counts_predecessors():
+    d = Deduplicator()
+    d.check("r1", A, T0, "reuters")
+    r2 = d.check("c1", A2, T0 + timedelta(hours=1), "cnbc")
+    r3 = d.check("b1", B, T0 + timedelta(hours=2), "bbc")
+    assert (r2.story_id, r2.is_first_of_story, r2.similar_before, r2.is_exact_duplicate) == ("r1", False, 1, False)
+    assert (r3.story_id, r3.is_first_of_story, r3.similar_before) == ("b1", True, 0)
+
+
+def test_window_evicts_old_items():
+    d = Deduplicator(window=timedelta(days=3))
+    d.check(1, A, T0, "reuters", "https://x/1")
+    r = d.check(2, A, T0 + timedelta(days=4), "reuters", "https://x/1")
+    assert not r.is_exact_duplicate and r.is_first_of_story and len(d) == 1
+
+
+def test_threshold_is_configurable():
+    loose, strict = Deduplicator(threshold=0.3), Deduplicator(threshold=0.95)
+    text_b = "Apple shares jump after the iPhone maker reports strong quarterly sales in China"
+    for d in (loose, strict):
+        d.check(1, A, T0, "a")
+    assert loose.check(2, text_b, T0, "b").story_id == 1
+    assert strict.check(2, text_b, T0, "b").story_id == 2
+
+
+def test_deterministic_and_warm_rebuilds_same_stories():
+    rows = [(i, text, T0 + timedelta(minutes=i), src, None) for i, (text, src) in enumerate([(A, "a"), (B, "b")])]
+    fresh = Deduplicator()
+    fresh.warm(reversed(rows))  # stored rows come back in any order
+    restarted = Deduplicator()
+    restarted.warm(rows)
+    later = T0 + timedelta(hours=1)
+    assert fresh.check(10, A2, later, "c") == restarted.check(10, A2, later, "c")
+    assert restarted.check(11, B + " today", later, "d").story_id == 1
+
+
+def test_repeated_item_id_and_bad_settings_rejected():
+    d = Deduplicator()
+    d.check(1, A, T0, "a")
+    with pytest.raises(ValueError):
+        d.check(1, A, T0, "a")
+    with pytest.raises(ValueError):
+        Deduplicator(threshold=1.5)
+    with pytest.raises(ValueError):
+        Deduplicator(window=timedelta(0))
+
+
+def test_shingles_short_and_empty_text():
+    assert shingles("") == set()
+    assert shingles("Apple up") == {"apple up"}
+    assert shingles("a b c d") == {"a b c", "b c d"}
