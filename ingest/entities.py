@@ -130,8 +130,8 @@ _PAREN = re.compile(r"\(([A-Z]{2,5}(?:\.[A-Z])?)\)")
 # Banks named as the analyst of a rating ("Goldman Sachs Raises Agilent PT", "... At Barclays") are not its subject.
 _BROKERS = frozenset({"GS", "MS", "JPM", "C", "WFC", "BAC", "BARC.L", "DBK.DE", "HSBA.L", "CBK.DE", "RJF", "SCHW"})
 _BROKER_AFTER = re.compile(
-    r"\s+(?:raises|lowers|cuts|maintains|upgrades|downgrades|initiates|reiterates|assumes|resumes|boosts|reinstates|"
-    r"adjusts|starts|keeps|says|sees|likes|downgraded|upgraded)\b",
+    r"(?:'s?)?\s+(?:analysts?\s+)?(?:rais|lower|cut|maintain|upgrad|downgrad|initiat|reiterat|assum|resum|boost|"
+    r"reinstat|adjust|start|keep|says|sees|likes|reduc|trim|set)\w*\b",
     re.IGNORECASE,
 )
 _BROKER_BEFORE = re.compile(r"(?:\b(?:at|by|from|per|according to)|'s analyst)\s+$", re.IGNORECASE)
@@ -171,6 +171,7 @@ def _aliases(name: str) -> set[str]:
     short = _GENERIC_TAIL.sub("", stripped).strip(" ,")
     if short != stripped and len(short) >= 3:
         out.add(short)
+        _CASE_SENSITIVE.add(short)
     return {a for a in out if len(a) >= 2}
 
 
@@ -178,8 +179,15 @@ def _canonical(symbol: str) -> str:
     return _PRIMARY.get(symbol, symbol)
 
 
+# Aliases cut down from a longer name ("Babcock" from "Babcock International") are only trusted in their own case:
+# in ALL-CAPS text they collide with other companies ("DEUTSCHE BABCOCK").
+_CASE_SENSITIVE: set[str] = set()
+
+
 def _case_insensitive(alias: str) -> bool:
     # Long or multi-word names are safe to match in ALL-CAPS headlines (Reuters); short ones are not.
+    if alias in _CASE_SENSITIVE:
+        return False
     return len(alias) >= 7 or (" " in alias and len(alias) >= 5)
 
 

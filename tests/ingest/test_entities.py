@@ -46,11 +46,16 @@ def test_names_longest_match_and_word_boundaries():
 def test_short_names_are_case_sensitive_long_names_are_not():
     assert tickers("GENERAL MOTORS CUTS OUTPUT") == {"GM"}
     assert tickers("the ibm of tea") == set()
+    assert tickers("DEUTSCHE BABCOCK RIGHTS ISSUE") == set()  # "Babcock" is cut from a longer name: own case only
+    assert tickers("Babcock wins navy deal") == {"BAB.L"}
 
 
 def test_broker_is_not_the_subject_of_a_rating():
     assert tickers("Goldman Sachs Raises Price Target On Agilent Technologies To $80") == {"A"}
     assert tickers("Ambev falls; analysts at Bank of America downgraded the stock") == set()
+    assert tickers("UPDATE: J.P. Morgan Lowering Price Target On Agilent Technologies") == {"A"}
+    assert tickers("Citi Analysts Initiate Barrick Gold At Buy") == set()
+    assert tickers("Bank of America Reduces AllianceBernstein to Underperform") == set()
     assert tickers("Goldman Sachs profit jumps") == {"GS"}
 
 
