@@ -77,19 +77,23 @@ class NormalizedItem:
 
 def symbol_tags(text: str) -> list[re.Match[str]]:
     """The `<XYZ>` symbol markers in text: upper-case, not a void HTML tag, and not closed like an element."""
-    out = []
-    for m in _SYMBOL_TAG.finditer(text):
-        name = m.group(1).lower()
-        if name in _VOID_TAGS:
-            continue
-        if name in _HTML_TAGS and re.search(rf"</\s*{re.escape(name)}\s*>", text, re.IGNORECASE):
-            continue
-        out.append(m)
-    return out
+    return [m for m in _SYMBOL_TAG.finditer(text) if not _is_markup(m.group(1), text)]
+
+
+# Reuters also brackets unlisted company names ("<CONSOLIDATED PLANTATIONS BHD>"); real tags have no spaces
+# without an "=", so an upper-case bracket of words is text too.
+_NAME_MARK = re.compile(r"<([A-Z0-9][A-Z0-9 .,&'()\-/]*)>")
+
+
+def _is_markup(name: str, text: str) -> bool:
+    name = name.lower()
+    if name in _VOID_TAGS:
+        return True
+    return name in _HTML_TAGS and re.search(rf"</\s*{re.escape(name)}\s*>", text, re.IGNORECASE) is not None
 
 
 def _protect_symbols(text: str) -> str:
-    marks = symbol_tags(text)
+    marks = [m for m in _NAME_MARK.finditer(text) if not _is_markup(m.group(1).split(" ")[0], text)]
     for m in reversed(marks):
         text = f"{text[: m.start()]}&lt;{m.group(1)}&gt;{text[m.end() :]}"
     return text

@@ -46,6 +46,8 @@ def test_reuters_symbols_survive_html_cleanup():
     assert clean_text("STANDARD OIL <SRD> TO FORM <b>UNIT</b>") == "STANDARD OIL <SRD> TO FORM UNIT"
     assert clean_text("USAIR <U> CLEARED") == "USAIR <U> CLEARED"
     assert clean_text("<u>under</u> line") == "under line"
+    assert clean_text("<CONSOLIDATED PLANTATIONS BHD>") == "<CONSOLIDATED PLANTATIONS BHD>"
+    assert clean_text("<FONT SIZE=2>x</FONT> <BR> <P>y</P>") == "x y"
 
 
 def test_iso_and_rfc2822_to_utc():
