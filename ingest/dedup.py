@@ -7,11 +7,13 @@ rows, so a restarted worker assigns the same stories.
 
 from __future__ import annotations
 
+import heapq
 import re
 import unicodedata
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from datasketch import MinHash, MinHashLSH
 
@@ -78,19 +80,22 @@ class Deduplicator:
         self._by_url: dict[str, Hashable] = {}
         self._by_key: dict[tuple[str, str], Hashable] = {}
         self._latest: datetime | None = None
+        self._by_time: list[tuple[datetime, int, Hashable]] = []
+        self._seq = 0  # tie-breaker, so the heap never compares item ids of different types
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _minhash(self, text: str) -> MinHash:
         mh = MinHash(num_perm=self.num_perm, seed=SEED)
-        for shingle in sorted(shingles(text, self.shingle_size)):
-            mh.update(shingle.encode("utf-8"))
+        mh.update_batch([shingle.encode("utf-8") for shingle in sorted(shingles(text, self.shingle_size))])
         return mh
 
     def _evict(self, now: datetime) -> None:
         cutoff = now - self.window
-        for item_id in [i for i, e in self._entries.items() if e.published_at < cutoff]:
+        # A heap ordered by time makes eviction O(log n) per item instead of a scan of the whole window.
+        while self._by_time and self._by_time[0][0] < cutoff:
+            _, _, item_id = heapq.heappop(self._by_time)
             entry = self._entries.pop(item_id)
             self._lsh.remove(item_id)
             self._hashes.pop(item_id, None)
@@ -140,6 +145,8 @@ class Deduplicator:
         self._entries[item_id] = _Entry(item_id, published_at, story_id, url, exact_key)
         self._hashes[item_id] = mh
         self._lsh.insert(item_id, mh)
+        heapq.heappush(self._by_time, (published_at, self._seq, item_id))
+        self._seq += 1
         if url:
             self._by_url.setdefault(url, item_id)
         if exact_key:
@@ -152,9 +159,12 @@ class Deduplicator:
             similar_before=len(similar),
         )
 
-    def warm(self, items: Iterable[tuple[Hashable, str, datetime, str, str | None]]) -> int:
-        """Replay stored rows (item_id, text, published_at, source, url) in time order; returns how many were kept."""
+    def warm(self, items: Iterable[tuple[Any, ...]]) -> int:
+        """Replay stored rows (item_id, text, published_at, source, url[, title]) in time order; returns window size.
+
+        Pass the same text (and title) that `check` got, or restored story ids may differ.
+        """
         ordered = sorted(items, key=lambda row: (row[2], str(row[0])))
-        for item_id, text, published_at, source, url in ordered:
-            self.check(item_id, text, published_at, source, url)
+        for item_id, text, published_at, source, url, *rest in ordered:
+            self.check(item_id, text, published_at, source, url, title=rest[0] if rest else None)
         return len(self._entries)

@@ -92,3 +92,11 @@ def test_shingles_short_and_empty_text():
     assert shingles("") == set()
     assert shingles("Apple up") == {"apple up"}
     assert shingles("a b c d") == {"a b c", "b c d"}
+
+
+def test_warm_with_titles_restores_exact_duplicate_detection():
+    d = Deduplicator()
+    d.warm([("a", "Apple beats estimates. Shares rise in late trading", T0, "reuters", None, "Apple beats estimates")])
+    lead = "Apple beats estimates. A different lead entirely here"
+    r = d.check("b", lead, T0, "reuters", title="APPLE beats estimates")
+    assert r.is_exact_duplicate and r.duplicate_of == "a"
