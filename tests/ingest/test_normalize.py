@@ -96,6 +96,11 @@ def test_ten_megabyte_body_truncated_and_flagged():
     assert item(body="short").body_truncated is False
 
 
+def test_ten_megabyte_html_body_is_cut_before_parsing():
+    out = item(body="<p>Apple &amp; co<script>x()</script></p>" * 250_000)
+    assert out.body_truncated is True and "x()" not in out.body and out.body.startswith("Apple & co Apple")
+
+
 def test_content_hash_and_title_key():
     a = item(title="Apple  beats <b>estimates</b>", body="x")
     b = item(title="Apple beats estimates", body="x", source="other")
