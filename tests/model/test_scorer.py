@@ -2,7 +2,7 @@ import csv
 
 import pytest
 
-from model.scorer import CHUNK_OVERLAP, ScoreInputError, Scorer
+from model.scorer import ScoreInputError, Scorer
 
 
 @pytest.fixture(scope="module")
