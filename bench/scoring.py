@@ -17,7 +17,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,6 +26,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
+from model.card import sentences_per_second  # noqa: E402
 from model.evaluate import read_labelled_csv  # noqa: E402
 from model.network import NetworkConfig, SentimentNet  # noqa: E402
 from model.scorer import Scorer, cpu_has_bf16, default_checkpoint  # noqa: E402
@@ -62,18 +62,6 @@ def finbert_size_checkpoint(ours: Path, into: Path) -> Path:
     net = SentimentNet(NetworkConfig(encoder=encoder, max_length=cfg["max_length"]))
     _, path = save_checkpoint(net, AutoTokenizer.from_pretrained(str(ours)), into, "finbert-size")
     return path
-
-
-def throughput(scorer: Scorer, texts: list[str], batch_size: int, repeats: int) -> float:
-    """Median sentences/s of scoring `texts` in batches of batch_size (top-5 words included)."""
-    scorer.score(texts[: max(batch_size, 8)], batch_size=batch_size)  # warm-up
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for s in range(0, len(texts), batch_size):
-            scorer.score(texts[s : s + batch_size], batch_size=batch_size, top_k=5)
-        rates.append(len(texts) / (time.perf_counter() - start))
-    return statistics.median(rates)
 
 
 def accuracy(scorer: Scorer, split: Path) -> float:
@@ -121,7 +109,7 @@ def main() -> None:
         for bs in BATCH_SIZES:
             row = {"ours": {}, "finbert_size": {}}
             for (model, p), scorer in scorers.items():
-                row[model][p] = throughput(scorer, texts[: counts[bs]], bs, args.repeats)
+                row[model][p] = sentences_per_second(scorer, texts[: counts[bs]], bs, args.repeats)
                 print(f"  batch {bs:>3} {model:<12} {p:<5} {row[model][p]:8.1f} sentences/s", flush=True)
             best = max(qualifying, key=lambda p: row["ours"][p])
             row["best_path"] = best
