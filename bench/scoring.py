@@ -26,7 +26,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-from model.card import sentences_per_second  # noqa: E402
+from model.card import MAX_ACCURACY_LOSS, sentences_per_second  # noqa: E402
 from model.evaluate import read_labelled_csv  # noqa: E402
 from model.network import NetworkConfig, SentimentNet  # noqa: E402
 from model.scorer import Scorer, cpu_has_bf16, default_checkpoint  # noqa: E402
@@ -34,7 +34,6 @@ from model.train import save_checkpoint  # noqa: E402
 
 NEWS = REPO.parent / "shared" / "data" / "news_stream"
 BATCH_SIZES = (1, 32, 256)
-QUALIFY = 0.005  # a path qualifies when it is within 0.5 accuracy point of our best path
 
 
 def headlines(n: int) -> list[str]:
@@ -105,7 +104,7 @@ def main() -> None:
         for p in paths:
             results["accuracy_phrasebank_50agree_test"][p] = accuracy(scorers[("ours", p)], split)
         acc = results["accuracy_phrasebank_50agree_test"]
-        qualifying = [p for p in paths if acc[p] >= max(acc.values()) - QUALIFY]
+        qualifying = [p for p in paths if acc[p] >= max(acc.values()) - MAX_ACCURACY_LOSS]
         for bs in BATCH_SIZES:
             row = {"ours": {}, "finbert_size": {}}
             for (model, p), scorer in scorers.items():

@@ -12,7 +12,7 @@ from model.evaluate import evaluate_texts, read_labelled_csv
 from model.network import LABELS
 from model.scorer import Scorer, cpu_has_bf16
 
-INT8_MAX_LOSS = 0.005  # a faster path may cost at most 0.5 accuracy point to be the CPU default
+MAX_ACCURACY_LOSS = 0.005  # a faster path may cost at most 0.5 accuracy point to be the CPU default
 MAIN_SPLITS = ("phrasebank_50agree", "twitter")  # the large splits; the others are subsets or have < 500 rows
 
 
@@ -43,16 +43,16 @@ def sentences_per_second(scorer: Scorer, texts: list[str], batch_size: int = 32,
 
 
 def choose_cpu_default(metrics: dict, speed: dict) -> dict:
-    """The fastest path that loses at most INT8_MAX_LOSS accuracy against fp32 on each main split."""
+    """The fastest path that loses at most MAX_ACCURACY_LOSS accuracy against fp32 on each main split."""
     loss = {p: max(metrics["fp32"][n]["accuracy"] - metrics[p][n]["accuracy"] for n in MAIN_SPLITS) for p in metrics}
-    qualifying = [p for p in metrics if loss[p] <= INT8_MAX_LOSS]
+    qualifying = [p for p in metrics if loss[p] <= MAX_ACCURACY_LOSS]
     fastest = max(qualifying, key=lambda p: speed[p])
     fallback = max((p for p in qualifying if p != "bf16"), key=lambda p: speed[p])
     return {
         "cpu_default": fastest,
         "cpu_fallback": fallback,
         "cuda_default": "bf16",
-        "rule": f"the fastest CPU path (batch 32) whose accuracy is within {INT8_MAX_LOSS:.3f} of fp32 on "
+        "rule": f"the fastest CPU path (batch 32) whose accuracy is within {MAX_ACCURACY_LOSS:.3f} of fp32 on "
         f"{' and '.join(MAIN_SPLITS)}; cpu_fallback is used on CPUs without native bf16",
         "paths": {p: {"max_accuracy_loss": loss[p], "sentences_per_s_batch32": speed[p]} for p in metrics},
     }

@@ -8,9 +8,9 @@ Paths:
 Long texts are never silently truncated. A text whose word-pieces do not fit one window (max_length - 2) is
 cut into overlapping chunks (overlap `CHUNK_OVERLAP` word-pieces, at most a quarter of the window). The
 document's probabilities are the mean of the chunks' calibrated probabilities weighted by each chunk's
-share of word-pieces, and a token's
-weight is the sum, over the chunks that hold it, of chunk share × its pooling weight in that chunk; so
-the document's token weights still sum to 1 and still describe exactly what produced the probabilities.
+share of word-pieces, and a token's weight is the sum, over the chunks that hold it, of chunk share × its
+pooling weight in that chunk; so the document's token weights still sum to 1 and still describe exactly
+what produced the probabilities.
 """
 
 from __future__ import annotations
