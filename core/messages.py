@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -118,3 +119,16 @@ def _reject_constant(name: str) -> Any:
 def encode(message: NewsMessage) -> bytes:
     """The message as compact UTF-8 JSON (what decode reads back to an equal message)."""
     return message.model_dump_json(exclude_defaults=False).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One input message, from a topic or a file, with where it came from."""
+
+    value: bytes | None
+    origin: str  # "news.raw:2:118" or "file.csv:17": names the input in logs and rejects
+    key: bytes | None = None
+    topic: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    published_ms: int | None = None  # when it was published to the topic (end-to-end latency)

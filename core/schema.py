@@ -176,7 +176,7 @@ class Reject(Base):
     """An input that a stage refused, kept with its reason and the exact bytes so it can be replayed."""
 
     __tablename__ = "rejects"
-    __table_args__ = (Index("ix_rejects_created_at", "created_at"),)
+    __table_args__ = (Index("ix_rejects_created_at", "created_at"), UniqueConstraint("origin"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     stage: Mapped[str] = mapped_column(String(32))
@@ -188,3 +188,21 @@ class Reject(Base):
     # Bytes, not text: the payload may be invalid UTF-8, and that is often why it was rejected.
     payload: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Where the input was: "news.raw:2:118" (topic:partition:offset) or "file.csv:17"; unique, so an input that is
+    # delivered again after a crash, or a file backfilled twice, is counted once.
+    origin: Mapped[str | None] = mapped_column(String(1024))
+
+
+class BackfillProgress(Base):
+    """How far a backfill got through one file, so an interrupted run resumes where it stopped."""
+
+    __tablename__ = "backfill_progress"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_sha256: Mapped[str] = mapped_column(String(64), unique=True)  # the content, not the path: moves are fine
+    path: Mapped[str] = mapped_column(Text)
+    rows_done: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

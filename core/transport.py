@@ -31,6 +31,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp_ms: int | None = None  # when the message was published (Kafka CreateTime), for end-to-end latency
 
 
 class TransportError(RuntimeError):
@@ -101,7 +102,7 @@ class MemoryBroker:
 
     def __init__(self, default_partitions: int = 3) -> None:
         self.default_partitions = default_partitions
-        self._logs: dict[str, list[list[tuple[bytes | None, bytes]]]] = {}
+        self._logs: dict[str, list[list[tuple[bytes | None, bytes, int]]]] = {}
         self._groups: dict[str, _Group] = {}
         self._round_robin = itertools.count()
         self._member_ids = itertools.count(1)
@@ -122,14 +123,14 @@ class MemoryBroker:
         with self.changed:
             log_ = self._logs.setdefault(topic, [[] for _ in range(self.default_partitions)])
             partition = partition_for(key, len(log_), self._round_robin)
-            log_[partition].append((key, value))
+            log_[partition].append((key, value, time.time_ns() // 1_000_000))
             self.changed.notify_all()
             return partition, len(log_[partition]) - 1
 
     def read(self, topic: str, partition: int, offset: int, limit: int) -> list[Record]:
         """Up to `limit` records of one partition from `offset` on (call with the lock held)."""
         entries = self._logs[topic][partition][offset : offset + limit]
-        return [Record(topic, partition, offset + i, k, v) for i, (k, v) in enumerate(entries)]
+        return [Record(topic, partition, offset + i, k, v, ts) for i, (k, v, ts) in enumerate(entries)]
 
     def highwater(self, topic: str, partition: int) -> int:
         """The offset the next message of this partition will get."""
@@ -382,7 +383,7 @@ class KafkaTransport:
         except KafkaError as exc:
             raise TransportError(f"polling from {self.bootstrap}: {exc}") from exc
         return [
-            Record(tp.topic, tp.partition, m.offset, m.key, m.value)
+            Record(tp.topic, tp.partition, m.offset, m.key, m.value, m.timestamp if m.timestamp >= 0 else None)
             for tp, messages in sorted(batches.items())
             for m in messages
         ]

@@ -104,6 +104,17 @@ class Deduplicator:
             if entry.exact_key and self._by_key.get(entry.exact_key) == item_id:
                 del self._by_key[entry.exact_key]
 
+    def exact_duplicate(self, source: str, title: str, url: str | None = None) -> Hashable | None:
+        """The item in the window that this one would repeat exactly (same URL, or same title from the source)."""
+        url = (url or "").strip() or None
+        if url and url in self._by_url:
+            return self._by_url[url]
+        key = _title_key(title)
+        return self._by_key.get((source, key)) if key else None
+
+    def __contains__(self, item_id: Hashable) -> bool:
+        return item_id in self._entries
+
     def check(
         self,
         item_id: Hashable,

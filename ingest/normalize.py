@@ -133,9 +133,13 @@ def title_key(title: str) -> str:
     return _PUNCT_OR_SPACE.sub(" ", folded).strip()
 
 
-def content_hash(title: str, body: str) -> str:
-    """sha256 hex of the normalised title and body (a NUL separates them so fields cannot run together)."""
-    return hashlib.sha256(f"{title}\x00{body}".encode()).hexdigest()
+def content_hash(source: str, title: str, body: str) -> str:
+    """sha256 hex of source, normalised title and body (NULs separate them so fields cannot run together).
+
+    The source is part of it: the same text from one source twice is an exact duplicate (stored once), while
+    the same wire story carried by two outlets is two articles of one story (counted once by the monitor).
+    """
+    return hashlib.sha256(f"{source}\x00{title}\x00{body}".encode()).hexdigest()
 
 
 def parse_time(value: str | datetime | None, *, now: datetime) -> tuple[datetime, bool]:
@@ -203,7 +207,7 @@ def normalize(
         published_at=when,
         url=clean_url,
         source=clean_source,
-        content_hash=content_hash(clean_title, clean_body),
+        content_hash=content_hash(clean_source, clean_title, clean_body),
         title_key=title_key(clean_title),
         time_fallback=fell_back,
         body_truncated=body_truncated,

@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from core.db import current_revision, downgrade, make_engine, upgrade
 from core.schema import Base
 
-TABLES = {"sources", "articles", "mentions", "scores", "attributions", "rejects"}
+TABLES = {"sources", "articles", "mentions", "scores", "attributions", "rejects", "backfill_progress"}
 
 
 def diff(engine: sa.Engine, metadata: sa.MetaData) -> list:

@@ -1,0 +1,275 @@
+"""The one path every news item takes before scoring: decode → normalise → exact dedup → link tickers,
+and after scoring: store the article with its story (near-duplicates) and mentions.
+
+The live scoring worker and the backfill both call `Pipeline.admit` and `Pipeline.store_articles`, so years of
+history are treated exactly like the stream. Exact duplicates (same content from the same source, same
+external id, same URL, or same normalised title from the same source within the dedup window) are skipped and
+counted, never stored twice; that is also what makes a message delivered again after a crash harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.orm import Session
+
+from core.messages import Envelope, MessageError, NewsMessage, decode
+from core.rejects import Rejection
+from core.schema import Article, Mention, Source
+from ingest.dedup import Deduplicator
+from ingest.entities import Mention as LinkedTicker
+from ingest.entities import link
+from ingest.normalize import NormalizedItem, NormalizeError, normalize
+
+log = logging.getLogger(__name__)
+
+LEAD_CHARS = 300  # near-duplicate detection compares the headline plus the start of the body
+
+
+@dataclass(slots=True)
+class Admitted:
+    """An item that passed every check and is ready to score."""
+
+    envelope: Envelope
+    message: NewsMessage
+    item: NormalizedItem
+    tickers: list[LinkedTicker]
+    external_id: str | None
+
+    @property
+    def text(self) -> str:
+        """What the model scores: the headline (attribution offsets index into it)."""
+        return scoring_text(self.item.title, self.item.body)
+
+
+def scoring_text(title: str, body: str) -> str:
+    """The text a model scores for an article: the headline, the unit the model was trained on.
+
+    The body is used for dedup and ticker linking; scoring it would let a long wire story's boilerplate outvote
+    its headline, and make latency depend on article length. Rescoring uses this same function.
+    """
+    return title
+
+
+@dataclass(slots=True)
+class Admission:
+    """What `admit` decided about a batch."""
+
+    admitted: list[Admitted] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    duplicates: list[tuple[Envelope, str]] = field(default_factory=list)  # (input, why it is a duplicate)
+
+
+def _lead(item: NormalizedItem) -> str:
+    return f"{item.title} {item.body[:LEAD_CHARS]}".strip()
+
+
+class Pipeline:
+    """Stateful only in its dedup window (rebuilt from the database on start and kept in sync with it)."""
+
+    def __init__(self, *, dedup_window: timedelta = timedelta(days=3), threshold: float = 0.65) -> None:
+        self.window = dedup_window
+        self.threshold = threshold
+        self.dedup = Deduplicator(dedup_window, threshold)
+        self._synced_id = 0  # highest article id the dedup window has seen
+        self._source_ids: dict[str, int] = {}
+
+    # ------------------------------------------------------------------------------------------- dedup state
+
+    def reset(self) -> None:
+        """Forget the in-memory window (after a failed transaction); the next `sync` rebuilds it."""
+        self.dedup = Deduplicator(self.window, self.threshold)
+        self._synced_id = 0
+        self._source_ids.clear()
+
+    def sync(self, session: Session) -> int:
+        """Bring the dedup window up to date with articles stored since the last sync (by any worker)."""
+        query = select(Article.id, Article.title, Article.body, Article.published_at, Source.name, Article.url).join(
+            Source, Source.id == Article.source_id
+        )
+        if self._synced_id == 0:  # first sync: the window before the newest stored article
+            newest = session.scalar(select(func.max(Article.published_at)))
+            if newest is None:
+                return 0
+            query = query.where(Article.published_at >= newest - self.window)
+        else:
+            query = query.where(Article.id > self._synced_id)
+        fresh = []
+        for article_id, title, body, published_at, source, url in session.execute(query.order_by(Article.id)):
+            self._synced_id = max(self._synced_id, article_id)
+            if article_id not in self.dedup:
+                fresh.append((article_id, f"{title} {body[:LEAD_CHARS]}".strip(), published_at, source, url, title))
+        self._synced_id = max(self._synced_id, session.scalar(select(func.max(Article.id))) or 0)
+        return self.dedup.warm(fresh)
+
+    # --------------------------------------------------------------------------------------------- admission
+
+    def admit(self, session: Session, envelopes: Sequence[Envelope], now: datetime | None = None) -> Admission:
+        """Decode, normalise, drop exact duplicates (against the batch, the window and the database), link tickers."""
+        now = now or datetime.now(UTC)
+        self.sync(session)
+        out = Admission()
+        candidates: list[Admitted] = []
+        for env in envelopes:
+            try:
+                message = decode(env.value)
+            except MessageError as exc:
+                out.rejected.append(_reject(env, "decode", str(exc)))
+                continue
+            try:
+                item = normalize(
+                    title=message.title,
+                    body=message.body,
+                    published_at=message.published_at,
+                    url=message.url,
+                    source=message.source,
+                    now=now,
+                )
+            except NormalizeError as exc:
+                out.rejected.append(_reject(env, "normalize", str(exc), source=message.source))
+                continue
+            candidates.append(Admitted(env, message, item, [], message.external_id))
+
+        # Exact duplicates already stored: by content hash, (source, external id) or URL.
+        hashes = {c.item.content_hash for c in candidates}
+        stored_hashes = _existing(session, Article.content_hash, hashes)
+        urls = {c.item.url for c in candidates if c.item.url}
+        stored_urls = _existing(session, Article.url, urls)
+        ext_pairs = {(c.item.source, c.external_id) for c in candidates if c.external_id}
+        stored_ext: set[tuple[str, str]] = set()
+        if ext_pairs:
+            pairs = list(ext_pairs)
+            for start in range(0, len(pairs), 400):
+                chunk = pairs[start : start + 400]
+                stored_ext.update(
+                    (name, ext)
+                    for name, ext in session.execute(
+                        select(Source.name, Article.external_id)
+                        .join(Source, Source.id == Article.source_id)
+                        .where(tuple_(Source.name, Article.external_id).in_(chunk))
+                    )
+                )
+
+        seen_hash: set[str] = set()
+        seen_url: set[str] = set()
+        seen_ext: set[tuple[str, str]] = set()
+        seen_title: set[tuple[str, str]] = set()
+        for c in candidates:
+            item = c.item
+            ext = (item.source, c.external_id) if c.external_id else None
+            why = None
+            if item.content_hash in stored_hashes or item.content_hash in seen_hash:
+                why = "same source, title and body as a stored article"
+            elif ext and (ext in stored_ext or ext in seen_ext):
+                why = f"external id {c.external_id!r} of source {item.source!r} already stored"
+            elif item.url and (item.url in stored_urls or item.url in seen_url):
+                why = f"url {item.url} already stored"
+            elif (item.source, item.title_key) in seen_title or self.dedup.exact_duplicate(
+                item.source, item.title, item.url
+            ) is not None:
+                why = "same title from the same source within the dedup window"
+            if why:
+                out.duplicates.append((c.envelope, why))
+                continue
+            seen_hash.add(item.content_hash)
+            if item.url:
+                seen_url.add(item.url)
+            if ext:
+                seen_ext.add(ext)
+            seen_title.add((item.source, item.title_key))
+            c.tickers = link(item.title, item.body, c.message.tickers)
+            out.admitted.append(c)
+        return out
+
+    # ----------------------------------------------------------------------------------------------- storing
+
+    def source_id(self, session: Session, name: str, kind: str = "stream") -> int:
+        """The id of source `name`, created on first sight."""
+        if name in self._source_ids:
+            return self._source_ids[name]
+        source_id = session.scalar(select(Source.id).where(Source.name == name))
+        if source_id is None:
+            with session.begin_nested():  # another worker may create it at the same moment
+                source = Source(name=name, kind=kind)
+                session.add(source)
+            source_id = source.id
+        self._source_ids[name] = source_id
+        return source_id
+
+    def store_articles(self, session: Session, admitted: Sequence[Admitted], now: datetime | None = None) -> list[int]:
+        """Insert articles (with their story and novelty) and mentions; returns article ids. The caller commits."""
+        now = now or datetime.now(UTC)
+        articles = []
+        for a in admitted:
+            item = a.item
+            articles.append(
+                Article(
+                    source_id=self.source_id(session, item.source),
+                    external_id=a.external_id,
+                    url=item.url,
+                    title=item.title,
+                    body=item.body,
+                    published_at=item.published_at,
+                    published_at_fallback=item.time_fallback,
+                    ingested_at=now,
+                    content_hash=item.content_hash,
+                )
+            )
+        session.add_all(articles)
+        session.flush()  # one INSERT ... RETURNING for the batch: ids for story assignment
+        mentions = []
+        for a, article in zip(admitted, articles, strict=True):
+            result = self.dedup.check(
+                article.id, _lead(a.item), a.item.published_at, a.item.source, a.item.url, title=a.item.title
+            )
+            article.story_id = result.story_id
+            article.is_first_of_story = result.is_first_of_story
+            article.similar_before = result.similar_before
+            self._synced_id = max(self._synced_id, article.id)
+            mentions += [
+                Mention(
+                    article_id=article.id,
+                    ticker=t.ticker,
+                    published_at=a.item.published_at,
+                    relevance=t.relevance,
+                    in_headline=t.in_headline,
+                )
+                for t in a.tickers
+            ]
+        session.add_all(mentions)
+        counts: dict[str, int] = {}
+        for a in admitted:
+            counts[a.item.source] = counts.get(a.item.source, 0) + 1
+        for name, n in counts.items():
+            source = session.get(Source, self._source_ids[name])
+            source.items_seen += n
+            source.last_success_at = now
+        session.flush()
+        return [a.id for a in articles]
+
+
+def _existing(session: Session, column, values: set) -> set:
+    found: set = set()
+    items = list(values)
+    for start in range(0, len(items), 500):
+        found.update(session.scalars(select(column).where(column.in_(items[start : start + 500]))))
+    return found
+
+
+def _reject(env: Envelope, stage: str, reason: str, source: str | None = None) -> Rejection:
+    log.warning("rejected %s at %s: %s", env.origin, stage, reason)
+    return Rejection(
+        stage=stage,
+        reason=reason,
+        payload=env.value,
+        origin=env.origin,
+        source=source,
+        key=env.key,
+        topic=env.topic,
+        partition=env.partition,
+        offset=env.offset,
+    )

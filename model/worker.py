@@ -1,0 +1,316 @@
+"""The scoring worker (`finsent score`): news.raw → admit → score → one database transaction → commit offsets.
+
+Delivery is at least once and storage is exactly once: offsets are committed only after the transaction that
+stored a batch committed, and a message delivered again (after a crash between the two commits, or a
+rebalance) is recognised by `Pipeline.admit` as already stored and skipped. Invalid input never stops the
+worker: it goes to the `rejects` table and `news.dlq` with its reason. A lost database or broker makes the
+worker retry with backoff and then stop loudly, without committing offsets for work it did not store.
+
+`BatchProcessor.process` is also what the backfill calls, so history is scored by the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.messages import Envelope
+from core.rejects import Rejection, dlq_value, record_rejects
+from core.schema import Article, Score
+from core.schema import Attribution as AttributionRow
+from core.transport import CommitFailedError, Record, Transport, TransportError
+from model.scorer import Scorer, ScoreResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class BatchReport:
+    """What happened to one batch."""
+
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0  # new rejects (an input rejected before, delivered again, is not counted twice)
+    rejections: list[Rejection] = field(default_factory=list)
+    article_ids: list[int] = field(default_factory=list)
+    latencies_ms: list[float] = field(default_factory=list)  # published → stored, for items with a publish time
+    reject_reasons: Counter = field(default_factory=Counter)
+
+
+def score_rows(results: Sequence[ScoreResult], article_ids: Sequence[int], *, scored_at: datetime, latency_ms=None):
+    """Score rows for results, in order (latency_ms: one value per item or None)."""
+    rows = []
+    for i, (article_id, r) in enumerate(zip(article_ids, results, strict=True)):
+        p = r.probabilities
+        rows.append(
+            Score(
+                article_id=article_id,
+                model_version=r.model_version,
+                label=r.label,
+                p_negative=p["negative"],
+                p_neutral=p["neutral"],
+                p_positive=p["positive"],
+                score=r.score,
+                confidence=r.confidence,
+                n_chunks=r.n_chunks,
+                scored_at=scored_at,
+                latency_ms=latency_ms[i] if latency_ms is not None else None,
+            )
+        )
+    return rows
+
+
+def store_scores(session: Session, results: Sequence[ScoreResult], scores: Sequence[Score]) -> None:
+    """Insert scores and their top attended words (method `pooling`). The caller commits."""
+    session.add_all(scores)
+    session.flush()
+    session.add_all(
+        AttributionRow(
+            score_id=score.id,
+            method="pooling",
+            rank=a.rank,
+            word=a.word,
+            weight=a.weight,
+            start=a.start,
+            end=a.end,
+        )
+        for r, score in zip(results, scores, strict=True)
+        for a in r.attributions
+    )
+
+
+class BatchProcessor:
+    """Admit, score and store one batch of envelopes in one transaction."""
+
+    def __init__(self, *, session_factory: sessionmaker[Session], scorer: Scorer, pipeline, top_k: int = 5) -> None:
+        self.session_factory = session_factory
+        self.scorer = scorer
+        self.pipeline = pipeline  # ingest.pipeline.Pipeline, handed down by cli.py
+        self.top_k = top_k
+
+    def process(self, envelopes: Sequence[Envelope], now: datetime | None = None, retries: int = 2) -> BatchReport:
+        """Store the batch; on a unique-key race with another worker, start over (the winner's rows are skipped)."""
+        for attempt in range(retries + 1):
+            try:
+                return self._process_once(envelopes, now)
+            except IntegrityError as exc:
+                self.pipeline.reset()
+                if attempt == retries:
+                    raise
+                log.info("batch raced another writer (%s); retrying", exc.orig.__class__.__name__)
+            except Exception:
+                self.pipeline.reset()  # its window may hold ids of rows that were rolled back
+                raise
+        raise AssertionError("unreachable")
+
+    def _process_once(self, envelopes: Sequence[Envelope], now: datetime | None) -> BatchReport:
+        report = BatchReport(received=len(envelopes))
+        with self.session_factory() as session:
+            admission = self.pipeline.admit(session, envelopes, now)
+            session.rollback()  # end the read transaction before the model runs
+        report.duplicates = len(admission.duplicates)
+        admitted = list(admission.admitted)
+        rejections = list(admission.rejected)
+        results: list[ScoreResult] = []
+        if admitted:
+            results = self.scorer.score([a.text for a in admitted], top_k=self.top_k)
+        with self.session_factory() as session, session.begin():
+            ids = self.pipeline.store_articles(session, admitted, now)
+            stored_at = datetime.now(UTC)
+            stored_ms = stored_at.timestamp() * 1000
+            latency = [
+                (stored_ms - a.envelope.published_ms) if a.envelope.published_ms is not None else None for a in admitted
+            ]
+            store_scores(session, results, score_rows(results, ids, scored_at=stored_at, latency_ms=latency))
+            report.rejected = record_rejects(session=session, rejections=rejections)
+        report.stored = len(ids)
+        report.article_ids = ids
+        report.rejections = rejections
+        report.latencies_ms = [x for x in latency if x is not None] if admitted else []
+        report.reject_reasons = Counter(f"{r.stage}: {r.reason.split(':')[0]}" for r in rejections)
+        return report
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Running totals of a worker (what `finsent score` prints and metrics will export)."""
+
+    batches: int = 0
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: int = 0
+    batch_sizes: Counter = field(default_factory=Counter)
+
+    def add(self, report: BatchReport) -> None:
+        self.batches += 1
+        self.received += report.received
+        self.stored += report.stored
+        self.duplicates += report.duplicates
+        self.rejected += report.rejected
+        self.batch_sizes[report.received] += 1
+
+
+def envelope_of(record: Record) -> Envelope:
+    """The pipeline's view of a consumed record."""
+    return Envelope(
+        value=record.value,
+        origin=f"{record.topic}:{record.partition}:{record.offset}",
+        key=record.key,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        published_ms=record.timestamp_ms,
+    )
+
+
+class ScoringWorker:
+    """Consumes `news.raw` in micro-batches: up to `max_batch` records, waiting at most `max_wait_s` to fill one."""
+
+    def __init__(
+        self,
+        *,
+        transport: Transport,
+        processor: BatchProcessor,
+        topic: str = "news.raw",
+        dlq_topic: str = "news.dlq",
+        group: str = "finsent-model",
+        max_batch: int = 32,
+        max_wait_s: float = 0.5,
+        max_failures: int = 5,
+        backoff_s: float = 1.0,
+        on_batch: Callable[[BatchReport], None] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.processor = processor
+        self.topic = topic
+        self.dlq_topic = dlq_topic
+        self.group = group
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        self.max_failures = max_failures
+        self.backoff_s = backoff_s
+        self.on_batch = on_batch
+        self.stats = WorkerStats()
+        self._subscribed = False
+
+    def _fill(self) -> list[Record]:
+        records = self.transport.poll(self.max_batch, self.max_wait_s)
+        if not records:
+            return []
+        deadline = time.monotonic() + self.max_wait_s
+        while len(records) < self.max_batch and (left := deadline - time.monotonic()) > 0:
+            more = self.transport.poll(self.max_batch - len(records), left)
+            if not more:
+                break
+            records += more
+        return records
+
+    def step(self) -> BatchReport | None:
+        """Poll one batch, store it, send its rejects to the DLQ, then commit offsets; None when nothing came."""
+        if not self._subscribed:
+            self.transport.subscribe([self.topic], self.group)
+            self._subscribed = True
+        records = self._fill()
+        if not records:
+            return None
+        report = self.processor.process([envelope_of(r) for r in records])
+        for r in report.rejections:
+            self.transport.publish(self.dlq_topic, r.key, dlq_value(r))
+        if report.rejections:
+            self.transport.flush(timeout_s=30)
+        try:
+            self.transport.commit()
+        except CommitFailedError as exc:
+            # The rows are stored; the records will come again to whoever owns the partitions now and be
+            # recognised as duplicates there.
+            log.warning("offset commit failed after storing %d items: %s", report.stored, exc)
+        self.stats.add(report)
+        if report.rejected or report.duplicates:
+            log.info(
+                "batch of %d: stored %d, duplicates %d, rejected %d %s",
+                report.received,
+                report.stored,
+                report.duplicates,
+                report.rejected,
+                dict(report.reject_reasons),
+            )
+        if self.on_batch:
+            self.on_batch(report)
+        return report
+
+    def run(self, stop: threading.Event | None = None, idle_exit_s: float | None = None) -> WorkerStats:
+        """Process until `stop` is set (or nothing arrived for `idle_exit_s`); retries transient failures."""
+        stop = stop or threading.Event()
+        failures, idle_since = 0, time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    report = self.step()
+                    failures = 0
+                except (OperationalError, TransportError) as exc:
+                    failures += 1
+                    self.stats.errors += 1
+                    if failures > self.max_failures:
+                        log.error("giving up after %d failures in a row: %s", failures, exc)
+                        raise
+                    wait = min(30.0, self.backoff_s * 2 ** (failures - 1))
+                    log.warning("batch failed (%s); nothing committed, retrying in %.1fs", exc, wait)
+                    self._resubscribe()
+                    stop.wait(wait)
+                    continue
+                if report is not None:
+                    idle_since = time.monotonic()
+                elif idle_exit_s is not None and time.monotonic() - idle_since >= idle_exit_s:
+                    break
+        finally:
+            self.transport.close()
+        return self.stats
+
+    def _resubscribe(self) -> None:
+        # Records polled for the failed batch are uncommitted; leaving and rejoining makes them come again.
+        try:
+            self.transport.close()
+        except TransportError as exc:
+            log.warning("closing the consumer after a failure: %s", exc)
+        self._subscribed = False
+
+
+def rescore(
+    *, session_factory: sessionmaker[Session], scorer: Scorer, since=None, until=None, batch_size: int = 256, text_of
+) -> int:
+    """Score stored articles that have no score of `scorer`'s version yet (old versions' scores are kept).
+
+    `text_of(title, body)` must be the live path's `scoring_text`, so a rescore sees what the stream saw.
+    """
+    done, last_id = 0, 0
+    while True:
+        with session_factory() as session:
+            query = select(Article.id, Article.title, Article.body).where(
+                Article.id > last_id,
+                ~exists().where(Score.article_id == Article.id, Score.model_version == scorer.version),
+            )
+            if since is not None:
+                query = query.where(Article.published_at >= since)
+            if until is not None:
+                query = query.where(Article.published_at < until)
+            rows = session.execute(query.order_by(Article.id).limit(batch_size)).all()
+        if not rows:
+            return done
+        results = scorer.score([text_of(title, body) for _, title, body in rows])
+        with session_factory() as session, session.begin():
+            scored_at = datetime.now(UTC)
+            store_scores(session, results, score_rows(results, [r[0] for r in rows], scored_at=scored_at))
+        done += len(rows)
+        last_id = rows[-1][0]

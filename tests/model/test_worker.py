@@ -1,0 +1,216 @@
+"""The scoring worker end to end on real databases: news.raw → admit → score → store → commit offsets.
+
+Memory transport here (the Kafka side is in tests/model/test_worker_kafka.py); SQLite and PostgreSQL both.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from core.db import make_session_factory
+from core.messages import Envelope
+from core.schema import Article, Attribution, Mention, Reject, Score, Source
+from core.transport import MemoryBroker, MemoryTransport
+from ingest.pipeline import Pipeline
+from model.worker import BatchProcessor, ScoringWorker, rescore
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def msg(title: str, source: str = "wire", **extra) -> bytes:
+    return json.dumps({"source": source, "title": title, **extra}).encode()
+
+
+@pytest.fixture
+def processor(migrated_engine, scorer_default):
+    return BatchProcessor(
+        session_factory=make_session_factory(migrated_engine), scorer=scorer_default, pipeline=Pipeline()
+    )
+
+
+def count(engine, model) -> int:
+    with make_session_factory(engine)() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def envelopes(values: list[bytes], prefix: str = "t") -> list[Envelope]:
+    return [Envelope(value=v, origin=f"{prefix}:{i}") for i, v in enumerate(values)]
+
+
+def test_batch_is_scored_linked_and_stored(processor, migrated_engine):
+    values = [
+        msg("$AAPL shares plunge after Apple warns on iPhone demand", published_at="2026-11-24T10:00:00Z"),
+        msg("Microsoft profit beats estimates, stock jumps", source="other", url="https://x.test/msft"),
+    ]
+    report = processor.process(envelopes(values), now=NOW)
+    assert (report.received, report.stored, report.duplicates, report.rejected) == (2, 2, 0, 0)
+    with make_session_factory(migrated_engine)() as s:
+        articles = {a.title: a for a in s.scalars(select(Article))}
+        apple = articles["$AAPL shares plunge after Apple warns on iPhone demand"]
+        assert apple.published_at == datetime(2026, 11, 24, 10, tzinfo=UTC) and not apple.published_at_fallback
+        msft = articles["Microsoft profit beats estimates, stock jumps"]
+        assert msft.published_at_fallback and msft.published_at == NOW  # no time given: ingest time, flagged
+        assert {m.ticker for m in s.scalars(select(Mention).where(Mention.article_id == apple.id))} == {"AAPL"}
+        assert {m.ticker for m in s.scalars(select(Mention).where(Mention.article_id == msft.id))} == {"MSFT"}
+        scores = {sc.article_id: sc for sc in s.scalars(select(Score))}
+        assert scores[apple.id].label == "negative" and scores[msft.id].label == "positive"
+        assert scores[apple.id].model_version == processor.scorer.version
+        sc = scores[apple.id]
+        assert sc.p_negative + sc.p_neutral + sc.p_positive == pytest.approx(1.0, abs=1e-4)
+        words = s.scalars(select(Attribution).where(Attribution.score_id == sc.id).order_by(Attribution.rank)).all()
+        assert 1 <= len(words) <= 5 and all(apple.title[w.start : w.end] == w.word for w in words)
+        assert {src.name: src.items_seen for src in s.scalars(select(Source))} == {"wire": 1, "other": 1}
+
+
+def test_bad_input_is_rejected_with_a_reason_counted_and_kept(processor, migrated_engine):
+    future = (NOW + timedelta(days=400)).isoformat()
+    values = [
+        b"{not json",
+        msg("fine headline about Nokia results"),
+        json.dumps({"source": "wire"}).encode(),  # no title
+        json.dumps({"source": "wire", "title": 42}).encode(),  # wrong type
+        b'{"source": "wire", "title": "caf\xe9"}',  # invalid UTF-8
+        msg("x", body="y" * 10_000_000),  # 10 MB body: over the message limit
+        msg("<script>alert(1)</script>Shares of <b>Tesla</b> rise"),
+        msg("Time traveller news", published_at=future),
+        msg("Victorian news", published_at="1850-01-01T00:00:00Z"),
+        b"[1, 2]",
+        b"",
+    ]
+    report = processor.process(envelopes(values), now=NOW)
+    assert report.stored == 2 and report.rejected == 9 and report.duplicates == 0
+    with make_session_factory(migrated_engine)() as s:
+        rejects = {r.origin: r for r in s.scalars(select(Reject))}
+        titles = set(s.scalars(select(Article.title)))
+    assert titles == {"fine headline about Nokia results", "Shares of Tesla rise"}  # script dropped with content
+    reasons = {origin: (r.stage, r.reason) for origin, r in rejects.items()}
+    assert reasons["t:0"][0] == "decode" and "malformed JSON" in reasons["t:0"][1]
+    assert reasons["t:2"] == ("decode", "title: missing (required)")
+    assert "title" in reasons["t:3"][1] and "str" in reasons["t:3"][1]
+    assert "invalid UTF-8" in reasons["t:4"][1] and rejects["t:4"].payload == values[4]
+    assert "over the 1,048,576-byte limit" in reasons["t:5"][1]
+    assert reasons["t:7"][0] == "normalize" and "published_at" in reasons["t:7"][1]
+    assert "before 1900" in reasons["t:8"][1]
+    assert "expected a JSON object" in reasons["t:9"][1] and "empty" in reasons["t:10"][1]
+    # The same bad inputs delivered again (a crash before the offset commit) are not counted twice.
+    again = processor.process(envelopes(values), now=NOW)
+    assert again.rejected == 0 and again.stored == 0 and again.duplicates == 2
+    assert count(migrated_engine, Reject) == 9
+
+
+def test_replaying_the_same_items_adds_nothing(processor, migrated_engine):
+    values = [msg(f"Company {i} reports quarterly results", external_id=f"id-{i}") for i in range(20)]
+    first = processor.process(envelopes(values, "a"), now=NOW)
+    second = processor.process(envelopes(values, "b"), now=NOW)  # other origins: a second replay of the file
+    assert (first.stored, second.stored, second.duplicates) == (20, 0, 20)
+    # A fresh pipeline (a restarted worker) knows them too, from the database.
+    fresh = BatchProcessor(session_factory=processor.session_factory, scorer=processor.scorer, pipeline=Pipeline())
+    assert fresh.process(envelopes(values, "c"), now=NOW).duplicates == 20
+    assert count(migrated_engine, Article) == count(migrated_engine, Score) == 20
+
+
+def test_exact_duplicates_and_stories(processor, migrated_engine):
+    t0 = "2026-11-24T09:00:00Z"
+    values = [
+        msg("Nokia to cut 10,000 jobs in restructuring", source="wire", published_at=t0, url="https://a.test/1"),
+        msg("Nokia to cut 10,000 jobs in restructuring", source="wire", body="more", published_at=t0),  # same title
+        msg("Other outlet", source="paper", url="https://a.test/1"),  # same URL
+        msg("Nokia to cut 10,000 jobs in restructuring plan", source="paper", published_at="2026-11-24T09:05:00Z"),
+        msg("Nokia to cut 10,000 jobs in restructuring", source="blog", published_at="2026-11-24T09:10:00Z"),
+        msg("Apple unveils a new phone", source="blog"),
+    ]
+    report = processor.process(envelopes(values), now=NOW)
+    assert (report.stored, report.duplicates) == (4, 2)
+    with make_session_factory(migrated_engine)() as s:
+        rows = s.execute(
+            select(Article.title, Source.name, Article.story_id, Article.id, Article.is_first_of_story)
+            .join(Source)
+            .add_columns(Article.similar_before)
+            .order_by(Article.id)
+        ).all()
+    first = rows[0]
+    assert first.is_first_of_story and first.story_id == first.id and first.similar_before == 0
+    same_story = [r for r in rows if r.title.startswith("Nokia")]
+    assert len(same_story) == 3 and {r.story_id for r in same_story} == {first.id}
+    assert [r.similar_before for r in same_story] == [0, 1, 2]
+    apple = [r for r in rows if r.title.startswith("Apple")][0]
+    assert apple.is_first_of_story and apple.story_id == apple.id
+
+
+def test_worker_commits_offsets_only_after_storing(processor, migrated_engine):
+    broker = MemoryBroker(default_partitions=2)
+    producer = MemoryTransport(broker)
+    for i in range(50):
+        producer.publish("news.raw", f"k{i}".encode(), msg(f"Headline number {i} about earnings"))
+    producer.publish("news.raw", b"bad", b"{oops")
+
+    # A worker that stores a batch but dies before committing offsets ...
+    dying = MemoryTransport(broker)
+    worker = ScoringWorker(transport=dying, processor=processor, max_batch=64, max_wait_s=0.2)
+    original = dying.commit
+    dying.commit = lambda: (_ for _ in ()).throw(SystemExit("killed between the DB commit and the offset commit"))
+    with pytest.raises(SystemExit):
+        worker.step()
+    dying.commit = original
+    dying.close()
+    assert count(migrated_engine, Article) == 50
+
+    # ... and its replacement gets everything again: no new rows, the bad message counted once.
+    worker = ScoringWorker(transport=MemoryTransport(broker), processor=processor, max_batch=64, max_wait_s=0.2)
+    stats = worker.run(idle_exit_s=0.5)
+    assert stats.received == 51 and stats.stored == 0 and stats.duplicates == 50
+    assert count(migrated_engine, Article) == count(migrated_engine, Score) == 50
+    assert count(migrated_engine, Reject) == 1
+    # The bad message reached the dead-letter topic with its reason (once per delivery attempt that rejected it).
+    dlq = MemoryTransport(broker)
+    dlq.subscribe(["news.dlq"], "inspect")
+    dead = [json.loads(r.value) for r in dlq.poll(10, 1.0)]
+    assert dead and dead[0]["stage"] == "decode" and "malformed JSON" in dead[0]["reason"]
+    assert dead[0]["payload_base64"] == "e29vcHM="
+
+
+def test_two_workers_in_a_group_store_every_item_once(processor, migrated_engine):
+    import threading
+
+    broker = MemoryBroker(default_partitions=4)
+    producer = MemoryTransport(broker)
+    for i in range(120):
+        producer.publish("news.raw", f"k{i}".encode(), msg(f"Story {i}: shares move on news"))
+    stop = threading.Event()
+    workers = [
+        ScoringWorker(
+            transport=MemoryTransport(broker),
+            processor=BatchProcessor(
+                session_factory=processor.session_factory, scorer=processor.scorer, pipeline=Pipeline()
+            ),
+            max_batch=16,
+            max_wait_s=0.1,
+        )
+        for _ in range(2)
+    ]
+    threads = [threading.Thread(target=w.run, args=(stop, 1.5)) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sum(w.stats.stored for w in workers) == 120
+    assert all(w.stats.stored > 0 for w in workers)  # both took part
+    assert count(migrated_engine, Article) == count(migrated_engine, Score) == 120
+
+
+def test_rescore_adds_a_new_version_and_keeps_the_old(processor, migrated_engine, tiny_checkpoint):
+    from ingest.pipeline import scoring_text
+    from model.scorer import Scorer
+
+    processor.process(envelopes([msg(f"Item {i} beats forecasts") for i in range(7)]), now=NOW)
+    other = Scorer(tiny_checkpoint, device="cpu", precision="fp32")
+    done = rescore(session_factory=processor.session_factory, scorer=other, batch_size=3, text_of=scoring_text)
+    assert done == 7
+    assert rescore(session_factory=processor.session_factory, scorer=other, text_of=scoring_text) == 0
+    with make_session_factory(migrated_engine)() as s:
+        versions = dict(s.execute(select(Score.model_version, func.count()).group_by(Score.model_version)).all())
+    assert versions == {processor.scorer.version: 7, other.version: 7}
