@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.network import attention_rollout
 from model.scorer import Attribution, Scorer, default_checkpoint, load_network, validate_text
 
 METHODS = ("pooling", "rollout", "ig")
@@ -74,15 +75,8 @@ class Explainer:
         a = out.pooling_weights[0]  # (T,)
         if method == "pooling":
             return offsets, a[content].numpy(), pred
-        t = ids.shape[1]
-        rollout = torch.eye(t)
-        for layer in out.attentions:  # each (1, H, T, T)
-            att = 0.5 * layer[0].mean(0) + 0.5 * torch.eye(t)
-            att = att / att.sum(-1, keepdim=True)
-            rollout = att @ rollout
-        relevance = a @ rollout  # (T,)
-        relevance = relevance[content]
-        return offsets, (relevance / relevance.sum()).numpy(), pred
+        relevance = attention_rollout(out.attentions, out.pooling_weights, pool)[0]  # (T,)
+        return offsets, relevance[content].numpy(), pred
 
     def _predict(self, ids, attn, pool) -> int:
         with torch.no_grad():
@@ -136,10 +130,17 @@ def _without(text: str, spans: list[tuple[int, int]]) -> str:
     return " ".join("".join(keep).split())
 
 
-def faithfulness(explainer: Explainer, texts: list[str], seed: int = 13, min_words: int = 6, log=None) -> dict:
+def faithfulness(
+    explainer: Explainer,
+    texts: list[str],
+    seed: int = 13,
+    min_words: int = 6,
+    log=None,
+    methods: tuple[str, ...] = METHODS,
+) -> dict:
     """ERASER comprehensiveness and sufficiency (AOPC over k = 1, 2, 3, 5) per method and for random words."""
     rng = random.Random(seed)
-    methods = (*METHODS, "random")
+    methods = (*methods, "random")
     comp = {m: [] for m in methods}
     suff = {m: [] for m in methods}
     used = 0

@@ -71,6 +71,25 @@ class AttentionPooling(nn.Module):
         return pooled, weights
 
 
+def attention_rollout(
+    attentions: tuple[torch.Tensor, ...], pooling_weights: torch.Tensor, pool_mask: torch.Tensor
+) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020) read out through the pooling weights; rows sum to 1 on pool_mask.
+
+    R = Π_l (0.5·mean_heads(A_l) + 0.5·I), rows renormalised; relevance = a^T · R. attentions: per layer
+    (B, H, T, T); pooling_weights, pool_mask: (B, T).
+    """
+    b, t = pooling_weights.shape
+    eye = torch.eye(t, device=pooling_weights.device).expand(b, t, t)
+    rollout = eye
+    for layer in attentions:
+        att = 0.5 * layer.float().mean(1) + 0.5 * eye
+        att = att / att.sum(-1, keepdim=True)
+        rollout = att @ rollout  # (B, T, T)
+    relevance = torch.einsum("bt,bts->bs", pooling_weights.float(), rollout) * pool_mask
+    return relevance / relevance.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
 class SentimentNet(nn.Module):
     """Encoder + attention pooling + linear classifier."""
 
@@ -85,11 +104,11 @@ class SentimentNet(nn.Module):
         self.classifier = nn.Linear(hidden, len(config.labels))
 
     @classmethod
-    def from_pretrained_encoder(cls, encoder_dir: str, **overrides) -> SentimentNet:
+    def from_pretrained_encoder(cls, encoder_dir: str, attn_implementation: str = "sdpa", **overrides) -> SentimentNet:
         """A fresh head on top of pretrained encoder weights read from a local directory."""
         bert_cfg = BertConfig.from_pretrained(encoder_dir)
         config = NetworkConfig(encoder=bert_cfg.to_dict(), **overrides)
-        net = cls(config)
+        net = cls(config, attn_implementation=attn_implementation)
         pretrained = AutoModel.from_pretrained(encoder_dir, add_pooling_layer=False)
         net.encoder.load_state_dict(pretrained.state_dict())
         return net

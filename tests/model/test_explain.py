@@ -57,11 +57,8 @@ def test_rollout_and_integrated_gradients_beat_random_words(faithfulness_table, 
     assert faithfulness_table[method]["sufficiency"] < faithfulness_table["random"]["sufficiency"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 2 target): the shipped pooling head's comprehensiveness is at the random baseline "
-    "(card: 0.046 vs 0.055 on PhraseBank test; 0.040 vs 0.063 on validation). Strict: passing means the gap "
-    "closed and this mark must go.",
-)
 def test_pooling_attention_beats_random_words(faithfulness_table):
-    assert faithfulness_table["pooling"]["comprehensiveness"] > faithfulness_table["random"]["comprehensiveness"]
+    """The stored explanation is faithful: deleting the pooling head's top words moves the prediction clearly more
+    than deleting random words (card: 0.133 vs 0.055 on 300 test sentences)."""
+    assert faithfulness_table["pooling"]["comprehensiveness"] > 1.5 * faithfulness_table["random"]["comprehensiveness"]
+    assert faithfulness_table["pooling"]["sufficiency"] < faithfulness_table["random"]["sufficiency"]
