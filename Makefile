@@ -18,9 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --disable-pip-version-check -q -e ".[dev]"
 	touch $(STAMP)
 
+# The embedded pipeline on a fresh demo database: the bundled sample replayed as a live stream, scored and stored.
+DEMO_DB ?= finsent-demo.db
+SPEED   ?= 500000
 run: setup
-	$(BIN)/finsent model info
-	$(BIN)/finsent model explain --file model/samples/headlines.txt
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	$(BIN)/finsent db upgrade --database-url sqlite:///$(DEMO_DB)
+	$(BIN)/finsent run --replay ingest/samples/news_sample.csv --speed $(SPEED) --max-gap 0.25 --exit-when-done \
+		--database-url sqlite:///$(DEMO_DB)
 
 test: setup
 	$(BIN)/python -m pytest -q --timeout=900
@@ -28,6 +33,7 @@ test: setup
 bench: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/scoring.py --json bench/results/scoring.json
+	$(BIN)/python bench/pipeline.py --json bench/results/pipeline.json
 
 lint: setup
 	$(BIN)/ruff check .

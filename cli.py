@@ -56,6 +56,11 @@ def model_train(
     class_weighting: str = "sqrt",
     label_smoothing: float = 0.0,
     mlm_epochs: Annotated[float, typer.Option(help="Domain-adaptive MLM epochs on news_stream first.")] = 0.0,
+    head_lr: float = 1e-3,
+    align_rollout: Annotated[
+        float, typer.Option(help="Weight of the loss aligning pooling weights with attention rollout (0: off).")
+    ] = 0.0,
+    init_from: Annotated[Path | None, typer.Option(help="Continue from this checkpoint instead of a new head.")] = None,
     device: str = "auto",
     max_train: Annotated[int, typer.Option(help="Cap the training set (smoke runs); 0 = all.")] = 0,
     faithfulness_n: int = 300,
@@ -79,6 +84,9 @@ def model_train(
         class_weighting=class_weighting,
         label_smoothing=label_smoothing,
         mlm_epochs=mlm_epochs,
+        head_lr=head_lr,
+        align_rollout=align_rollout,
+        init_from=str(init_from) if init_from else None,
         device=device,
         max_train=max_train,
         faithfulness_n=faithfulness_n,
@@ -240,6 +248,344 @@ def db_upgrade(
     except (DatabaseURLError, SQLAlchemyError) as exc:
         fail(f"{redact_url(url)}: {str(exc).splitlines()[0]}")
     typer.echo(f"{redact_url(url)} at revision {now_at}")
+
+
+# ------------------------------------------------------------------------------------------- the pipeline
+
+
+DatabaseOpt = Annotated[
+    str | None, typer.Option(help="Database URL (default: FINSENT_DATABASE_URL, else sqlite:///finsent.db).")
+]
+DateOpt = Annotated[str | None, typer.Option(help="ISO date or time, UTC unless an offset is given.")]
+
+
+def _settings(database_url: str | None = None, **overrides):
+    from pydantic import ValidationError
+
+    from core.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        fail(f"bad FINSENT_ setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+    updates = {k: v for k, v in {"database_url": database_url, **overrides}.items() if v is not None}
+    return settings.model_copy(update=updates)
+
+
+def _database(settings, migrate: bool = True):
+    """(engine, session factory) for the settings' database, migrated to head first."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.db import DatabaseURLError, make_engine, make_session_factory, upgrade
+    from core.settings import redact_url
+
+    try:
+        if migrate:
+            upgrade(settings.database_url)
+        engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    except (DatabaseURLError, SQLAlchemyError) as exc:
+        fail(f"{redact_url(settings.database_url)}: {str(exc).splitlines()[0]}")
+    return engine, make_session_factory(engine)
+
+
+def _when(value: str | None, name: str):
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--{name}: {value!r} is not an ISO date or time (e.g. 2020-01-31 or 2020-01-31T09:30:00Z)")
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _processor(session_factory, checkpoint: Path | None, device: str):
+    from ingest.pipeline import Pipeline
+    from model.worker import BatchProcessor
+
+    return BatchProcessor(session_factory=session_factory, scorer=_scorer(checkpoint, device), pipeline=Pipeline())
+
+
+def _worker(settings, transport, processor):
+    from model.worker import ScoringWorker
+
+    return ScoringWorker(
+        transport=transport,
+        processor=processor,
+        topic=settings.topic_raw,
+        dlq_topic=settings.topic_dlq,
+        group=settings.consumer_group,
+        max_batch=settings.batch_max_size,
+        max_wait_s=settings.batch_max_wait_s,
+    )
+
+
+def _stop_on_signals():
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def _reject_record(session_factory, transport, dlq_topic: str):
+    """A callable that keeps a bad source row: rejects table, then news.dlq."""
+    from core.rejects import Rejection, dlq_value, record_rejects
+
+    def reject(record) -> None:
+        rejection = Rejection(stage="read", reason=record.error, payload=record.raw, origin=record.position,
+                              source=record.source)  # fmt: skip
+        with session_factory() as session, session.begin():
+            record_rejects(session=session, rejections=[rejection])
+        transport.publish(dlq_topic, None, dlq_value(rejection))
+
+    return reject
+
+
+@app.command("score")
+def score_command(
+    database_url: DatabaseOpt = None,
+    checkpoint: CheckpointOpt = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    idle_exit: Annotated[float | None, typer.Option(help="Exit after this many idle seconds (default: never).")] = None,
+) -> None:
+    """Run a scoring worker: consume news.raw from Kafka (FINSENT_KAFKA_BOOTSTRAP) in the consumer group."""
+    import logging
+
+    from core.transport import KafkaTransport, TransportError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(database_url)
+    if settings.transport != "kafka":
+        fail("`finsent score` consumes from Kafka: set FINSENT_TRANSPORT=kafka (embedded mode is `finsent run`)")
+    _, session_factory = _database(settings)
+    transport = KafkaTransport.from_settings(settings)
+    try:
+        transport.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
+    except TransportError as exc:
+        fail(str(exc))
+    worker = _worker(settings, transport, _processor(session_factory, checkpoint, device))
+    stats = worker.run(_stop_on_signals(), idle_exit_s=idle_exit)
+    typer.echo(
+        f"received {stats.received}, stored {stats.stored}, duplicates {stats.duplicates}, rejected {stats.rejected}"
+    )
+
+
+@app.command("backfill")
+def backfill_command(
+    paths: Annotated[list[Path], typer.Argument(help="CSV / JSONL files (news_stream columns by default).")],
+    since: DateOpt = None,
+    until: DateOpt = None,
+    source: Annotated[
+        str | None, typer.Option(help="Source name for rows without one (default: the file name).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    via_kafka: Annotated[
+        bool, typer.Option(help="Publish to news.raw for the workers instead of scoring here.")
+    ] = False,
+    database_url: DatabaseOpt = None,
+    checkpoint: CheckpointOpt = None,
+    device: str = "auto",
+) -> None:
+    """Score historical files through the live path; resumable, and re-running a file adds nothing."""
+    from ingest.backfill import Backfill
+
+    for path in paths:
+        if not path.is_file():
+            fail(f"{path}: no such file")
+    settings = _settings(database_url)
+    _, session_factory = _database(settings)
+    common = dict(session_factory=session_factory, since=_when(since, "since"), until=_when(until, "until"),
+                  source=source, batch_size=batch_size)  # fmt: skip
+    if via_kafka:
+        from core.transport import KafkaTransport, TransportError
+
+        transport = KafkaTransport.from_settings(settings)
+        try:
+            transport.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
+            run = Backfill(publish=lambda k, v: transport.publish(settings.topic_raw, k, v), flush=transport.flush,
+                           **common)  # fmt: skip
+            report = run.run(paths)
+        except TransportError as exc:
+            fail(str(exc))
+        finally:
+            transport.close()
+    else:
+        report = Backfill(process=_processor(session_factory, checkpoint, device).process, **common).run(paths)
+    for path in report.already_done:
+        typer.echo(f"{path}: already backfilled with these filters; nothing added")
+    typer.echo(
+        f"rows read {report.rows}, outside the dates {report.skipped_rows}, "
+        + (f"published {report.sent}" if via_kafka else f"stored {report.stored}, duplicates {report.duplicates}")
+        + f", rejected {report.rejected}"
+    )
+
+
+@app.command("rescore")
+def rescore_command(
+    model: Annotated[str, typer.Option("--model", help="Model version (a folder in model/weights) or a path.")],
+    since: DateOpt = None,
+    until: DateOpt = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    database_url: DatabaseOpt = None,
+    device: str = "auto",
+) -> None:
+    """Score stored articles with another model version; existing scores of other versions are kept."""
+    from ingest.pipeline import scoring_text
+    from model.scorer import WEIGHTS_DIR
+    from model.worker import rescore
+
+    path = Path(model) if Path(model).is_dir() else WEIGHTS_DIR / model
+    if not path.is_dir():
+        fail(f"model {model!r}: no such checkpoint (looked in {WEIGHTS_DIR})")
+    settings = _settings(database_url)
+    _, session_factory = _database(settings)
+    scorer = _scorer(path, device)
+    done = rescore(session_factory=session_factory, scorer=scorer, since=_when(since, "since"),
+                   until=_when(until, "until"), batch_size=batch_size, text_of=scoring_text)  # fmt: skip
+    typer.echo(f"scored {done} articles with {scorer.version}")
+
+
+@app.command("run")
+def run_command(
+    replay: Annotated[Path | None, typer.Option(help="Play this news file as a live stream.")] = None,
+    speed: Annotated[float, typer.Option(help="Replay speed: original gaps divided by this.")] = 1.0,
+    max_gap: Annotated[float, typer.Option(help="Longest pause between two replayed items, seconds.")] = 1.0,
+    shift: Annotated[bool, typer.Option(help="Re-time replayed items to now (the original time is kept).")] = True,
+    limit: Annotated[int | None, typer.Option(help="Replay at most this many items.")] = None,
+    exit_when_done: Annotated[bool, typer.Option(help="Exit once the replay is scored and stored.")] = False,
+    sources: Annotated[Path | None, typer.Option(help="Sources TOML (see sources.example.toml).")] = None,
+    database_url: DatabaseOpt = None,
+    checkpoint: CheckpointOpt = None,
+    device: str = "auto",
+) -> None:
+    """Everything in one process (memory transport + the configured database): replay, scoring, storage."""
+    import logging
+    import threading
+    import time
+
+    from core.transport import MemoryBroker, MemoryTransport
+    from ingest.replay import replay as replay_file
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if replay is not None and not replay.is_file():
+        fail(f"{replay}: no such file")
+    settings = _settings(database_url, transport="memory")
+    _, session_factory = _database(settings)
+    broker = MemoryBroker(default_partitions=settings.topic_partitions)
+    producer = MemoryTransport(broker)
+    producer.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
+    worker = _worker(settings, MemoryTransport(broker), _processor(session_factory, checkpoint, device))
+    stop = _stop_on_signals()
+    thread = threading.Thread(target=worker.run, args=(stop,), name="scoring-worker", daemon=True)
+    thread.start()
+    started = time.monotonic()
+    scheduler = _start_sources(sources, settings, producer, session_factory) if sources else None
+
+    def status() -> str:
+        s = worker.stats
+        rate = s.stored / max(1e-9, time.monotonic() - started)
+        return (f"received {s.received}, stored {s.stored} ({rate:.0f}/s), duplicates {s.duplicates}, "
+                f"rejected {s.rejected}")  # fmt: skip
+
+    def drained() -> bool:
+        return all(
+            broker.committed(settings.consumer_group, settings.topic_raw, p) >= broker.highwater(settings.topic_raw, p)
+            for p in range(broker.partitions(settings.topic_raw))
+        )
+
+    try:
+        if replay is not None:
+            typer.echo(f"replaying {replay} at {speed:g}x into {settings.database_url.split('://')[0]}")
+            published = replay_file(
+                replay,
+                publish=lambda k, v: producer.publish(settings.topic_raw, k, v),
+                reject=_reject_record(session_factory, producer, settings.topic_dlq),
+                speed=speed, max_gap_s=max_gap, shift=shift, limit=limit, stop=stop,
+            )  # fmt: skip
+            typer.echo(f"replay finished: {published.published} published, {published.errors} unreadable rows")
+        last = 0.0
+        while not stop.is_set() and thread.is_alive():
+            if exit_when_done and drained():
+                break
+            if time.monotonic() - last >= 5:
+                typer.echo(status())
+                last = time.monotonic()
+            stop.wait(0.2)
+    except KeyboardInterrupt:
+        typer.echo("stopping")
+    finally:
+        stop.set()
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        thread.join(timeout=30)
+    typer.echo(status())
+
+
+def _start_sources(path: Path, settings, transport, session_factory):
+    """Publish file sources once and start polling feeds; returns the running scheduler."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from ingest.config import ConfigError, FileSourceConfig, RssSourceConfig, load_sources
+    from ingest.scheduler import poll_feed, schedule_feeds
+    from ingest.service import IngestService
+    from ingest.sources.files import read_file
+
+    try:
+        configs = load_sources(path)
+    except ConfigError as exc:
+        fail(str(exc))
+    service = IngestService(
+        transport=transport, session_factory=session_factory, topic=settings.topic_raw, dlq_topic=settings.topic_dlq
+    )
+    for cfg in configs:
+        if isinstance(cfg, FileSourceConfig):
+            published, rejected = service.publish(
+                read_file(cfg.path, source=cfg.name, mapping=cfg.field_mapping()), kind="file", health_name=cfg.name
+            )
+            typer.echo(f"source {cfg.name}: {published} items published, {rejected} rejected")
+    pollers = [cfg.poller() for cfg in configs if isinstance(cfg, RssSourceConfig)]
+    for poller in pollers:  # a first poll now, so what the feeds hold is in before anything waits on it
+        poll_feed(poller, service.handle_poll)
+    scheduler = BackgroundScheduler(timezone="UTC")
+    schedule_feeds(scheduler, pollers, service.handle_poll)
+    scheduler.start()
+    if pollers:
+        typer.echo(f"polling {len(pollers)} feed(s): " + ", ".join(p.name for p in pollers))
+    return scheduler
+
+
+@app.command("ingest")
+def ingest_command(
+    sources: Annotated[Path, typer.Option(help="Sources TOML (see sources.example.toml).")],
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Run the sources on their own, publishing to Kafka's news.raw for `finsent score` workers."""
+    import logging
+
+    from core.transport import KafkaTransport, TransportError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(database_url)
+    if settings.transport != "kafka":
+        fail("`finsent ingest` publishes to Kafka: set FINSENT_TRANSPORT=kafka (embedded mode is `finsent run`)")
+    _, session_factory = _database(settings)
+    transport = KafkaTransport.from_settings(settings)
+    try:
+        transport.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
+    except TransportError as exc:
+        fail(str(exc))
+    stop = _stop_on_signals()
+    scheduler = _start_sources(sources, settings, transport, session_factory)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.shutdown(wait=False)
+        transport.close()
 
 
 if __name__ == "__main__":

@@ -199,7 +199,8 @@ class BackfillProgress(Base):
     __tablename__ = "backfill_progress"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    file_sha256: Mapped[str] = mapped_column(String(64), unique=True)  # the content, not the path: moves are fine
+    # sha256 of the file content and the run's filters: a moved file resumes, other filters start afresh
+    run_key: Mapped[str] = mapped_column(String(64), unique=True)
     path: Mapped[str] = mapped_column(Text)
     rows_done: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     rows_total: Mapped[int | None] = mapped_column(Integer)

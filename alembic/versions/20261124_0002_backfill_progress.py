@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table(
         "backfill_progress",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("file_sha256", sa.String(length=64), nullable=False),
+        sa.Column("run_key", sa.String(length=64), nullable=False),
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("rows_done", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("rows_total", sa.Integer(), nullable=True),
@@ -30,7 +30,7 @@ def upgrade() -> None:
         sa.Column("updated_at", UTC_TIMESTAMP, nullable=False),
         sa.Column("finished_at", UTC_TIMESTAMP, nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_backfill_progress")),
-        sa.UniqueConstraint("file_sha256", name=op.f("uq_backfill_progress_file_sha256")),
+        sa.UniqueConstraint("run_key", name=op.f("uq_backfill_progress_run_key")),
     )
     with op.batch_alter_table("rejects") as batch:
         batch.add_column(sa.Column("origin", sa.String(length=1024), nullable=True))

@@ -1,0 +1,255 @@
+"""News files: CSV (the bundled news_stream format by default) and JSON Lines, read row by row into RawRecords.
+
+A bad row (invalid UTF-8, malformed JSON, a field that cannot form a NewsMessage) becomes an error record naming the
+line and the field, and the reader goes on. Positions are `file.csv:LINE`, the line where the row starts in the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ingest.sources.record import RawRecord, build_record, clean_tickers
+
+CSV_SUFFIXES = (".csv",)
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+# csv's default field limit is 128 KiB; real bodies can be longer, and the message builder cuts what is too big.
+# Raised once, never lowered (the limit is process-wide). A longer field becomes an error record.
+CSV_FIELD_LIMIT = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMapping:
+    """Column (CSV) or key (JSON) for each message field; a field whose column is absent also tries its own name."""
+
+    title: str = "headline"
+    body: str = "body"
+    published_at: str = "published_at"
+    url: str = "url"
+    external_id: str = "source_id"
+    tickers: str = "ticker"
+    source: str = "source"
+    ticker_separator: str = ";"
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """The message fields a mapping can name (ticker_separator is a setting, not a field)."""
+        return tuple(f.name for f in fields(cls) if f.name != "ticker_separator")
+
+
+class SourceFileError(ValueError):
+    """A file that cannot be read as a source at all (unknown type); bad rows are error records instead."""
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    raise SourceFileError(f"{path}: unknown file type {suffix!r} (expected .csv, .jsonl or .ndjson)")
+
+
+def read_file(
+    path: str | Path, *, source: str | None = None, mapping: FieldMapping | None = None, start: int = 0
+) -> Iterator[RawRecord]:
+    """Records for every data row of a .csv/.jsonl/.ndjson file, skipping the first `start` rows (line numbers kept)."""
+    path = Path(path)
+    kind = _kind(path)
+    name = source or path.stem
+    mapping = mapping or FieldMapping()
+    with open(path, "rb") as fh:
+        if kind == "csv":
+            yield from _read_csv(fh, path=path, name=name, mapping=mapping, start=start)
+        else:
+            yield from _read_jsonl(fh, path=path, name=name, mapping=mapping, start=start)
+
+
+def count_rows(path: str | Path) -> int:
+    """The number of data rows `read_file` will yield with start=0 (quoted multi-line CSV fields counted once)."""
+    path = Path(path)
+    kind = _kind(path)
+    with open(path, "rb") as fh:
+        if kind == "jsonl":
+            return sum(1 for line in fh if line.strip())
+        _raise_field_limit()
+        lines = _Lines(fh)
+        reader = csv.reader(lines)
+        count = -1  # the header
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error:
+                row = ["error"]  # read_file yields an error record for it: count it the same way
+            if row:
+                count += 1
+        return max(count, 0)
+
+
+# ----------------------------------------------------------------------------------------------------- mapping
+
+
+def _fields(get: Any, mapping: FieldMapping, *, name: str) -> tuple[dict[str, Any], set[str]]:
+    """Message fields from a row via `get(column) -> value or None`; returns (fields, columns used)."""
+    out: dict[str, Any] = {}
+    used: set[str] = set()
+    for field in FieldMapping.field_names():
+        for column in dict.fromkeys((getattr(mapping, field), field)):  # mapped column, then our own name
+            value = get(column)
+            if value is not None:
+                used.add(column)
+                break
+        else:
+            value = None
+        out[field] = value
+    if isinstance(out["external_id"], int | float) and not isinstance(out["external_id"], bool):
+        out["external_id"] = str(out["external_id"])  # JSON ids are often numbers
+    for field in ("url", "external_id"):
+        if isinstance(out[field], str) and not out[field].strip():
+            out[field] = None
+    out["tickers"] = clean_tickers(out["tickers"], separator=mapping.ticker_separator)
+    row_source = out["source"]
+    out["source"] = row_source if isinstance(row_source, str) and row_source.strip() else name
+    return out, used
+
+
+# --------------------------------------------------------------------------------------------------------- CSV
+
+
+class _Lines:
+    """Binary lines decoded for csv, remembering each line's number, bytes and any UTF-8 error since the last row."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.lineno = 0
+        self.pending: list[tuple[int, bytes, str | None]] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self._fh.readline()
+        if not line:
+            raise StopIteration
+        self.lineno += 1
+        error = None
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # surrogateescape keeps the row's structure, so the next rows still line up; the row itself is refused.
+            error = f"invalid UTF-8 at byte {exc.start}: {exc.reason}"
+            text = line.decode("utf-8", errors="surrogateescape")
+        self.pending.append((self.lineno, line, error))
+        return text
+
+    def take(self) -> tuple[int, bytes, str | None]:
+        """First line number, raw bytes and first decode error of the lines read since the last call."""
+        pending, self.pending = self.pending, []
+        if not pending:
+            return self.lineno, b"", None
+        errors = [f"line {n}: {e}" for n, _, e in pending if e]
+        return pending[0][0], b"".join(raw for _, raw, _ in pending), errors[0] if errors else None
+
+
+def _raise_field_limit() -> None:
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
+
+
+def _read_csv(fh: BinaryIO, *, path: Path, name: str, mapping: FieldMapping, start: int) -> Iterator[RawRecord]:
+    _raise_field_limit()
+    lines = _Lines(fh)
+    reader = csv.reader(lines)
+    header: list[str] | None = None
+    rows = 0
+    while True:
+        try:
+            row = next(reader)
+            csv_error = None
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problem = str(exc)
+            if "new-line character" in problem:  # csv's hint about newline='' does not apply: we give it lines
+                problem = "a carriage return (\\r) inside an unquoted field"
+            row, csv_error = None, f"malformed CSV: {problem}"
+        lineno, raw, decode_error = lines.take()
+        if row == []:
+            continue  # a blank line is not a row
+        if header is None:
+            if row is None or decode_error:
+                # Without a header no row can be mapped: one error record for the file, not one per row.
+                reason = decode_error or f"line {lineno}: {csv_error}"
+                yield RawRecord(name, f"{path.name}:{lineno}", None, f"{reason} in the header", raw)
+                return
+            header = [column.strip().lstrip("\ufeff") for column in row]
+            continue
+        rows += 1
+        if rows <= start:
+            continue
+        position = f"{path.name}:{lineno}"
+        if row is None or decode_error:
+            yield RawRecord(name, position, None, decode_error or f"line {lineno}: {csv_error}", raw)
+            continue
+        if len(row) > len(header):
+            error = f"line {lineno}: {len(row)} fields but the header has {len(header)} (unquoted comma?)"
+            yield RawRecord(name, position, None, error, raw)
+            continue
+        values = dict(zip(header, row, strict=False))  # a short row: the missing columns are absent
+
+        def get(column: str, values: dict[str, str] = values) -> str | None:
+            return values.get(column)
+
+        mapped, used = _fields(get, mapping, name=name)
+        extras = {k: v for k, v in values.items() if k not in used and v != ""}
+        if extras:
+            mapped["extras"] = extras
+        yield build_record(source=name, position=position, raw=raw, fields=mapped, prefix=f"line {lineno}: ")
+
+
+# ------------------------------------------------------------------------------------------------- JSON Lines
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _read_jsonl(fh: BinaryIO, *, path: Path, name: str, mapping: FieldMapping, start: int) -> Iterator[RawRecord]:
+    rows = 0
+    for lineno, raw in enumerate(fh, start=1):
+        if not raw.strip():
+            continue
+        rows += 1
+        if rows <= start:
+            continue
+        position = f"{path.name}:{lineno}"
+        try:
+            # Without the line end, a JSON error's column is a column of this line, not "line 2 column 1".
+            data = json.loads(raw.rstrip(b"\r\n").decode("utf-8"), parse_constant=_reject_constant)
+        except UnicodeDecodeError as exc:
+            error = f"line {lineno}: invalid UTF-8 at byte {exc.start}: {exc.reason}"
+        except json.JSONDecodeError as exc:
+            error = f"line {lineno}: malformed JSON at column {exc.colno}: {exc.msg}"
+        except (ValueError, RecursionError) as exc:  # NaN/Infinity, or nesting deeper than Python's stack
+            error = f"line {lineno}: malformed JSON: {type(exc).__name__}: {str(exc)[:200]}"
+        else:
+            error = None
+            if not isinstance(data, dict):
+                error = f"line {lineno}: expected a JSON object, got {type(data).__name__}"
+        if error:
+            yield RawRecord(name, position, None, error, raw)
+            continue
+        mapped, used = _fields(data.get, mapping, name=name)
+        extras = {k: v for k, v in data.items() if k not in used and k not in FieldMapping.field_names()}
+        extras.pop("v", None)
+        inner = extras.pop("extras", None)
+        extras |= inner if isinstance(inner, dict) else {}
+        if extras:
+            mapped["extras"] = extras
+        yield build_record(source=name, position=position, raw=raw, fields=mapped, prefix=f"line {lineno}: ")
