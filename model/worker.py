@@ -28,7 +28,7 @@ from core.rejects import Rejection, dlq_value, record_rejects
 from core.schema import Article, Score
 from core.schema import Attribution as AttributionRow
 from core.transport import CommitFailedError, Record, Transport, TransportError
-from model.scorer import Scorer, ScoreResult
+from model.scorer import ScoreInputError, Scorer, ScoreResult
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,28 @@ class BatchProcessor:
                 raise
         raise AssertionError("unreachable")
 
+    def _score(self, admitted: list) -> tuple[list[ScoreResult], list, list[Rejection]]:
+        """Score the batch; if the scorer refuses an input, score one by one and reject only the refused ones."""
+        if not admitted:
+            return [], [], []
+        try:
+            return self.scorer.score([a.text for a in admitted], top_k=self.top_k), admitted, []
+        except ScoreInputError:
+            pass
+        results, kept, refused = [], [], []
+        for a in admitted:
+            try:
+                results += self.scorer.score([a.text], top_k=self.top_k)
+                kept.append(a)
+            except ScoreInputError as exc:
+                env = a.envelope
+                refused.append(
+                    Rejection(stage="score", reason=str(exc), payload=env.value, origin=env.origin,
+                              source=a.item.source, key=env.key, topic=env.topic, partition=env.partition,
+                              offset=env.offset)  # fmt: skip
+                )
+        return results, kept, refused
+
     def _process_once(self, envelopes: Sequence[Envelope], now: datetime | None) -> BatchReport:
         report = BatchReport(received=len(envelopes))
         with self.session_factory() as session:
@@ -121,9 +143,8 @@ class BatchProcessor:
         report.duplicates = len(admission.duplicates)
         admitted = list(admission.admitted)
         rejections = list(admission.rejected)
-        results: list[ScoreResult] = []
-        if admitted:
-            results = self.scorer.score([a.text for a in admitted], top_k=self.top_k)
+        results, admitted, refused = self._score(admitted)
+        rejections += refused
         with self.session_factory() as session, session.begin():
             ids = self.pipeline.store_articles(session, admitted, now)
             stored_at = datetime.now(UTC)

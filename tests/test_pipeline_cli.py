@@ -145,3 +145,28 @@ def test_run_with_a_sources_file_polls_a_feed_and_reads_a_file(small_sample, tmp
     engine.dispose()
     assert {"Apple shares fall after iPhone sales miss", "Tesla stock jumps on record deliveries"} <= titles
     assert health["local-feed"] and health["local-file"]
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_backfill_via_kafka_then_score_workers(small_sample, kafka_bootstrap, postgres_url):
+    """Scale-out, settings only: the same commands on Kafka + PostgreSQL."""
+    import uuid
+
+    topic = f"news.raw.{uuid.uuid4().hex[:8]}"
+    env = {
+        "FINSENT_TRANSPORT": "kafka",
+        "FINSENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "FINSENT_TOPIC_RAW": topic,
+        "FINSENT_TOPIC_DLQ": topic + ".dlq",
+        "FINSENT_CONSUMER_GROUP": f"g-{uuid.uuid4().hex[:6]}",
+        "FINSENT_DATABASE_URL": postgres_url,
+    }
+    sent = finsent("backfill", str(small_sample), "--via-kafka", env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert "published 40" in sent.stdout and "rejected 1" in sent.stdout
+    scored = finsent("score", "--idle-exit", "15", env=env)
+    assert scored.returncode == 0, scored.stderr
+    assert "received 40" in scored.stdout
+    counts = table_counts(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
+    assert counts["articles"] == counts["scores"] > 30 and f"stored {counts['articles']}" in scored.stdout

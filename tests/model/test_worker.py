@@ -214,3 +214,25 @@ def test_rescore_adds_a_new_version_and_keeps_the_old(processor, migrated_engine
     with make_session_factory(migrated_engine)() as s:
         versions = dict(s.execute(select(Score.model_version, func.count()).group_by(Score.model_version)).all())
     assert versions == {processor.scorer.version: 7, other.version: 7}
+
+
+def test_an_input_the_scorer_refuses_is_rejected_alone(migrated_engine, scorer_default):
+    """If the model refuses one text, the rest of the batch is still stored and only that one is rejected."""
+    from model.scorer import ScoreInputError
+
+    class Refusing:
+        version = scorer_default.version
+
+        def score(self, texts, top_k=5):
+            if any("REFUSE" in t for t in texts):
+                raise ScoreInputError("item 0: refused by the test scorer")
+            return scorer_default.score(texts, top_k=top_k)
+
+    processor = BatchProcessor(
+        session_factory=make_session_factory(migrated_engine), scorer=Refusing(), pipeline=Pipeline()
+    )
+    report = processor.process(envelopes([msg("Nokia profit rises"), msg("REFUSE this"), msg("Apple sales fall")]))
+    assert (report.stored, report.rejected) == (2, 1)
+    with make_session_factory(migrated_engine)() as s:
+        stage, reason = s.execute(select(Reject.stage, Reject.reason)).one()
+    assert stage == "score" and "refused" in reason
