@@ -496,19 +496,25 @@ def run_command(
             for p in range(broker.partitions(settings.topic_raw))
         )
 
+    replaying = None
     try:
         if replay is not None:
             typer.echo(f"replaying {replay} at {speed:g}x into {settings.database_url.split('://')[0]}")
-            published = replay_file(
-                replay,
-                publish=lambda k, v: producer.publish(settings.topic_raw, k, v),
-                reject=_reject_record(session_factory, producer, settings.topic_dlq),
-                speed=speed, max_gap_s=max_gap, shift=shift, limit=limit, stop=stop,
-            )  # fmt: skip
-            typer.echo(f"replay finished: {published.published} published, {published.errors} unreadable rows")
-        last = 0.0
+
+            def play() -> None:
+                done = replay_file(
+                    replay,
+                    publish=lambda k, v: producer.publish(settings.topic_raw, k, v),
+                    reject=_reject_record(session_factory, producer, settings.topic_dlq),
+                    speed=speed, max_gap_s=max_gap, shift=shift, limit=limit, stop=stop,
+                )  # fmt: skip
+                typer.echo(f"replay finished: {done.published} published, {done.errors} unreadable rows")
+
+            replaying = threading.Thread(target=play, name="replay", daemon=True)
+            replaying.start()
+        last = time.monotonic()
         while not stop.is_set() and thread.is_alive():
-            if exit_when_done and drained():
+            if exit_when_done and (replaying is None or not replaying.is_alive()) and drained():
                 break
             if time.monotonic() - last >= 5:
                 typer.echo(status())
@@ -520,6 +526,8 @@ def run_command(
         stop.set()
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+        if replaying is not None:
+            replaying.join(timeout=10)
         thread.join(timeout=30)
     typer.echo(status())
 
