@@ -25,6 +25,7 @@ run: setup
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
 	$(BIN)/finsent db upgrade --database-url sqlite:///$(DEMO_DB)
 	$(BIN)/finsent run --replay ingest/samples/news_sample.csv --speed $(SPEED) --max-gap 0.25 --exit-when-done \
+		--monitor monitor.example.toml --evaluate-every 5 \
 		--database-url sqlite:///$(DEMO_DB)
 
 test: setup

@@ -457,6 +457,8 @@ def run_command(
     limit: Annotated[int | None, typer.Option(help="Replay at most this many items.")] = None,
     exit_when_done: Annotated[bool, typer.Option(help="Exit once the replay is scored and stored.")] = False,
     sources: Annotated[Path | None, typer.Option(help="Sources TOML (see sources.example.toml).")] = None,
+    monitor: Annotated[Path | None, typer.Option(help="Monitor TOML: evaluate alert rules alongside.")] = None,
+    evaluate_every: Annotated[float, typer.Option(help="Seconds between rule evaluations (with --monitor).")] = 10,
     database_url: DatabaseOpt = None,
     checkpoint: CheckpointOpt = None,
     device: str = "auto",
@@ -472,6 +474,7 @@ def run_command(
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if replay is not None and not replay.is_file():
         fail(f"{replay}: no such file")
+    monitor_cfg = _monitor_config(monitor) if monitor else None
     settings = _settings(database_url, transport="memory")
     _, session_factory = _database(settings)
     broker = MemoryBroker(default_partitions=settings.topic_partitions)
@@ -483,6 +486,16 @@ def run_command(
     thread.start()
     started = time.monotonic()
     scheduler = _start_sources(sources, settings, producer, session_factory) if sources else None
+    if monitor_cfg is not None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        from monitor.scheduler import schedule_monitor
+
+        if scheduler is None:
+            scheduler = BackgroundScheduler(timezone="UTC")
+            scheduler.start()
+        schedule_monitor(scheduler, session_factory=session_factory, config=monitor_cfg,
+                         evaluate_every_s=evaluate_every, deliver_every_s=2)  # fmt: skip
 
     def status() -> str:
         s = worker.stats
@@ -530,6 +543,16 @@ def run_command(
             replaying.join(timeout=10)
         thread.join(timeout=30)
     typer.echo(status())
+    if monitor_cfg is not None:  # a last look, so what the stored news says is in the alerts before exiting
+        from monitor.scheduler import delivery_job, evaluation_job, receivers_of
+
+        evaluation_job(session_factory=session_factory, config=monitor_cfg)
+        delivery_job(session_factory=session_factory, receivers=receivers_of(monitor_cfg))
+        from monitor.alerts import list_alerts
+
+        with session_factory() as session:
+            current = [a for a in list_alerts(session, limit=1000) if a.status in ("pending", "firing")]
+        typer.echo(f"alerts open: {len(current)} (finsent alerts list shows them with their evidence)")
 
 
 def _start_sources(path: Path, settings, transport, session_factory):
@@ -594,6 +617,299 @@ def ingest_command(
     finally:
         scheduler.shutdown(wait=False)
         transport.close()
+
+
+# ---------------------------------------------------------------------------------------------- the monitor
+
+alerts_app = typer.Typer(help="Alerts: list, acknowledge, silence, follow, replay over history.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+feed_app = typer.Typer(help="The alert feed server (Atom and JSON).", no_args_is_help=True)
+app.add_typer(feed_app, name="feed")
+ConfigOpt = Annotated[Path, typer.Option("--config", help="Monitor TOML (see monitor.example.toml).")]
+
+
+def _monitor_config(path: Path):
+    """The validated monitor config, or one clear line naming the file and key."""
+    from monitor.rules import RuleConfigError, load_config
+    from monitor.scheduler import receivers_of
+
+    try:
+        config = load_config(path)
+        receivers_of(config)
+    except RuleConfigError as exc:
+        fail(str(exc))
+    return config
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+@app.command("monitor")
+def monitor_command(
+    config: ConfigOpt,
+    evaluate_every: Annotated[float, typer.Option(help="Seconds between rule evaluations.")] = 30,
+    deliver_every: Annotated[float, typer.Option(help="Seconds between outbox deliveries.")] = 5,
+    once: Annotated[bool, typer.Option(help="Evaluate and deliver once, then exit.")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Evaluate the alert rules on a schedule and deliver notifications (webhooks, Slack, Kafka, log)."""
+    import logging
+
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from monitor.scheduler import delivery_job, evaluation_job, receivers_of, schedule_monitor
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = _monitor_config(config)
+    settings = _settings(database_url)
+    _, session_factory = _database(settings)
+    transport = _alerts_transport(settings, cfg)
+    if once:
+        report = evaluation_job(session_factory=session_factory, config=cfg)
+        sent = delivery_job(session_factory=session_factory, receivers=receivers_of(cfg), transport=transport)
+        typer.echo(
+            f"findings {report.findings}, fired {report.fired}, resolved {report.resolved}, "
+            f"notifications queued {report.notifications}, sent {sent.sent}, failed {sent.failed}"
+        )
+        return
+    scheduler = BlockingScheduler(timezone="UTC")
+    schedule_monitor(scheduler, session_factory=session_factory, config=cfg, evaluate_every_s=evaluate_every,
+                     deliver_every_s=deliver_every, transport=transport)  # fmt: skip
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+    try:
+        scheduler.start()
+    except KeyboardInterrupt:
+        pass
+
+
+def _alerts_transport(settings, cfg):
+    """A Kafka transport when a receiver of kind kafka is configured (the `alerts` topic), else None."""
+    if not any(r.get("kind") == "kafka" for r in cfg.receivers):
+        return None
+    from core.transport import KafkaTransport
+
+    return KafkaTransport.from_settings(settings)
+
+
+@alerts_app.command("list")
+def alerts_list(
+    status: Annotated[str | None, typer.Option(help="pending | firing | resolved")] = None,
+    ticker: str | None = None,
+    limit: int = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Alerts, newest first, with their evidence."""
+    from monitor.alerts import list_alerts
+
+    if status not in (None, "pending", "firing", "resolved"):
+        fail(f"--status: {status!r} is not pending, firing or resolved")
+    _, session_factory = _database(_settings(database_url))
+    with session_factory() as session:
+        rows = list_alerts(session, status=status, ticker=ticker, limit=limit)
+        out = [_alert_dict(session, a) for a in rows]
+    if as_json:
+        typer.echo(json.dumps(out, indent=2, default=str))
+        return
+    for a in out:
+        typer.echo(_alert_line(a))
+        for e in a["evidence"][:3]:
+            words = ", ".join(w for w, _ in e["words"][:3])
+            typer.echo(f"      {e['published_at'][:16]}  {e['title'][:90]}  [{words}]")
+
+
+def _alert_dict(session, alert) -> dict:
+    from sqlalchemy import select
+
+    from core.schema import AlertEvidence, Article
+
+    evidence = [
+        {"article_id": i, "title": t, "published_at": p.isoformat(), "score": s, "words": json.loads(w)}
+        for i, t, p, s, w in session.execute(
+            select(Article.id, Article.title, Article.published_at, AlertEvidence.score, AlertEvidence.words)
+            .join(Article, Article.id == AlertEvidence.article_id)
+            .where(AlertEvidence.alert_id == alert.id)
+            .order_by(Article.published_at.desc())
+        )
+    ]
+    return {
+        "id": alert.id, "rule": alert.rule, "status": alert.status, "severity": alert.severity,
+        "ticker": alert.ticker, "labels": json.loads(alert.labels), "annotations": json.loads(alert.annotations),
+        "value": alert.value, "active_at": alert.active_at, "starts_at": alert.starts_at, "ends_at": alert.ends_at,
+        "acked_by": alert.acked_by, "replayed": alert.replayed, "evidence": evidence,
+    }  # fmt: skip
+
+
+def _alert_line(a: dict) -> str:
+    subject = a["ticker"] or a["labels"].get("source", "")
+    when = (a["starts_at"] or a["active_at"]).isoformat(timespec="minutes")
+    flags = (" acked by " + a["acked_by"] if a["acked_by"] else "") + (" (replayed)" if a["replayed"] else "")
+    summary = a["annotations"].get("summary", "")
+    return f"#{a['id']:<5} {a['status']:<8} {a['severity']:<8} {a['rule']:<20} {subject:<8} {when}  {summary}{flags}"
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_id: int,
+    by: Annotated[str, typer.Option("--by", help="Who acknowledges.")],
+    comment: str = "",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Acknowledge an alert: no more reminders for it."""
+    from monitor.alerts import ack
+
+    _, session_factory = _database(_settings(database_url))
+    try:
+        with session_factory() as session, session.begin():
+            ack(session, alert_id, by=by, now=_now(), comment=comment)
+    except LookupError as exc:
+        fail(str(exc))
+    typer.echo(f"alert {alert_id} acknowledged by {by}")
+
+
+@alerts_app.command("silence")
+def alerts_silence(
+    match: Annotated[list[str], typer.Option("--match", help="NAME=VALUE, NAME!=VALUE, NAME=~RE, NAME!~RE")],
+    author: Annotated[str, typer.Option(help="Who silences.")],
+    comment: Annotated[str, typer.Option(help="Why.")],
+    duration: Annotated[str, typer.Option(help="How long, e.g. 2h.")] = "2h",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Silence notifications of alerts matching every matcher, for a while."""
+    from monitor.alerts import add_silence
+
+    _, session_factory = _database(_settings(database_url))
+    try:
+        with session_factory() as session, session.begin():
+            silence = add_silence(session, matchers=match, author=author, comment=comment, now=_now(),
+                                  duration=duration)  # fmt: skip
+            typer.echo(f"silence {silence.id} until {silence.ends_at.isoformat(timespec='minutes')}")
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@alerts_app.command("expire")
+def alerts_expire(silence_id: int, database_url: DatabaseOpt = None) -> None:
+    """End a silence now."""
+    from monitor.alerts import expire_silence
+
+    _, session_factory = _database(_settings(database_url))
+    try:
+        with session_factory() as session, session.begin():
+            expire_silence(session, silence_id, now=_now())
+    except LookupError as exc:
+        fail(str(exc))
+    typer.echo(f"silence {silence_id} expired")
+
+
+@alerts_app.command("silences")
+def alerts_silences(database_url: DatabaseOpt = None) -> None:
+    """Active silences."""
+    from monitor.alerts import active_silences
+
+    _, session_factory = _database(_settings(database_url))
+    with session_factory() as session:
+        for s in active_silences(session, _now()):
+            matchers = ", ".join(f"{m['name']}{m['op']}{m['value']}" for m in json.loads(s.matchers))
+            typer.echo(
+                f"#{s.id} until {s.ends_at.isoformat(timespec='minutes')} by {s.author}: {matchers} ({s.comment})"
+            )
+
+
+@alerts_app.command("tail")
+def alerts_tail(
+    interval: Annotated[float, typer.Option(help="Seconds between looks at the database.")] = 2.0,
+    history: Annotated[int, typer.Option(help="Show this many past events first.")] = 10,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Print alert events as they happen (pending, firing, resolved, reminders, acks, silenced)."""
+    import time
+
+    from sqlalchemy import func, select
+
+    from core.schema import Alert, AlertEvent
+
+    _, session_factory = _database(_settings(database_url))
+    with session_factory() as session:
+        last = (session.scalar(select(func.max(AlertEvent.id))) or 0) - history
+    try:
+        while True:
+            with session_factory() as session:
+                rows = session.execute(
+                    select(AlertEvent, Alert).join(Alert, Alert.id == AlertEvent.alert_id)
+                    .where(AlertEvent.id > last).order_by(AlertEvent.id)
+                ).all()  # fmt: skip
+            for event, alert in rows:
+                summary = json.loads(alert.annotations).get("summary", "")
+                subject = alert.ticker or json.loads(alert.labels).get("source", "")
+                typer.echo(f"{event.at.isoformat(timespec='seconds')} {event.event:<9} {alert.severity:<8} "
+                           f"{alert.rule} {subject}  {summary}")  # fmt: skip
+                last = event.id
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
+@alerts_app.command("replay")
+def alerts_replay(
+    config: ConfigOpt,
+    since: Annotated[str, typer.Option(help="ISO date or time.")],
+    until: Annotated[str, typer.Option(help="ISO date or time.")],
+    step: Annotated[str, typer.Option(help="Evaluate every this long, e.g. 15m.")] = "1h",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Evaluate the rules over stored history and record what would have fired (notifying nobody)."""
+    from datetime import timedelta
+
+    from monitor.alerts import run_evaluation
+    from monitor.windows import parse_duration
+
+    cfg = _monitor_config(config)
+    start, end = _when(since, "since"), _when(until, "until")
+    try:
+        delta = timedelta(seconds=parse_duration(step))
+    except ValueError as exc:
+        fail(f"--step: {exc}")
+    _, session_factory = _database(_settings(database_url))
+    now, fired, resolved = start, 0, 0
+    while now <= end:
+        report = run_evaluation(session_factory=session_factory, config=cfg, now=now, replay=True)
+        fired, resolved = fired + report.fired, resolved + report.resolved
+        now += delta
+    typer.echo(f"replayed {start.date()} .. {end.date()} every {step}: {fired} alerts fired, {resolved} resolved")
+
+
+@feed_app.command("serve")
+def feed_serve(
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 unless told otherwise).")] = "127.0.0.1",
+    port: int = 8080,
+    token_env: Annotated[
+        str | None, typer.Option(help="Name of an environment variable holding a bearer token to require.")
+    ] = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Serve /alerts.atom, /alerts.json and /healthz."""
+    from monitor.feed import make_server
+
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            fail(f"--token-env: environment variable {token_env} is not set")
+    _, session_factory = _database(_settings(database_url))
+    server = make_server(session_factory=session_factory, host=host, port=port, token=token)
+    typer.echo(f"alert feeds on http://{host}:{server.server_address[1]}/alerts.atom and /alerts.json")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":

@@ -207,3 +207,134 @@ class BackfillProgress(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# ------------------------------------------------------------------------------------------------- monitoring
+
+
+class WindowBucket(Base):
+    """Aggregates of one ticker (or the market, key "*") over one tumbling bucket of a window length.
+
+    The rule engine compares the live rolling window against the trailing baseline made of these buckets. They are
+    kept up to date incrementally: every article stored since the last run marks its buckets for recomputation,
+    which also covers periods a backfill filled.
+    """
+
+    __tablename__ = "window_buckets"
+    __table_args__ = (UniqueConstraint("key", "window_s", "bucket_start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(16))  # a ticker, or "*" for the whole market
+    window_s: Mapped[int] = mapped_column(Integer)
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    items: Mapped[int] = mapped_column(Integer)
+    stories: Mapped[int] = mapped_column(Integer)
+    mean_score: Mapped[float | None] = mapped_column(Float)  # weighted by relevance x confidence, stories once
+    share_negative: Mapped[float] = mapped_column(Float)
+    share_positive: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MonitorState(Base):
+    """Small named values the monitor keeps between runs (the last article id folded into the buckets)."""
+
+    __tablename__ = "monitor_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+
+class Alert(Base):
+    """One alert episode: pending → firing → resolved. A fingerprint has at most one unresolved episode."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_fingerprint_status", "fingerprint", "status"),
+        Index("ix_alerts_updated_at", "updated_at"),
+        CheckConstraint("status IN ('pending', 'firing', 'resolved')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(16))  # sha256 of the sorted labels, as Alertmanager does
+    rule: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[str] = mapped_column(String(32))
+    ticker: Mapped[str | None] = mapped_column(String(16))  # the group key for ticker rules
+    labels: Mapped[str] = mapped_column(Text)  # JSON object
+    annotations: Mapped[str] = mapped_column(Text)  # JSON object, rendered from the rule's templates
+    status: Mapped[str] = mapped_column(String(16))
+    value: Mapped[float | None] = mapped_column(Float)
+    active_at: Mapped[datetime] = mapped_column(UTCDateTime())  # when the condition first held
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when it fired (after `for`)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when it resolved
+    last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acked_by: Mapped[str | None] = mapped_column(String(200))
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    replayed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())  # history, never sent
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AlertEvidence(Base):
+    """An article that made an alert fire, with the words that drove its score."""
+
+    __tablename__ = "alert_evidence"
+    __table_args__ = (UniqueConstraint("alert_id", "article_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id", ondelete="CASCADE"))
+    score: Mapped[float | None] = mapped_column(Float)
+    words: Mapped[str] = mapped_column(Text, default="[]", server_default=text("'[]'"))  # JSON list of [word, weight]
+
+
+class AlertEvent(Base):
+    """The full history of every alert: each state change, acknowledgement and reminder."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_alert_id", "alert_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    event: Mapped[str] = mapped_column(String(32))  # pending | firing | resolved | reminder | acked | silenced
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Silence(Base):
+    """Mutes notifications of alerts whose labels match every matcher, until `ends_at`."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    matchers: Mapped[str] = mapped_column(Text)  # JSON list of {"name", "value", "op": "=" | "!=" | "=~" | "!~"}
+    author: Mapped[str] = mapped_column(String(200))
+    comment: Mapped[str] = mapped_column(Text)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expired_early_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Notification(Base):
+    """The outbox: one row per (alert state change, receiver), written in the transaction that changed the alert.
+
+    Delivery marks it sent; nothing is lost when a receiver is down (it is retried with backoff) and nothing is sent
+    twice after a restart (a sent row is never picked again).
+    """
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_pending", "sent_at", "next_attempt_at"),
+        UniqueConstraint("alert_id", "receiver", "kind", "sequence"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    receiver: Mapped[str] = mapped_column(String(200))  # a receiver name from the monitor config
+    kind: Mapped[str] = mapped_column(String(16))  # firing | resolved | reminder
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))  # reminders count up
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body, fixed when the notification is created
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -9,7 +9,10 @@ from alembic.runtime.migration import MigrationContext
 from core.db import current_revision, downgrade, make_engine, upgrade
 from core.schema import Base
 
-TABLES = {"sources", "articles", "mentions", "scores", "attributions", "rejects", "backfill_progress"}
+TABLES = {
+    "sources", "articles", "mentions", "scores", "attributions", "rejects", "backfill_progress", "window_buckets",
+    "monitor_state", "alerts", "alert_evidence", "alert_events", "silences", "notifications",
+}  # fmt: skip
 
 
 def diff(engine: sa.Engine, metadata: sa.MetaData) -> list:

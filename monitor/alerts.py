@@ -1,0 +1,382 @@
+"""Alert lifecycle with Alertmanager semantics, stored in the database.
+
+- Identity: a fingerprint hashed from the sorted labels (rule name, severity, ticker or source, the rule's own
+  labels). One fingerprint has at most one open episode; every episode is kept (full history in `alert_events`).
+- pending → firing once the condition has held for the rule's `for`; firing → resolved when it stops holding
+  (a pending alert that stops holding is closed without a notification).
+- Notifications go into the `notifications` outbox in the same transaction as the state change, grouped by
+  `group_by` labels (default: ticker), one row per receiver: `firing`, `resolved` (when `send_resolved`) and
+  `reminder` every `repeat_interval` while firing and not acknowledged. The unique key of the outbox and the stored
+  state make evaluation idempotent: a restarted monitor re-evaluates and sends nothing twice.
+- Silences (matchers with =, !=, =~, !~; author, comment, expiry) suppress notifications while active; an alert
+  still firing when its silence ends is notified then.
+- Each alert keeps its evidence: the articles that made it fire and their top-attended words.
+- Replay (`replay=True`) records historical alerts flagged `replayed` and notifies nobody.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.schema import Alert, AlertEvent, AlertEvidence, Article, Notification, Score, Silence, Source
+from core.schema import Attribution as AttributionRow
+from monitor.rules import Finding, MonitorConfig, SourceSilent, evaluate, render
+from monitor.windows import current_version, parse_duration, update_buckets
+
+OPEN = ("pending", "firing")
+MAX_EVIDENCE = 10
+_MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+
+
+def fingerprint(labels: dict[str, str]) -> str:
+    """Stable id of a label set (sha256 of the sorted labels, 16 hex characters)."""
+    return hashlib.sha256(json.dumps(sorted(labels.items())).encode()).hexdigest()[:16]
+
+
+@dataclass(slots=True)
+class EvaluationReport:
+    findings: int = 0
+    pending: int = 0
+    fired: int = 0
+    resolved: int = 0
+    reminders: int = 0
+    silenced: int = 0
+    notifications: int = 0
+    buckets: int = 0
+    changes: list[tuple[str, str, str]] = field(default_factory=list)  # (event, rule, ticker or source)
+
+
+# ---------------------------------------------------------------------------------------------------- silences
+
+
+def parse_matcher(text: str) -> dict[str, str]:
+    """`ticker=AAPL`, `alertname=~neg.*`, `severity!=info` → {"name", "op", "value"}; ValueError otherwise."""
+    match = _MATCHER.match(text)
+    if not match:
+        raise ValueError(f"matcher {text!r}: expected NAME=VALUE, NAME!=VALUE, NAME=~REGEX or NAME!~REGEX")
+    name, op, value = match.groups()
+    if op in ("=~", "!~"):
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"matcher {text!r}: bad regular expression: {exc}") from None
+    return {"name": name, "op": op, "value": value}
+
+
+def matches(matchers: list[dict[str, str]], labels: dict[str, str]) -> bool:
+    """True when every matcher holds for the labels (regexes are anchored, as in Alertmanager)."""
+    for m in matchers:
+        value = labels.get(m["name"], "")
+        if m["op"] == "=" and value != m["value"]:
+            return False
+        if m["op"] == "!=" and value == m["value"]:
+            return False
+        if m["op"] == "=~" and not re.fullmatch(m["value"], value):
+            return False
+        if m["op"] == "!~" and re.fullmatch(m["value"], value):
+            return False
+    return True
+
+
+def add_silence(
+    session: Session, *, matchers: list[str], author: str, comment: str, now: datetime, duration: str
+) -> Silence:
+    """Create a silence active from now for `duration` (e.g. "2h")."""
+    if not matchers:
+        raise ValueError("a silence needs at least one matcher")
+    if not author.strip() or not comment.strip():
+        raise ValueError("a silence needs an author and a comment")
+    parsed = [parse_matcher(m) for m in matchers]
+    silence = Silence(
+        matchers=json.dumps(parsed),
+        author=author.strip(),
+        comment=comment.strip(),
+        starts_at=now,
+        ends_at=now + timedelta(seconds=parse_duration(duration)),
+        created_at=now,
+    )
+    session.add(silence)
+    session.flush()
+    return silence
+
+
+def expire_silence(session: Session, silence_id: int, *, now: datetime) -> Silence:
+    silence = session.get(Silence, silence_id)
+    if silence is None:
+        raise LookupError(f"no silence {silence_id}")
+    silence.expired_early_at = now
+    silence.ends_at = min(silence.ends_at, now)
+    return silence
+
+
+def active_silences(session: Session, now: datetime) -> list[Silence]:
+    return list(session.scalars(select(Silence).where(Silence.starts_at <= now, Silence.ends_at > now)))
+
+
+def ack(session: Session, alert_id: int, *, by: str, now: datetime, comment: str = "") -> Alert:
+    """Acknowledge an alert: no more reminders for this episode (the resolved notification still goes out)."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise LookupError(f"no alert {alert_id}")
+    alert.acked_by, alert.acked_at, alert.updated_at = by, now, now
+    session.add(AlertEvent(alert_id=alert.id, at=now, event="acked", detail=f"{by}: {comment}".strip(": ")))
+    return alert
+
+
+# ------------------------------------------------------------------------------------------------- evaluation
+
+
+def run_evaluation(
+    *, session_factory: sessionmaker[Session], config: MonitorConfig, now: datetime, replay: bool = False
+) -> EvaluationReport:
+    """Fold new articles into the buckets, evaluate every rule at `now` and apply the lifecycle, in one transaction."""
+    with session_factory() as session, session.begin():
+        version = current_version(session)
+        windows = sorted({r.window_s for r in config.rules if not isinstance(r, SourceSilent)})
+        report = EvaluationReport()
+        report.buckets = update_buckets(session, windows=windows or [3600], version=version)
+        findings = evaluate(session, config.rules, now=now, version=version)
+        apply_findings(session, findings, config=config, now=now, replay=replay, report=report, version=version)
+        return report
+
+
+def apply_findings(
+    session: Session,
+    findings: list[Finding],
+    *,
+    config: MonitorConfig,
+    now: datetime,
+    replay: bool = False,
+    report: EvaluationReport | None = None,
+    version: str | None = None,
+) -> EvaluationReport:
+    """The lifecycle step for one evaluation: create, fire, remind, resolve; queue grouped notifications."""
+    report = report or EvaluationReport()
+    report.findings = len(findings)
+    open_alerts = {
+        a.fingerprint: a
+        for a in session.scalars(select(Alert).where(Alert.status.in_(OPEN), Alert.replayed.is_(replay)))
+    }
+    repeat = timedelta(seconds=parse_duration(config.repeat_interval))
+    silences = [(s, json.loads(s.matchers)) for s in active_silences(session, now)] if not replay else []
+    outgoing: list[tuple[Alert, str]] = []
+    seen: set[str] = set()
+
+    def event(alert: Alert, name: str, detail: str | None = None) -> None:
+        session.add(AlertEvent(alert_id=alert.id, at=now, event=name, detail=detail))
+        report.changes.append((name, alert.rule, alert.ticker or json.loads(alert.labels).get("source", "")))
+
+    for f in findings:
+        fp = fingerprint(f.labels)
+        if fp in seen:
+            continue
+        seen.add(fp)
+        context = f.context | {"value": f.value}
+        annotations = {k: render(v, context) for k, v in f.rule.annotations.items()}
+        alert = open_alerts.get(fp)
+        if alert is None:
+            alert = Alert(
+                fingerprint=fp,
+                rule=f.rule.name,
+                severity=f.rule.severity,
+                ticker=f.ticker,
+                labels=json.dumps(f.labels, sort_keys=True),
+                annotations=json.dumps(annotations),
+                status="pending",
+                value=f.value,
+                active_at=now,
+                replayed=replay,
+                updated_at=now,
+            )
+            session.add(alert)
+            session.flush()
+            event(alert, "pending", f"value {f.value:.3g}")
+            report.pending += 1
+        else:
+            alert.value, alert.annotations, alert.updated_at = f.value, json.dumps(annotations), now
+        _add_evidence(session, alert, f.evidence, version)
+        if alert.status == "pending" and (now - alert.active_at).total_seconds() >= f.rule.for_s:
+            alert.status, alert.starts_at = "firing", now
+            event(alert, "firing", f"value {f.value:.3g}")
+            report.fired += 1
+            outgoing.append((alert, "firing"))
+        elif alert.status == "firing":
+            if alert.last_notified_at is None:
+                outgoing.append((alert, "firing"))  # silenced when it fired; the silence has ended
+            elif alert.acked_at is None and now - alert.last_notified_at >= repeat:
+                outgoing.append((alert, "reminder"))
+
+    for fp, alert in open_alerts.items():
+        if fp in seen:
+            continue
+        was = alert.status
+        alert.status, alert.ends_at, alert.updated_at = "resolved", now, now
+        event(alert, "resolved", "condition no longer holds" + ("" if was == "firing" else " (never fired)"))
+        report.resolved += 1
+        if was == "firing" and config.send_resolved and alert.last_notified_at is not None:
+            outgoing.append((alert, "resolved"))
+
+    if not replay:
+        _queue(session, outgoing, config=config, now=now, silences=silences, report=report, event=event)
+    return report
+
+
+def _add_evidence(session: Session, alert: Alert, article_ids: list[int], version: str | None) -> None:
+    have = set(session.scalars(select(AlertEvidence.article_id).where(AlertEvidence.alert_id == alert.id)))
+    room = MAX_EVIDENCE - len(have)
+    new = [a for a in article_ids if a not in have][: max(0, room)]
+    if not new:
+        return
+    scores = {
+        article_id: (score_id, value)
+        for article_id, score_id, value in session.execute(
+            select(Score.article_id, Score.id, Score.score).where(
+                Score.article_id.in_(new), *([Score.model_version == version] if version else [])
+            )
+        )
+    }
+    words: dict[int, list] = defaultdict(list)
+    score_ids = [s for s, _ in scores.values()]
+    if score_ids:
+        for score_id, word, weight in session.execute(
+            select(AttributionRow.score_id, AttributionRow.word, AttributionRow.weight)
+            .where(AttributionRow.score_id.in_(score_ids), AttributionRow.method == "pooling")
+            .order_by(AttributionRow.score_id, AttributionRow.rank)
+        ):
+            words[score_id].append([word, round(weight, 4)])
+    for article_id in new:
+        score_id, value = scores.get(article_id, (None, None))
+        session.add(
+            AlertEvidence(
+                alert_id=alert.id, article_id=article_id, score=value, words=json.dumps(words.get(score_id, []))
+            )
+        )
+
+
+def _queue(session, outgoing, *, config, now, silences, report, event) -> None:
+    """Group the state changes and write one outbox row per group and receiver."""
+    groups: dict[tuple, list[Alert]] = defaultdict(list)
+    for alert, kind in outgoing:
+        labels = json.loads(alert.labels)
+        muted = next((s for s, m in silences if matches(m, labels)), None)
+        if muted is not None:
+            if kind != "resolved":
+                event(alert, "silenced", f"silence {muted.id} by {muted.author}: {muted.comment}")
+                report.silenced += 1
+                continue
+        key = (kind, tuple(labels.get(g, "") for g in config.group_by))
+        groups[key].append(alert)
+    for (kind, group_values), alerts in groups.items():
+        for alert in alerts:
+            alert.last_notified_at = now
+            if kind == "reminder":
+                event(alert, "reminder")
+                report.reminders += 1
+        if not config.route_receivers:
+            continue
+        lead = alerts[0]
+        group_labels = dict(zip(config.group_by, group_values, strict=True))
+        for receiver in config.route_receivers:
+            sequence = 0
+            if kind == "reminder":  # the n-th reminder of this episode to this receiver
+                sequence = 1 + session.scalar(
+                    select(func.count())
+                    .select_from(Notification)
+                    .where(
+                        Notification.alert_id == lead.id, Notification.receiver == receiver, Notification.kind == kind
+                    )
+                )
+            payload = notification_payload(session, alerts, kind=kind, receiver=receiver, group_labels=group_labels)
+            session.add(
+                Notification(
+                    alert_id=lead.id,
+                    receiver=receiver,
+                    kind=kind,
+                    sequence=sequence,
+                    payload=json.dumps(payload),
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+            )
+            report.notifications += 1
+
+
+def _iso(when: datetime | None) -> str:
+    return when.isoformat() if when else "0001-01-01T00:00:00Z"
+
+
+def notification_payload(
+    session: Session, alerts: list[Alert], *, kind: str, receiver: str, group_labels: dict[str, str]
+) -> dict:
+    """An Alertmanager-compatible webhook body (version 4), with each alert's evidence."""
+    status = "resolved" if kind == "resolved" else "firing"
+    items = []
+    for alert in alerts:
+        labels = json.loads(alert.labels)
+        evidence = [
+            {
+                "article_id": article_id,
+                "title": title,
+                "source": source,
+                "published_at": _iso(published_at),
+                "score": score,
+                "words": json.loads(words),
+            }
+            for article_id, title, source, published_at, score, words in session.execute(
+                select(
+                    Article.id,
+                    Article.title,
+                    Source.name,
+                    Article.published_at,
+                    AlertEvidence.score,
+                    AlertEvidence.words,
+                )
+                .join(Article, Article.id == AlertEvidence.article_id)
+                .join(Source, Source.id == Article.source_id)
+                .where(AlertEvidence.alert_id == alert.id)
+                .order_by(Article.published_at.desc())
+            )
+        ]
+        items.append(
+            {
+                "status": "resolved" if alert.status == "resolved" else "firing",
+                "labels": labels,
+                "annotations": json.loads(alert.annotations),
+                "startsAt": _iso(alert.starts_at or alert.active_at),
+                "endsAt": _iso(alert.ends_at),
+                "fingerprint": alert.fingerprint,
+                "generatorURL": "",
+                "evidence": evidence,
+            }
+        )
+    common = set.intersection(*(set(json.loads(a.labels).items()) for a in alerts)) if alerts else set()
+    return {
+        "version": "4",
+        "status": status,
+        "receiver": receiver,
+        "groupKey": "{}:{" + ",".join(f'{k}="{v}"' for k, v in sorted(group_labels.items())) + "}",
+        "groupLabels": group_labels,
+        "commonLabels": dict(sorted(common)),
+        "commonAnnotations": {},
+        "externalURL": "",
+        "kind": kind,
+        "alerts": items,
+    }
+
+
+def list_alerts(session: Session, *, status: str | None = None, ticker: str | None = None, limit: int = 50):
+    """Alerts newest first, for `finsent alerts list`."""
+    query = select(Alert).order_by(Alert.updated_at.desc(), Alert.id.desc()).limit(limit)
+    if status:
+        query = query.where(Alert.status == status)
+    if ticker:
+        query = query.where(Alert.ticker == ticker)
+    return list(session.scalars(query))

@@ -1,0 +1,231 @@
+"""Rolling sentiment per ticker and market-wide, and the trailing baseline each window is judged against.
+
+- `rolling`: the exact window [now - w, now) from the stored rows (what rules test).
+- `update_buckets`: tumbling buckets of each window length, kept up to date incrementally: every article stored
+  since the last run (live or backfilled, in any time order) marks its buckets for recomputation.
+- `baseline`: mean and spread of the buckets over the trailing `days` before the current window.
+
+Stories, not copies: near-duplicates (one `story_id`) count once. A story's score is the mean of its articles'
+scores; the window mean weights each story by relevance x confidence. The market-wide key is "*".
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Float, String, and_, delete, literal, select
+from sqlalchemy.orm import Session
+
+from core.schema import Article, Mention, MonitorState, Score, WindowBucket
+
+MARKET = "*"
+DEFAULT_WINDOWS = {"15m": 900, "1h": 3600, "1d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in "90s", "15m", "1h", "1d"; ValueError naming the text otherwise."""
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (use e.g. 30s, 15m, 1h, 1d)")
+    return int(float(match.group(1)) * _UNIT[match.group(2)])
+
+
+@dataclass(slots=True)
+class WindowStats:
+    """One key over one window."""
+
+    key: str
+    window_s: int
+    start: datetime
+    end: datetime
+    items: int = 0
+    stories: int = 0
+    mean_score: float | None = None
+    share_negative: float = 0.0
+    share_positive: float = 0.0
+    negative_stories: list[int] = field(default_factory=list)  # a representative article id per story
+    story_articles: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Baseline:
+    """Mean and spread of the bucketed history (`n` buckets, `active` of them with at least one story)."""
+
+    mean_score: float | None
+    std_score: float | None
+    mean_stories: float
+    std_stories: float
+    n: int
+    active: int
+
+
+def current_version(session: Session) -> str | None:
+    """The model version of the newest score: windows use one version so a rescore never mixes into them."""
+    return session.scalar(select(Score.model_version).order_by(Score.scored_at.desc(), Score.id.desc()).limit(1))
+
+
+def _rows(session: Session, *, key: str | None, start: datetime, end: datetime, version: str):
+    """(article id, story id, ticker, relevance, score, confidence, label) for articles in [start, end)."""
+    if key == MARKET:
+        query = (
+            select(
+                Article.id,
+                Article.story_id,
+                literal(None, String).label("ticker"),
+                literal(1.0, Float).label("relevance"),
+                Score.score,
+                Score.confidence,
+                Score.label,
+            )
+            .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
+            .where(Article.published_at >= start, Article.published_at < end)
+        )
+    else:
+        query = (
+            select(Article.id, Article.story_id, Mention.ticker, Mention.relevance)
+            .add_columns(Score.score, Score.confidence, Score.label)
+            .join(Mention, Mention.article_id == Article.id)
+            .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
+            .where(Mention.published_at >= start, Mention.published_at < end)
+        )
+        if key is not None:
+            query = query.where(Mention.ticker == key)
+    return session.execute(query).all()
+
+
+def aggregate(rows, *, key: str, window_s: int, start: datetime, end: datetime) -> WindowStats:
+    """Story-level aggregates of rows from `_rows` for one key."""
+    stats = WindowStats(key=key, window_s=window_s, start=start, end=end, items=len(rows))
+    stories: dict[int, list] = defaultdict(list)
+    for row in rows:
+        stories[row[1] or row[0]].append(row)
+    if not stories:
+        return stats
+    total_w, total = 0.0, 0.0
+    negative = positive = 0
+    for members in stories.values():
+        weight = sum(r[3] * r[5] for r in members) / len(members)
+        score = sum(r[4] for r in members) / len(members)
+        total_w += weight
+        total += weight * score
+        lead = max(members, key=lambda r: (r[5], -r[0]))  # the most confident article speaks for the story
+        stats.story_articles.append(lead[0])
+        if lead[6] == "negative":
+            negative += 1
+            stats.negative_stories.append(lead[0])
+        elif lead[6] == "positive":
+            positive += 1
+    stats.stories = len(stories)
+    stats.mean_score = total / total_w if total_w > 0 else None
+    stats.share_negative = negative / len(stories)
+    stats.share_positive = positive / len(stories)
+    return stats
+
+
+def rolling(session: Session, *, key: str, window_s: int, now: datetime, version: str) -> WindowStats:
+    """The exact window [now - window_s, now) for one ticker or the market."""
+    start = now - timedelta(seconds=window_s)
+    return aggregate(_rows(session, key=key, start=start, end=now, version=version), key=key, window_s=window_s,
+                     start=start, end=now)  # fmt: skip
+
+
+def rolling_all(session: Session, *, window_s: int, now: datetime, version: str) -> dict[str, WindowStats]:
+    """Every ticker with news in [now - window_s, now), and the market."""
+    start = now - timedelta(seconds=window_s)
+    by_ticker: dict[str, list] = defaultdict(list)
+    for row in _rows(session, key=None, start=start, end=now, version=version):
+        by_ticker[row[2]].append(row)
+    out = {t: aggregate(rows, key=t, window_s=window_s, start=start, end=now) for t, rows in by_ticker.items()}
+    out[MARKET] = rolling(session, key=MARKET, window_s=window_s, now=now, version=version)
+    return out
+
+
+def bucket_start(when: datetime, window_s: int) -> datetime:
+    """The start of the tumbling bucket holding `when` (buckets are aligned to the Unix epoch)."""
+    ts = when.timestamp()
+    return datetime.fromtimestamp(ts - ts % window_s, UTC)
+
+
+def update_buckets(session: Session, *, windows: list[int], version: str | None = None, batch: int = 5000) -> int:
+    """Fold articles stored since the last call into the buckets; returns how many buckets were recomputed."""
+    version = version or current_version(session)
+    if version is None:
+        return 0
+    state = session.get(MonitorState, "buckets_article_id") or MonitorState(name="buckets_article_id", value=0)
+    session.add(state)
+    recomputed = 0
+    while True:
+        new = session.execute(
+            select(Article.id, Article.published_at).where(Article.id > state.value).order_by(Article.id).limit(batch)
+        ).all()
+        if not new:
+            return recomputed
+        ids = [r[0] for r in new]
+        tickers: dict[int, set[str]] = defaultdict(set)
+        for article_id, ticker in session.execute(
+            select(Mention.article_id, Mention.ticker).where(Mention.article_id.in_(ids))
+        ):
+            tickers[article_id].add(ticker)
+        touched: set[tuple[str, int, datetime]] = set()
+        for article_id, published_at in new:
+            for w in windows:
+                start = bucket_start(published_at, w)
+                for key in (MARKET, *tickers[article_id]):
+                    touched.add((key, w, start))
+        for key, w, start in sorted(touched):
+            _store_bucket(session, key=key, window_s=w, start=start, version=version)
+        recomputed += len(touched)
+        state.value = ids[-1]
+        session.flush()
+
+
+def _store_bucket(session: Session, *, key: str, window_s: int, start: datetime, version: str) -> None:
+    end = start + timedelta(seconds=window_s)
+    stats = aggregate(_rows(session, key=key, start=start, end=end, version=version), key=key, window_s=window_s,
+                      start=start, end=end)  # fmt: skip
+    session.execute(
+        delete(WindowBucket).where(
+            WindowBucket.key == key, WindowBucket.window_s == window_s, WindowBucket.bucket_start == start
+        )
+    )
+    session.add(
+        WindowBucket(
+            key=key,
+            window_s=window_s,
+            bucket_start=start,
+            items=stats.items,
+            stories=stats.stories,
+            mean_score=stats.mean_score,
+            share_negative=stats.share_negative,
+            share_positive=stats.share_positive,
+            updated_at=datetime.now(UTC),
+        )
+    )
+
+
+def baseline(session: Session, *, key: str, window_s: int, now: datetime, days: float = 30) -> Baseline:
+    """Mean and spread over the buckets of the `days` before the current window (empty buckets count 0 stories)."""
+    end = bucket_start(now - timedelta(seconds=window_s), window_s)
+    start = end - timedelta(days=days)
+    rows = session.execute(
+        select(WindowBucket.stories, WindowBucket.mean_score).where(
+            WindowBucket.key == key,
+            WindowBucket.window_s == window_s,
+            WindowBucket.bucket_start >= start,
+            WindowBucket.bucket_start < end,
+        )
+    ).all()
+    n = max(1, int((end - start).total_seconds() // window_s))
+    counts = [r[0] for r in rows] + [0] * max(0, n - len(rows))
+    means = [r[1] for r in rows if r[1] is not None and r[0] > 0]
+    mean_c = sum(counts) / n
+    std_c = math.sqrt(sum((c - mean_c) ** 2 for c in counts) / n)
+    mean_s = sum(means) / len(means) if means else None
+    std_s = math.sqrt(sum((m - mean_s) ** 2 for m in means) / len(means)) if len(means) > 1 else None
+    return Baseline(mean_s, std_s, mean_c, std_c, n, len(means))

@@ -1,0 +1,268 @@
+"""Rule semantics and the alert lifecycle on synthetic time series stored in a real, migrated database."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from core.db import make_session_factory
+from core.schema import Alert, AlertEvent, AlertEvidence, Article, Attribution, Mention, Notification, Score, Source
+from monitor.alerts import ack, add_silence, expire_silence, fingerprint, run_evaluation
+from monitor.rules import MonitorConfig, RuleConfigError, load_config
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+VERSION = "test-model"
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def factory(migrated_engine):
+    return make_session_factory(migrated_engine)
+
+
+def add_story(factory, *, ticker, when, label="negative", confidence=0.95, score=None, source="wire", title=None):
+    """One scored article about `ticker` at `when` (its own story), with two attributed words."""
+    n = next(_ids)
+    p_neg = confidence if label == "negative" else (1 - confidence) / 2
+    p_pos = confidence if label == "positive" else (1 - confidence) / 2
+    with factory() as s, s.begin():
+        src = s.scalar(select(Source).where(Source.name == source)) or Source(name=source, kind="stream")
+        s.add(src)
+        s.flush()
+        article = Article(
+            source_id=src.id, title=title or f"{ticker} story {n}", published_at=when, ingested_at=when,
+            content_hash=f"h{n}",
+        )  # fmt: skip
+        s.add(article)
+        s.flush()
+        article.story_id = article.id
+        s.add(Mention(article_id=article.id, ticker=ticker, published_at=when, relevance=1.0, in_headline=True))
+        sc = Score(
+            article_id=article.id, model_version=VERSION, label=label, p_negative=p_neg, p_neutral=1 - p_neg - p_pos,
+            p_positive=p_pos, score=p_pos - p_neg if score is None else score, confidence=confidence, scored_at=when,
+        )  # fmt: skip
+        s.add(sc)
+        s.flush()
+        s.add(Attribution(score_id=sc.id, method="pooling", rank=1, word="plunge", weight=0.4, start=0, end=6))
+        return article.id
+
+
+def config(**overrides) -> MonitorConfig:
+    rules = overrides.pop("rules", None) or [
+        {
+            "name": "neg-burst",
+            "type": "negative_burst",
+            "window": "1d",
+            "min_stories": 3,
+            "min_confidence": 0.8,
+            "for": "10m",
+            "severity": "warning",
+            "annotations": {"summary": "{ticker}: {value} negative stories in {window}"},
+        }
+    ]
+    data = {
+        "rule": rules,
+        "receiver": [{"name": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/x"}],
+        "route_receivers": ["hook"],
+        "repeat_interval": "1h",
+        **overrides,
+    }
+    return MonitorConfig.model_validate(data)
+
+
+def notifications(factory) -> list[tuple[str, dict]]:
+    with factory() as s:
+        return [(n.kind, json.loads(n.payload)) for n in s.scalars(select(Notification).order_by(Notification.id))]
+
+
+def alerts(factory) -> list[Alert]:
+    with factory() as s:
+        return list(s.scalars(select(Alert).order_by(Alert.id)))
+
+
+def test_fires_only_after_for_then_resolves_and_keeps_history(factory):
+    cfg = config()
+    for i in range(3):
+        add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=30 - i))
+    add_story(factory, ticker="MSFT", when=T0 - timedelta(minutes=5), label="positive")
+
+    run_evaluation(session_factory=factory, config=cfg, now=T0)
+    (a,) = alerts(factory)
+    assert (a.status, a.ticker, a.rule, a.value) == ("pending", "AAPL", "neg-burst", 3)
+    assert json.loads(a.annotations)["summary"] == "AAPL: 3 negative stories in 1d"
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=9))
+    assert alerts(factory)[0].status == "pending" and notifications(factory) == []
+
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=10))
+    assert alerts(factory)[0].status == "firing"
+    ((kind, body),) = notifications(factory)
+    assert kind == "firing" and body["status"] == "firing" and body["groupLabels"] == {"ticker": "AAPL"}
+    item = body["alerts"][0]
+    assert item["labels"] == {"alertname": "neg-burst", "severity": "warning", "ticker": "AAPL"}
+    assert item["fingerprint"] == fingerprint(item["labels"]) and len(item["evidence"]) == 3
+    assert item["evidence"][0]["words"] == [["plunge", 0.4]]
+
+    # Still firing inside repeat_interval: nothing new. A restarted monitor re-evaluating: nothing new either.
+    for minutes in (20, 20, 30):
+        run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=minutes))
+    assert len(notifications(factory)) == 1
+
+    # A day later the stories have left the window: resolved, and a resolved notification.
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(days=1))
+    a = alerts(factory)[0]
+    assert a.status == "resolved" and a.ends_at == T0 + timedelta(days=1)
+    assert [k for k, _ in notifications(factory)] == ["firing", "resolved"]
+    assert notifications(factory)[1][1]["alerts"][0]["endsAt"].startswith("2026-11-25")
+    with factory() as s:
+        events = list(s.scalars(select(AlertEvent.event).order_by(AlertEvent.id)))
+    assert events == ["pending", "firing", "resolved"]
+
+    # The condition again: a new episode with the same fingerprint; the old one stays in history.
+    for i in range(3):
+        add_story(factory, ticker="AAPL", when=T0 + timedelta(days=2, minutes=i))
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(days=2, minutes=5))
+    assert [x.status for x in alerts(factory)] == ["resolved", "pending"]
+    assert alerts(factory)[0].fingerprint == alerts(factory)[1].fingerprint
+
+
+def test_pending_that_clears_is_closed_without_notification(factory):
+    cfg = config()
+    for i in range(3):
+        add_story(factory, ticker="AAPL", when=T0 - timedelta(hours=23, minutes=58 - i))
+    run_evaluation(session_factory=factory, config=cfg, now=T0)
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=5))  # stories left the window
+    assert alerts(factory)[0].status == "resolved" and notifications(factory) == []
+
+
+def test_reminders_every_repeat_interval_until_acknowledged(factory):
+    cfg = config(rules=[{"name": "neg-burst", "type": "negative_burst", "window": "1d", "min_stories": 2}])
+    for i in range(2):
+        add_story(factory, ticker="TSLA", when=T0 - timedelta(minutes=i + 1))
+    run_evaluation(session_factory=factory, config=cfg, now=T0)  # for = 0: fires at once
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=59))
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=60))
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=61))
+    assert [k for k, _ in notifications(factory)] == ["firing", "reminder"]
+    with factory() as s, s.begin():
+        ack(s, alerts(factory)[0].id, by="ana", now=T0 + timedelta(minutes=70), comment="looking")
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(hours=3))
+    assert [k for k, _ in notifications(factory)] == ["firing", "reminder"]  # acknowledged: no more reminders
+    assert alerts(factory)[0].acked_by == "ana"
+
+
+def test_silence_suppresses_and_expiry_lets_it_through(factory):
+    cfg = config(rules=[{"name": "neg-burst", "type": "negative_burst", "window": "1d", "min_stories": 2}])
+    with factory() as s, s.begin():
+        silence = add_silence(
+            s, matchers=["ticker=NOK", "alertname=~neg.*"], author="ana", comment="known", now=T0, duration="2h"
+        )
+        silence_id = silence.id
+    for i in range(2):
+        add_story(factory, ticker="NOK", when=T0 - timedelta(minutes=i + 1))
+        add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=i + 1))
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=1))
+    sent = notifications(factory)
+    assert [b["groupLabels"]["ticker"] for _, b in sent] == ["AAPL"]  # NOK silenced, AAPL not
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(AlertEvent).where(AlertEvent.event == "silenced")) == 1
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=30))
+    assert len(notifications(factory)) == 1  # still silenced, nothing repeated
+    with factory() as s, s.begin():
+        expire_silence(s, silence_id, now=T0 + timedelta(minutes=40))
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=41))
+    assert [b["groupLabels"]["ticker"] for _, b in notifications(factory)] == ["AAPL", "NOK"]
+
+
+def test_alerts_are_grouped_by_ticker(factory):
+    cfg = config(
+        rules=[
+            {"name": "burst", "type": "negative_burst", "window": "1d", "min_stories": 2},
+            {"name": "watch", "type": "watchlist", "window": "1d", "tickers": ["AAPL"], "min_negative": 0.9},
+        ]
+    )
+    for i in range(2):
+        add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=i + 1))
+        add_story(factory, ticker="MSFT", when=T0 - timedelta(minutes=i + 1))
+    run_evaluation(session_factory=factory, config=cfg, now=T0)
+    sent = notifications(factory)
+    by_ticker = {b["groupLabels"]["ticker"]: sorted(a["labels"]["alertname"] for a in b["alerts"]) for _, b in sent}
+    assert by_ticker == {"AAPL": ["burst", "watch"], "MSFT": ["burst"]}  # one notification per ticker group
+
+
+def test_sentiment_shift_and_volume_spike_against_the_baseline(factory):
+    cfg = config(
+        rules=[
+            {"name": "shift", "type": "sentiment_shift", "window": "1d", "z": 2, "min_stories": 3,
+             "min_baseline_buckets": 5},
+            {"name": "spike", "type": "volume_spike", "window": "1d", "z": 3, "min_stories": 5},
+        ]
+    )  # fmt: skip
+    for day in range(2, 30):  # a calm month: one or two mildly positive stories a day
+        for k in range(1 + day % 2):
+            add_story(factory, ticker="ACME", when=T0 - timedelta(days=day, hours=k), label="positive",
+                      confidence=0.6 + 0.01 * (day % 5), score=0.1 + 0.02 * (day % 5))  # fmt: skip
+    run_evaluation(session_factory=factory, config=cfg, now=T0)
+    assert alerts(factory) == []  # nothing unusual yet
+    for i in range(6):
+        add_story(factory, ticker="ACME", when=T0 - timedelta(hours=i), label="negative", score=-0.9)
+    report = run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=1))
+    fired = {a.rule: a for a in alerts(factory)}
+    assert set(fired) == {"shift", "spike"} and report.fired == 2
+    assert fired["shift"].value < -2 and fired["spike"].value >= 3
+
+
+def test_source_silent(factory):
+    cfg = config(rules=[{"name": "quiet", "type": "source_silent", "k": 5, "history": 20}])
+    for i in range(10):
+        add_story(factory, ticker="X", when=T0 - timedelta(minutes=10 * (10 - i)), source="feed-a")
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=30))
+    assert alerts(factory) == []  # 30 minutes quiet, usual gap 10: not yet 5x
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=51))
+    (a,) = alerts(factory)
+    assert json.loads(a.labels)["source"] == "feed-a" and a.status == "firing"
+
+
+def test_replay_records_history_without_notifying(factory):
+    cfg = config(rules=[{"name": "burst", "type": "negative_burst", "window": "1d", "min_stories": 2}])
+    for i in range(2):
+        add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=i + 1))
+    run_evaluation(session_factory=factory, config=cfg, now=T0, replay=True)
+    (a,) = alerts(factory)
+    assert a.replayed and a.status == "firing" and notifications(factory) == []
+    with factory() as s:
+        assert s.scalar(select(func.count()).select_from(AlertEvidence)) == 2
+    run_evaluation(session_factory=factory, config=cfg, now=T0)  # live evaluation: its own episode, notified
+    assert [x.replayed for x in alerts(factory)] == [True, False] and len(notifications(factory)) == 1
+
+
+@pytest.mark.parametrize(
+    "toml, message",
+    [
+        ('[[rule]]\nname = "x"\ntype = "moon_phase"\n', "rule #1 ('x'): type: unknown rule type 'moon_phase'"),
+        ('[[rule]]\nname = "x"\ntype = "negative_burst"\nmin_confidence = 1.5\n', "rule #1 ('x'): min_confidence:"),
+        ('[[rule]]\nname = "x"\ntype = "negative_burst"\nmin_storys = 3\n', "rule #1 ('x'): min_storys: Extra"),
+        ('[[rule]]\nname = "x"\ntype = "negative_burst"\nwindow = "soon"\n', "window: 'soon' is not a duration"),
+        ('route_receivers = ["nobody"]\n', "route_receivers: no [[receiver]] named 'nobody'"),
+        ("[[rule]\n", "TOML syntax error"),
+        ('colour = "red"\n', "colour: Extra inputs are not permitted"),
+    ],
+)
+def test_bad_config_names_file_and_key(tmp_path, toml, message):
+    path = tmp_path / "monitor.toml"
+    path.write_text(toml)
+    with pytest.raises(RuleConfigError) as err:
+        load_config(path)
+    assert str(err.value).startswith(str(path)) and message in str(err.value)
+
+
+def test_example_config_loads():
+    from pathlib import Path
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "monitor.example.toml")
+    assert {r.type for r in cfg.rules} == {
+        "negative_burst", "sentiment_shift", "volume_spike", "watchlist", "source_silent",
+    }  # fmt: skip

@@ -1,0 +1,86 @@
+"""The monitor commands as an operator runs them: bad config stops start-up; alerts list, ack, silence, replay."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.monitor.test_alerts import add_story
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def finsent(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
+    return subprocess.run([sys.executable, str(REPO / "cli.py"), *args], capture_output=True, text=True,
+                          timeout=120, env=env, cwd=REPO)  # fmt: skip
+
+
+@pytest.fixture
+def db(tmp_path):
+    from core.db import make_engine, make_session_factory, upgrade
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    yield url, make_session_factory(engine)
+    engine.dispose()
+
+
+def test_bad_config_stops_start_up_naming_file_and_key(tmp_path, db):
+    url, _ = db
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[rule]]\nname = "x"\ntype = "negative_burst"\nmin_confidence = "high"\n')
+    out = finsent("monitor", "--config", str(bad), "--once", "--database-url", url)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.startswith(f"error: {bad}: rule #1 ('x'): min_confidence:")
+    receiver = tmp_path / "receiver.toml"
+    receiver.write_text('[[receiver]]\nname = "hook"\nkind = "webhook"\n')
+    out = finsent("monitor", "--config", str(receiver), "--once", "--database-url", url)
+    assert out.returncode == 1 and "receiver #1 ('hook')" in out.stderr and "url" in out.stderr
+
+
+def test_list_ack_silence_and_replay(tmp_path, db):
+    url, factory = db
+    now = datetime.now(UTC)
+    for i in range(3):
+        add_story(factory, ticker="AAPL", when=now - timedelta(minutes=5 + i), title=f"Apple shares plunge {i}")
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        'route_receivers = ["log"]\n[[receiver]]\nname = "log"\nkind = "log"\n'
+        '[[rule]]\nname = "burst"\ntype = "negative_burst"\nwindow = "1h"\nmin_stories = 3\n'
+        'annotations.summary = "{ticker}: {value} negative stories"\n'
+    )
+    out = finsent("monitor", "--config", str(config), "--once", "--database-url", url)
+    assert out.returncode == 0, out.stderr
+    assert "fired 1" in out.stdout and "sent 1" in out.stdout
+    listed = json.loads(finsent("alerts", "list", "--json", "--database-url", url).stdout)
+    assert [(a["rule"], a["status"], a["ticker"]) for a in listed] == [("burst", "firing", "AAPL")]
+    assert listed[0]["annotations"]["summary"] == "AAPL: 3 negative stories" and len(listed[0]["evidence"]) == 3
+    text = finsent("alerts", "list", "--database-url", url).stdout
+    assert "burst" in text and "Apple shares plunge" in text and "plunge" in text
+
+    assert finsent("alerts", "ack", str(listed[0]["id"]), "--by", "ana", "--database-url", url).returncode == 0
+    assert json.loads(finsent("alerts", "list", "--json", "--database-url", url).stdout)[0]["acked_by"] == "ana"
+    silenced = finsent("alerts", "silence", "--match", "ticker=AAPL", "--author", "ana", "--comment", "earnings",
+                       "--duration", "1h", "--database-url", url)  # fmt: skip
+    assert silenced.returncode == 0 and silenced.stdout.startswith("silence 1 until")
+    assert "ticker=AAPL" in finsent("alerts", "silences", "--database-url", url).stdout
+    bad = finsent("alerts", "silence", "--match", "ticker", "--author", "a", "--comment", "c", "--database-url", url)
+    assert bad.returncode == 1 and "expected NAME=VALUE" in bad.stderr
+    assert finsent("alerts", "expire", "1", "--database-url", url).returncode == 0
+    assert finsent("alerts", "silences", "--database-url", url).stdout == ""
+
+    since, until = (now - timedelta(hours=1)).isoformat(), now.isoformat()
+    replay = finsent("alerts", "replay", "--config", str(config), "--since", since, "--until", until,
+                     "--step", "15m", "--database-url", url)  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    assert "1 alerts fired" in replay.stdout
+    history = json.loads(finsent("alerts", "list", "--json", "--database-url", url).stdout)
+    assert sorted(a["replayed"] for a in history) == [False, True]
