@@ -129,9 +129,17 @@ class BatchProcessor:
             except ScoreInputError as exc:
                 env = a.envelope
                 refused.append(
-                    Rejection(stage="score", reason=str(exc), payload=env.value, origin=env.origin,
-                              source=a.item.source, key=env.key, topic=env.topic, partition=env.partition,
-                              offset=env.offset)  # fmt: skip
+                    Rejection(
+                        stage="score",
+                        reason=str(exc),
+                        payload=env.value,
+                        origin=env.origin,
+                        source=a.item.source,
+                        key=env.key,
+                        topic=env.topic,
+                        partition=env.partition,
+                        offset=env.offset,
+                    )  # fmt: skip
                 )
         return results, kept, refused
 
