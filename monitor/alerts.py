@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.schema import Alert, AlertEvent, AlertEvidence, Article, Notification, Score, Silence, Source
 from core.schema import Attribution as AttributionRow
 from monitor.rules import Finding, MonitorConfig, SourceSilent, evaluate, render
-from monitor.windows import current_version, parse_duration, update_buckets
+from monitor.windows import DEFAULT_WINDOWS, current_version, parse_duration, update_buckets
 
 OPEN = ("pending", "firing")
 MAX_EVIDENCE = 10
@@ -140,9 +140,12 @@ def run_evaluation(
     """Fold new articles into the buckets, evaluate every rule at `now` and apply the lifecycle, in one transaction."""
     with session_factory() as session, session.begin():
         version = current_version(session)
-        windows = sorted({r.window_s for r in config.rules if not isinstance(r, SourceSilent)})
+        # The standard windows are always kept (the dashboard reads them), plus any other length a rule uses.
+        windows = sorted(
+            set(DEFAULT_WINDOWS.values()) | {r.window_s for r in config.rules if not isinstance(r, SourceSilent)}
+        )
         report = EvaluationReport()
-        report.buckets = update_buckets(session, windows=windows or [3600], version=version)
+        report.buckets = update_buckets(session, windows=windows, version=version)
         findings = evaluate(session, config.rules, now=now, version=version)
         apply_findings(session, findings, config=config, now=now, replay=replay, report=report, version=version)
         return report

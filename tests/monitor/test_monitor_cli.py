@@ -84,3 +84,38 @@ def test_list_ack_silence_and_replay(tmp_path, db):
     assert "1 alerts fired" in replay.stdout
     history = json.loads(finsent("alerts", "list", "--json", "--database-url", url).stdout)
     assert sorted(a["replayed"] for a in history) == [False, True]
+
+
+def test_tail_prints_alert_events(tmp_path, db):
+    url, factory = db
+    now = datetime.now(UTC)
+    for i in range(3):
+        add_story(factory, ticker="MSFT", when=now - timedelta(minutes=1 + i))
+    config = tmp_path / "monitor.toml"
+    config.write_text('[[rule]]\nname = "burst"\ntype = "negative_burst"\nwindow = "1h"\nmin_stories = 3\n')
+    assert finsent("monitor", "--config", str(config), "--once", "--database-url", url).returncode == 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
+    tail = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "alerts", "tail", "--interval", "0.5",
+                             "--database-url", url], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)  # fmt: skip
+    try:
+        first = tail.stdout.readline()
+        second = tail.stdout.readline()
+    finally:
+        tail.terminate()
+        tail.wait(timeout=10)
+    assert " pending " in first and "burst MSFT" in first
+    assert " firing " in second and "burst MSFT" in second
+
+
+def test_replaying_the_bundled_sample_raises_a_real_alert_with_evidence(tmp_path):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    out = finsent("run", "--replay", str(REPO / "ingest" / "samples" / "news_sample.csv"), "--speed", "1e9",
+                  "--limit", "1200", "--exit-when-done", "--monitor", str(REPO / "monitor.example.toml"),
+                  "--database-url", url)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    alerts = json.loads(finsent("alerts", "list", "--status", "firing", "--json", "--database-url", url).stdout)
+    burst = [a for a in alerts if a["rule"] == "negative-burst"]
+    assert burst, [a["rule"] for a in alerts]
+    evidence = burst[0]["evidence"]
+    assert len(evidence) >= 3 and all(e["words"] and e["score"] < 0 for e in evidence)
+    assert "ALERT firing" in out.stderr  # the log receiver of the example config
