@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup browser run test bench lint clean
 
 setup: $(STAMP)
 
@@ -24,17 +24,24 @@ SPEED   ?= 500000
 run: setup
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
 	$(BIN)/finsent db upgrade --database-url sqlite:///$(DEMO_DB)
-	$(BIN)/finsent run --replay ingest/samples/news_sample.csv --speed $(SPEED) --max-gap 0.25 --exit-when-done \
+	$(BIN)/finsent run --replay ingest/samples/news_sample.csv --speed $(SPEED) --max-gap 0.25 --dashboard \
 		--monitor monitor.example.toml --evaluate-every 5 \
 		--database-url sqlite:///$(DEMO_DB)
 
-test: setup
+# The browser tests drive Debian's Chromium (no browser download); installed here when missing.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
+
+test: setup browser
 	$(BIN)/python -m pytest -q --timeout=900
 
 bench: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/scoring.py --json bench/results/scoring.json
 	$(BIN)/python bench/pipeline.py --json bench/results/pipeline.json
+	$(BIN)/python bench/dashboard.py --json bench/results/dashboard.json
 
 lint: setup
 	$(BIN)/ruff check .

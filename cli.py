@@ -459,6 +459,7 @@ def run_command(
     sources: Annotated[Path | None, typer.Option(help="Sources TOML (see sources.example.toml).")] = None,
     monitor: Annotated[Path | None, typer.Option(help="Monitor TOML: evaluate alert rules alongside.")] = None,
     evaluate_every: Annotated[float, typer.Option(help="Seconds between rule evaluations (with --monitor).")] = 10,
+    dashboard: Annotated[bool, typer.Option(help="Start the dashboard beside the pipeline (port 8501).")] = False,
     database_url: DatabaseOpt = None,
     checkpoint: CheckpointOpt = None,
     device: str = "auto",
@@ -482,6 +483,13 @@ def run_command(
     producer.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
     worker = _worker(settings, MemoryTransport(broker), _processor(session_factory, checkpoint, device))
     stop = _stop_on_signals()
+    viewer = None
+    if dashboard:
+        import subprocess
+
+        env = {**os.environ, "FINSENT_DATABASE_URL": settings.database_url}
+        viewer = subprocess.Popen(dashboard_command_line(host="127.0.0.1", port=8501), env=env)
+        typer.echo("dashboard on http://127.0.0.1:8501 (Ctrl-C stops everything)")
     thread = threading.Thread(target=worker.run, args=(stop,), name="scoring-worker", daemon=True)
     thread.start()
     started = time.monotonic()
@@ -542,6 +550,9 @@ def run_command(
         if replaying is not None:
             replaying.join(timeout=10)
         thread.join(timeout=30)
+        if viewer is not None:
+            viewer.terminate()
+            viewer.wait(timeout=10)
     typer.echo(status())
     if monitor_cfg is not None:  # a last look, so what the stored news says is in the alerts before exiting
         from monitor.scheduler import delivery_job, evaluation_job, receivers_of
@@ -910,6 +921,36 @@ def feed_serve(
         pass
     finally:
         server.server_close()
+
+
+# ---------------------------------------------------------------------------------------------- the dashboard
+
+DASHBOARD = Path(__file__).resolve().parent / "dashboard" / "app.py"
+
+
+def dashboard_command_line(*, host: str, port: int) -> list[str]:
+    """How to start the Streamlit dashboard as its own process."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(DASHBOARD),
+        "--server.headless", "true", "--server.address", host, "--server.port", str(port),
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+
+
+@app.command("dashboard")
+def dashboard_command(
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 unless told otherwise).")] = "127.0.0.1",
+    port: int = 8501,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Start the analyst dashboard (Streamlit); it reads the database only."""
+    settings = _settings(database_url)
+    _database(settings)  # migrated before anyone looks
+    env = {**os.environ, "FINSENT_DATABASE_URL": settings.database_url}
+    typer.echo(f"dashboard on http://{host}:{port}", err=True)
+    command = dashboard_command_line(host=host, port=port)
+    # exec, not a child: signals (Ctrl-C, SIGTERM from a supervisor or a test) reach Streamlit itself.
+    os.execve(command[0], command, env)
 
 
 if __name__ == "__main__":

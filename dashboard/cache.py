@@ -1,0 +1,159 @@
+"""The dashboard's engine (one per process and database URL) and its queries behind Streamlit's caches.
+
+Each cached query takes the database URL as its first argument, so two databases never share an entry, and opens
+a short read-only session of its own. Time-dependent queries take `now=None` ("the time of the query") so that the
+cache entry, not the clock, decides when they run again: at most once per `ttl` whatever the number of viewers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import streamlit as st
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from core.db import make_engine
+from core.settings import Settings
+from dashboard import queries
+
+LIVE_TTL_S = 2  # below the default refresh interval, so every refresh can show new items
+TTL_S = 30
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "model" / "weights"
+
+
+def database_url() -> str:
+    """The database URL from the settings (FINSENT_DATABASE_URL overrides the default)."""
+    return Settings().database_url
+
+
+def feed_url() -> str:
+    """Base URL of the alert feed server (`finsent feed serve`), from FINSENT_FEED_URL."""
+    return os.environ.get("FINSENT_FEED_URL", "http://127.0.0.1:8080").rstrip("/")
+
+
+def refresh_interval_s() -> float:
+    """The default refresh interval of the live panels, from FINSENT_DASHBOARD_REFRESH_S (5 s)."""
+    try:
+        return max(1.0, float(os.environ.get("FINSENT_DASHBOARD_REFRESH_S", "5")))
+    except ValueError:
+        return 5.0
+
+
+@st.cache_resource(show_spinner=False)
+def engine(url: str) -> Engine:
+    """One engine (and connection pool) per database URL for the whole server process."""
+    return make_engine(url, busy_timeout_ms=Settings().sqlite_busy_timeout_ms)
+
+
+def session(url: str | None = None) -> Session:
+    """A new session on the dashboard's database (use it in a `with` block)."""
+    return Session(engine(url or database_url()))
+
+
+def _query(url: str, name: str, **kwargs):
+    with session(url) as s:
+        return getattr(queries, name)(s, **kwargs)
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or datetime.now(UTC)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def latest_news(url: str, **kwargs) -> list[dict]:
+    return _query(url, "latest_news", **kwargs)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def pipeline_status(url: str, now: datetime | None = None) -> dict:
+    return _query(url, "pipeline_status", now=_now(now)) | {"now": _now(now)}
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def market_sentiment(url: str, *, window_s: int, buckets: int, now: datetime | None = None):
+    return _query(url, "market_sentiment", now=_now(now), window_s=window_s, buckets=buckets)
+
+
+@st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
+def sentiment_now(url: str, *, window_s: int, key: str = queries.MARKET, now: datetime | None = None) -> dict:
+    return _query(url, "sentiment_now", now=_now(now), window_s=window_s, key=key)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def ticker_series(url: str, **kwargs) -> dict:
+    return _query(url, "ticker_series", **kwargs)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def ticker_stories(url: str, **kwargs) -> list[dict]:
+    return _query(url, "ticker_stories", **kwargs)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def ticker_words(url: str, **kwargs):
+    return _query(url, "ticker_words", **kwargs)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def known_tickers(url: str, *, since: datetime, limit: int = 200) -> list[str]:
+    return _query(url, "known_tickers", since=since, limit=limit)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def source_names(url: str) -> list[str]:
+    return _query(url, "source_names")
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def alerts(url: str, *, statuses: tuple[str, ...], limit: int, now: datetime | None = None) -> list[dict]:
+    return _query(url, "alerts", statuses=list(statuses), limit=limit, now=_now(now))
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def silences(url: str, *, include_expired: bool = True, now: datetime | None = None) -> list[dict]:
+    return _query(url, "silences", now=_now(now), include_expired=include_expired)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def article(url: str, *, article_id: int) -> dict | None:
+    return _query(url, "article", article_id=article_id)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def search(url: str, **kwargs) -> list[dict]:
+    return _query(url, "search", **kwargs)
+
+
+def clear_alerts() -> None:
+    """Forget cached alerts and silences (after this session changed them)."""
+    alerts.clear()
+    silences.clear()
+
+
+def default_version() -> str:
+    """The shipped model version named in model/weights/DEFAULT."""
+    return (WEIGHTS_DIR / "DEFAULT").read_text().strip()
+
+
+@st.cache_data(show_spinner=False)
+def _read_card(path: str, mtime: float) -> tuple[dict, str]:
+    card_dir = Path(path)
+    card = json.loads((card_dir / "card.json").read_text())
+    markdown = (card_dir / "card.md").read_text() if (card_dir / "card.md").is_file() else ""
+    return card, markdown
+
+
+def model_card(version: str | None = None) -> tuple[dict, str]:
+    """(card.json, card.md) of a model version (default: model/weights/DEFAULT), read as files: no torch."""
+    version = version or default_version()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", version):  # a version names a folder: nothing else
+        raise ValueError(f"bad model version {version!r}")
+    card_dir = WEIGHTS_DIR / version
+    if not (card_dir / "card.json").is_file():
+        raise FileNotFoundError(f"no model card at {card_dir / 'card.json'}")
+    return _read_card(str(card_dir), (card_dir / "card.json").stat().st_mtime)

@@ -1,0 +1,264 @@
+"""Every piece of HTML the dashboard shows. News text is untrusted: it is escaped here and nowhere else.
+
+`highlight` is the one function that turns a headline and its attended words into HTML. It escapes each piece
+of text (HTML special characters, and the characters Markdown or LaTeX would act on, as numeric entities), so a
+headline like `<script>alert(1)</script>` or `$AAPL *up*` shows as exactly that text, whatever renders it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+LABEL_RGB = {"negative": (220, 38, 38), "neutral": (100, 116, 139), "positive": (22, 163, 74)}
+_NEUTRAL_RGB = LABEL_RGB["neutral"]
+# Inline Markdown (emphasis, code, links and images, tables, strike-through) and Streamlit's $LaTeX$: as entities,
+# in case HTML from here is ever given to st.markdown rather than st.html.
+_MARKDOWN_ENTITIES = {ord(c): f"&#{ord(c)};" for c in "\\`*_[]|~$"}
+
+
+def escape(text: object) -> str:
+    """Text as inert HTML: special characters and Markdown syntax become entities, newlines become spaces."""
+    escaped = html.escape(str(text), quote=True)  # & first, then < > " '
+    escaped = escaped.translate(_MARKDOWN_ENTITIES)
+    # A blank line would end the HTML block in Markdown and let what follows be parsed as Markdown.
+    return " ".join(escaped.split()) if ("\n" in escaped or "\r" in escaped) else escaped
+
+
+def _label_rgb(label: str | None) -> tuple[int, int, int]:
+    return LABEL_RGB.get(label or "", _NEUTRAL_RGB)
+
+
+def _clean_spans(text: str, spans: Iterable) -> list[tuple[int, int, float]]:
+    """Spans clipped to the text, empty ones dropped, overlaps resolved in favour of the heavier span."""
+    cleaned = []
+    for span in spans:
+        if isinstance(span, Mapping):
+            start, end, weight = span.get("start"), span.get("end"), span.get("weight", 0.0)
+        else:
+            start, end, weight = span[0], span[1], span[2] if len(span) > 2 else 0.0
+        try:
+            start, end, weight = int(start), int(end), float(weight)
+        except (TypeError, ValueError):
+            continue
+        start, end = max(0, start), min(len(text), end)
+        if start < end and weight == weight:  # NaN weights are skipped
+            cleaned.append((start, end, weight))
+    kept: list[tuple[int, int, float]] = []
+    for start, end, weight in sorted(cleaned, key=lambda s: (-abs(s[2]), s[0])):
+        if all(end <= s or start >= e for s, e, _ in kept):
+            kept.append((start, end, weight))
+    return sorted(kept)
+
+
+def highlight(text: str, spans: Iterable, label: str | None) -> str:
+    """Escaped HTML of `text` with each span `(start, end, weight)` (or a dict with those keys) highlighted.
+
+    The colour follows the item's label and the strength the span's weight relative to the heaviest one. Offsets
+    are character offsets into `text` ([start, end)); spans outside the text, empty or overlapping a heavier span
+    are ignored. Only escaped pieces of the text and numbers computed here reach the HTML.
+    """
+    text = str(text)
+    kept = _clean_spans(text, spans)
+    r, g, b = _label_rgb(label)
+    top = max((abs(w) for _, _, w in kept), default=0.0)
+    parts, pos = [], 0
+    for start, end, weight in kept:
+        parts.append(escape(text[pos:start]))
+        strength = abs(weight) / top if top > 0 else 1.0
+        alpha = 0.15 + 0.6 * strength
+        parts.append(
+            f'<span class="fs-word" style="background-color: rgba({r}, {g}, {b}, {alpha:.2f}); '
+            f'border-radius: 3px; padding: 0 2px" title="weight {weight:.3f}">{escape(text[start:end])}</span>'
+        )
+        pos = end
+    parts.append(escape(text[pos:]))
+    return "".join(parts)
+
+
+def spans_from_words(text: str, words: Sequence) -> list[tuple[int, int, float]]:
+    """Spans for `[word, weight]` pairs that carry no offsets (alert evidence): each word's first free occurrence."""
+    spans: list[tuple[int, int, float]] = []
+    lowered = str(text).lower()
+    for item in words:
+        word, weight = (item["word"], item["weight"]) if isinstance(item, Mapping) else (item[0], item[1])
+        needle = str(word).lower()
+        if not needle:
+            continue
+        start = lowered.find(needle)
+        while start != -1 and any(start < e and start + len(needle) > s for s, e, _ in spans):
+            start = lowered.find(needle, start + 1)
+        if start != -1:
+            spans.append((start, start + len(needle), float(weight)))
+    return spans
+
+
+def label_badge(label: str | None) -> str:
+    """A small coloured label (the label is checked against the known ones before it reaches HTML)."""
+    r, g, b = _label_rgb(label)
+    name = label if label in LABEL_RGB else "unscored"
+    return (
+        f'<span class="fs-label" style="color: rgb({r}, {g}, {b}); border: 1px solid rgb({r}, {g}, {b}); '
+        f'border-radius: 4px; padding: 0 4px; font-size: 0.85em">{name}</span>'
+    )
+
+
+def signed(value: float | None, digits: int = 2) -> str:
+    """A score as text with its sign: +0.87, -0.42, or an en dash when there is none."""
+    return "–" if value is None else f"{value:+.{digits}f}"
+
+
+def novelty(row: Mapping) -> str:
+    """The duplicate / novelty mark of a news row, as plain text."""
+    if row.get("is_first_of_story", True):
+        return "new"
+    return f"dup of #{row.get('story_id')}"
+
+
+_CELL = "padding: 3px 6px; vertical-align: top; text-align: left"
+
+
+def _cell(content: str, *, nowrap: bool = False, cls: str | None = None, width: str | None = None) -> str:
+    """A table cell around HTML that is already escaped."""
+    style = _CELL + ("; white-space: nowrap" if nowrap else "") + (f"; width: {width}" if width else "")
+    css_class = f' class="{cls}"' if cls else ""
+    return f'<td{css_class} style="{style}">{content}</td>'
+
+
+def _table(headers: Sequence[str], body: Sequence[str]) -> str:
+    head = "".join(f'<th style="{_CELL}">{h}</th>' for h in headers)
+    return (
+        '<table class="fs-news" style="width: 100%; font-size: 0.9em; border-collapse: collapse">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def when(value: object, *, today: datetime | None = None) -> str:
+    """A publication time, short: 08:53:24 today, 11-21 08:53 this year, else the date."""
+    if not isinstance(value, datetime):
+        return str(value or "")
+    today = today or datetime.now(value.tzinfo)
+    if value.date() == today.date():
+        return value.strftime("%H:%M:%S")
+    return value.strftime("%m-%d %H:%M" if value.year == today.year else "%Y-%m-%d")
+
+
+def _explain_link(article_id: object) -> str:
+    # The id is an integer from the database; int() keeps anything else out of the attribute.
+    return (
+        f' <a href="explain?article={int(article_id)}" target="_self" title="why: explain this score" '
+        'style="font-size: 0.8em; text-decoration: none">why?</a>'
+    )
+
+
+def news_table(rows: Sequence[Mapping], *, explain_links: bool = True) -> str:
+    """An HTML table of news rows (from `dashboard.queries`): time, source, tickers, highlighted headline, verdict.
+
+    Every value that comes from the data is escaped; the headline goes through `highlight`.
+    """
+    body = []
+    for row in rows:
+        headline = highlight(row.get("title", ""), row.get("words", []), row.get("label"))
+        if explain_links and row.get("article_id") is not None:
+            headline += _explain_link(row["article_id"])
+        confidence = row.get("confidence")
+        body.append(
+            f'<tr class="fs-row" data-article="{int(row.get("article_id") or 0)}">'
+            + _cell(escape(when(row.get("published_at"))), nowrap=True)
+            + _cell(escape(row.get("source", "")))
+            + _cell(escape(", ".join(row.get("tickers", []))))
+            + _cell(headline, cls="fs-headline", width="50%")
+            + _cell(label_badge(row.get("label")))
+            + _cell(escape(signed(row.get("score"))), nowrap=True, cls="fs-score")
+            + _cell(escape("–" if confidence is None else f"{confidence:.2f}"), cls="fs-confidence")
+            + _cell(escape(novelty(row)), nowrap=True)
+            + "</tr>"
+        )
+    return _table(("time (UTC)", "source", "tickers", "headline", "label", "score", "conf.", "story"), body)
+
+
+def evidence_table(rows: Sequence[Mapping]) -> str:
+    """An HTML table of an alert's evidence: time, source, headline (its stored words highlighted), label, score."""
+    body = []
+    for row in rows:
+        title = str(row.get("title", ""))
+        headline = highlight(title, spans_from_words(title, row.get("words", [])), row.get("label"))
+        if row.get("article_id") is not None:
+            headline += _explain_link(row["article_id"])
+        body.append(
+            f'<tr class="fs-evidence" data-article="{int(row.get("article_id") or 0)}">'
+            + _cell(escape(when(row.get("published_at"))), nowrap=True)
+            + _cell(escape(row.get("source", "")))
+            + _cell(headline, cls="fs-headline", width="60%")
+            + _cell(label_badge(row.get("label")))
+            + _cell(escape(signed(row.get("score"))), nowrap=True, cls="fs-score")
+            + "</tr>"
+        )
+    return _table(("time (UTC)", "source", "headline", "label", "score"), body)
+
+
+def link(url: str | None, text: str) -> str:
+    """An escaped link, only for http(s) URLs (a `javascript:` URL from a feed becomes plain text)."""
+    if url and str(url).lower().startswith(("http://", "https://")):
+        href = html.escape(str(url), quote=True)
+        return f'<a href="{href}" target="_blank" rel="noopener noreferrer">{escape(text)}</a>'
+    return escape(text)
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$<>:])")
+
+
+def md_escape(text: object) -> str:
+    """Text for Streamlit's Markdown (widget labels, captions, messages): every Markdown character backslashed."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
+
+
+def age(seconds: float | None) -> str:
+    """A duration as a short text: 42 s, 7 min, 3.5 h, 2.0 d."""
+    if seconds is None:
+        return "–"
+    seconds = max(0.0, float(seconds))
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def news_frame(rows: Sequence[Mapping]):
+    """News rows as a DataFrame for `st.dataframe` (which shows text as text): one row per article."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {
+                "time (UTC)": r.get("published_at"),
+                "source": r.get("source"),
+                "tickers": ", ".join(r.get("tickers", [])),
+                "headline": r.get("title"),
+                "label": r.get("label"),
+                "score": r.get("score"),
+                "confidence": r.get("confidence"),
+                "top words": ", ".join(w["word"] for w in r.get("words", [])),
+                "story": novelty(r),
+                "article": r.get("article_id"),
+            }
+            for r in rows
+        ],
+        columns=[
+            "time (UTC)",
+            "source",
+            "tickers",
+            "headline",
+            "label",
+            "score",
+            "confidence",
+            "top words",
+            "story",
+            "article",
+        ],
+    )

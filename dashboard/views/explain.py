@@ -1,0 +1,193 @@
+"""Explain: one article's verdict, the stored pooling-attention words, and on request rollout and Integrated Gradients.
+
+The stored explanation is read from the database; the model (torch) is loaded only when the button asks for the
+other two methods, and kept for the next request.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from dashboard import cache
+from dashboard.queries import LABELS
+from dashboard.render import escape, highlight, label_badge, link, md_escape, signed
+
+METHOD_TITLES = {"pooling": "Pooling attention (stored)", "rollout": "Attention rollout", "ig": "Integrated Gradients"}
+
+
+@st.cache_resource(show_spinner=False)
+def explainer():
+    """The fp32 explainer of the shipped checkpoint; the only place the dashboard imports torch."""
+    from model.explain import Explainer
+
+    return Explainer()
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def other_explanations(text: str) -> dict:
+    """Rollout and IG for a text, as plain data: {method: {label, probabilities, words}} and the model version."""
+    model = explainer()
+    out = {"version": model.version}
+    for method in ("rollout", "ig"):
+        e = model.explain(text, method=method, top_k=5)
+        out[method] = {
+            "label": e.label,
+            "probabilities": e.probabilities,
+            "words": [{"word": a.word, "weight": a.weight, "start": a.start, "end": a.end} for a in e.attributions],
+        }
+    return out
+
+
+def article_id_input(url: str) -> int | None:
+    """The article from ?article=ID, else the newest one; a number input changes it (and the URL)."""
+    param = st.query_params.get("article", "")
+    if param.strip().isdigit():
+        default = int(param)
+    else:
+        newest = cache.latest_news(url, limit=1)
+        if not newest:
+            return None
+        default = newest[0]["article_id"]
+    article_id = int(st.number_input("Article id", min_value=1, value=default, step=1))
+    if param != str(article_id):
+        st.query_params["article"] = str(article_id)
+    return article_id
+
+
+def words_frame(words: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"rank": i + 1, "word": w["word"], "weight": w["weight"], "start": w["start"], "end": w["end"]}
+            for i, w in enumerate(words)
+        ],
+        columns=["rank", "word", "weight", "start", "end"],
+    )
+
+
+def probabilities_chart(probabilities: dict[str, float]) -> alt.Chart:
+    data = pd.DataFrame({"label": list(LABELS), "probability": [probabilities[k] for k in LABELS]})
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("label:N", sort=list(LABELS), title=None),
+            color=alt.Color(
+                "label:N", scale=alt.Scale(domain=list(LABELS), range=["#dc2626", "#64748b", "#16a34a"]), legend=None
+            ),
+            tooltip=["label:N", alt.Tooltip("probability:Q", format=".3f")],
+        )
+        .properties(height={"step": 26})
+    )
+
+
+def faithfulness_section(version: str | None) -> None:
+    """Faithfulness figures of the explanation methods, from the model card (a JSON file, no torch)."""
+    try:
+        card, _ = cache.model_card(version)
+    except (FileNotFoundError, ValueError):
+        card, _ = cache.model_card()
+    faith = card.get("faithfulness", {})
+    st.subheader("How faithful each method is")
+    st.caption(
+        f"Model {md_escape(card.get('version', '?'))} · ERASER on {faith.get('n', '?')} held-out sentences "
+        f"({md_escape(faith.get('split', '?'))}), AOPC over removing the top {faith.get('k', '?')} words. "
+        "Comprehensiveness: higher is better; sufficiency: lower is better."
+    )
+    methods = faith.get("methods", {})
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {"method": m, "comprehensiveness": v.get("comprehensiveness"), "sufficiency": v.get("sufficiency")}
+                for m, v in methods.items()
+            ],
+            columns=["method", "comprehensiveness", "sufficiency"],
+        ),
+        hide_index=True,
+    )
+
+
+def main() -> None:
+    st.title("Explain")
+    url = cache.database_url()
+    article_id = article_id_input(url)
+    if article_id is None:
+        st.info("No scored news yet.")
+        return
+    item = cache.article(url, article_id=article_id)
+    if item is None:
+        st.warning(f"No article {article_id}.")
+        return
+    score = item["score"]
+    label = score["label"] if score else None
+    st.html(
+        f'<div class="fs-explain" style="font-size: 1.35em; line-height: 1.6">'
+        f"{highlight(item['title'], score['words'] if score else [], label)}</div>"
+    )
+    meta = [
+        item["source"],
+        f"{item['published_at']:%Y-%m-%d %H:%M:%S} UTC" + (" (ingest time)" if item["published_at_fallback"] else ""),
+        ", ".join(t["ticker"] for t in item["tickers"]) or "no tickers",
+        "new story" if item["is_first_of_story"] else f"near-duplicate of #{item['story_id']}",
+    ]
+    st.html(
+        '<div class="fs-meta" style="color: #64748b">'
+        + " · ".join([label_badge(label), *(escape(m) for m in meta)])
+        + (f" · {link(item['url'], 'original')}" if item["url"] else "")
+        + "</div>"
+    )
+    if score is None:
+        st.warning("This article has no score.")
+        return
+    a, b, c, d = st.columns(4)
+    a.metric("Label", score["label"])
+    b.metric("Score", signed(score["score"]))
+    c.metric("Confidence", f"{score['confidence']:.2f}")
+    d.metric("Chunks", score["n_chunks"])
+    st.altair_chart(probabilities_chart(score["probabilities"]), width="stretch")
+    st.caption(f"Scored by {md_escape(score['model_version'])} at {score['scored_at']:%Y-%m-%d %H:%M:%S} UTC")
+
+    st.subheader("Why: the words the model attended to")
+    st.dataframe(words_frame(score["words"]), hide_index=True)
+
+    computed = st.session_state.setdefault("explained", {})
+    if st.button("Compute rollout and Integrated Gradients", type="primary", key="explain-more"):
+        with st.spinner("Loading the model and computing attention rollout and Integrated Gradients..."):
+            computed[article_id] = other_explanations(item["title"])
+    if article_id in computed:
+        result = computed[article_id]
+        if result["version"] != score["model_version"]:
+            st.caption(f"Computed with {md_escape(result['version'])}, the shipped default model.")
+        columns = st.columns(3)
+        panels = [
+            ("pooling", score["words"], label),
+            *((m, result[m]["words"], result[m]["label"]) for m in ("rollout", "ig")),
+        ]
+        for column, (method, words, method_label) in zip(columns, panels, strict=True):
+            with column:
+                st.markdown(f"**{METHOD_TITLES[method]}**")
+                st.html(
+                    f'<div class="fs-method" data-method="{method}">{highlight(item["title"], words, method_label)}'
+                    "</div>"
+                )
+                st.dataframe(words_frame(words), hide_index=True)
+
+    faithfulness_section(score["model_version"])
+
+    with st.expander("Body"):
+        st.text(item["body"] or "(no body)")
+    if item["story"]:
+        with st.expander(f"Same story ({len(item['story'])} other articles)"):
+            st.dataframe(pd.DataFrame(item["story"]), hide_index=True)
+    if item["alerts"]:
+        with st.expander(f"Cited by {len(item['alerts'])} alerts"):
+            st.dataframe(pd.DataFrame(item["alerts"]), hide_index=True)
+    if len(item["scores"]) > 1:
+        with st.expander("Scores by other model versions"):
+            st.dataframe(pd.DataFrame(item["scores"]), hide_index=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""render.highlight and friends: news text reaches HTML escaped, highlights land on the right characters."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from datetime import UTC, datetime
+
+from dashboard.export import news_csv
+from dashboard.render import (
+    escape,
+    evidence_table,
+    highlight,
+    link,
+    md_escape,
+    news_table,
+    spans_from_words,
+)
+
+from .conftest import HOSTILE
+
+SPAN = re.compile(
+    r'<span class="fs-word" style="background-color: rgba\((\d+), (\d+), (\d+), ([0-9.]+)\);[^>]*>(.*?)</span>'
+)
+
+
+def visible_text(markup: str) -> str:
+    """What a browser shows: tags dropped, entities decoded."""
+    import html
+
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
+
+
+def test_hostile_headline_is_escaped_text():
+    out = highlight(HOSTILE, [], "negative")
+    assert "&lt;script&gt;" in out and "&lt;img" in out
+    assert "<script" not in out.lower() and "<img" not in out.lower()
+    assert visible_text(out) == HOSTILE
+
+
+def test_hostile_markup_inside_a_highlighted_span_stays_escaped():
+    start = HOSTILE.index("<script>")
+    out = highlight(HOSTILE, [(start, start + len("<script>alert(1)</script>"), 0.5)], "negative")
+    [(r, g, b, alpha, inner)] = SPAN.findall(out)
+    assert inner == escape("<script>alert(1)</script>")
+    assert "<script" not in out and visible_text(out) == HOSTILE
+
+
+def test_spans_highlight_the_offsets_with_label_colour_and_relative_strength():
+    title = "Nokia shares plunge after profit warning"
+    spans = [{"start": 13, "end": 19, "weight": 0.4}, {"start": 33, "end": 40, "weight": 0.2}]
+    out = highlight(title, spans, "negative")
+    found = SPAN.findall(out)
+    assert [f[4] for f in found] == ["plunge", "warning"]
+    assert {f[:3] for f in found} == {("220", "38", "38")}  # red for negative
+    assert [float(f[3]) for f in found] == [0.75, 0.45]  # the heaviest word is strongest
+    assert visible_text(out) == title
+    positive = SPAN.findall(highlight(title, spans[:1], "positive"))
+    assert positive[0][:3] == ("22", "163", "74")
+
+
+def test_bad_spans_are_ignored():
+    title = "Apple beats estimates"
+    out = highlight(title, [(6, 11, 0.5), (8, 14, 0.3), (50, 60, 0.9), (5, 5, 0.2), ("x", 3, 1.0)], "positive")
+    assert [f[4] for f in SPAN.findall(out)] == ["beats"]  # overlap, out of range, empty and junk dropped
+    assert visible_text(out) == title
+
+
+def test_label_and_markdown_characters_never_reach_markup_raw():
+    out = highlight("Microsoft buys studio for $7.5 billion *now*", [(0, 9, 1.0)], '"><script>')
+    assert "<script" not in out and '">' not in out.replace('">M', "")  # an unknown label is just grey
+    assert "$" not in out and "*" not in out  # no LaTeX or emphasis when rendered as Markdown
+    assert visible_text(out) == "Microsoft buys studio for $7.5 billion *now*"
+
+
+def test_spans_from_words_finds_free_occurrences():
+    title = "Nokia shares plunge after profit warning; profit falls"
+    spans = spans_from_words(title, [["profit", 0.3], ["Profit", 0.1], ["missing", 0.5]])
+    assert spans == [(26, 32, 0.3), (42, 48, 0.1)]
+
+
+def test_news_table_escapes_every_field():
+    row = {
+        "article_id": 7,
+        "published_at": datetime(2024, 5, 1, 9, 30, tzinfo=UTC),
+        "source": "<b>desk</b>",
+        "tickers": ["<I>"],
+        "title": HOSTILE,
+        "label": "negative",
+        "score": -0.74,
+        "confidence": 0.8,
+        "words": [{"word": "falls", "weight": 0.5, "start": HOSTILE.index("falls"), "end": len(HOSTILE)}],
+        "is_first_of_story": True,
+    }
+    out = news_table([row])
+    assert "<script" not in out and "<img" not in out and "<b>desk" not in out and "<I>" not in out
+    assert "&lt;script&gt;" in out and "&lt;b&gt;desk" in out
+    assert out.count('class="fs-row"') == 1 and ">-0.74</td>" in out and 'href="explain?article=7"' in out
+    evidence = evidence_table(
+        [
+            {
+                "article_id": 7,
+                "title": HOSTILE,
+                "source": "desk",
+                "score": -0.7,
+                "label": "negative",
+                "words": [["falls", 0.5]],
+            }
+        ]
+    )
+    assert "<script" not in evidence and "&lt;script&gt;" in evidence and ">falls</span>" in evidence
+
+
+def test_links_only_for_http():
+    assert link("javascript:alert(1)", "x") == "x"
+    assert link('https://e.com/?a="><script>', "t").startswith('<a href="https://e.com/?a=&quot;&gt;&lt;script&gt;"')
+
+
+def test_md_escape():
+    assert md_escape("[x](javascript:alert(1)) $5 *b*") == r"\[x\]\(javascript\:alert\(1\)\) \$5 \*b\*"
+
+
+def test_csv_export_round_trips_and_defuses_formulas():
+    rows = [
+        {
+            "article_id": 1,
+            "published_at": datetime(2024, 5, 1, tzinfo=UTC),
+            "source": "desk",
+            "tickers": ["NOK"],
+            "title": '=HYPERLINK("http://evil")',
+            "label": "negative",
+            "score": -0.5,
+            "confidence": 0.7,
+            "probabilities": {"negative": 0.7, "neutral": 0.1, "positive": 0.2},
+            "words": [{"word": "plunge", "weight": 0.41, "start": 0, "end": 6}],
+            "story_id": 1,
+            "is_first_of_story": True,
+            "similar_before": 0,
+            "url": None,
+        },
+    ]
+    parsed = list(csv.DictReader(io.StringIO(news_csv(rows).decode())))
+    assert len(parsed) == 1
+    assert parsed[0]["title"] == '\'=HYPERLINK("http://evil")'
+    assert parsed[0]["score"] == "-0.5000" and parsed[0]["top_words"] == "plunge:0.410"
+    assert parsed[0]["published_at"] == "2024-05-01T00:00:00+00:00"
