@@ -330,6 +330,18 @@ def _stop_on_signals():
     return stop
 
 
+def _kafka(settings):
+    """A Kafka transport with news.raw and news.dlq created; one clear line when the broker cannot be reached."""
+    from core.transport import KafkaTransport, TransportError
+
+    transport = KafkaTransport.from_settings(settings)
+    try:
+        transport.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
+    except TransportError as exc:
+        fail(str(exc))
+    return transport
+
+
 def _reject_record(session_factory, transport, dlq_topic: str):
     """A callable that keeps a bad source row: rejects table, then news.dlq."""
     from core.rejects import Rejection, dlq_value, record_rejects
@@ -354,18 +366,12 @@ def score_command(
     """Run a scoring worker: consume news.raw from Kafka (FINSENT_KAFKA_BOOTSTRAP) in the consumer group."""
     import logging
 
-    from core.transport import KafkaTransport, TransportError
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(database_url)
     if settings.transport != "kafka":
         fail("`finsent score` consumes from Kafka: set FINSENT_TRANSPORT=kafka (embedded mode is `finsent run`)")
     _, session_factory = _database(settings)
-    transport = KafkaTransport.from_settings(settings)
-    try:
-        transport.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
-    except TransportError as exc:
-        fail(str(exc))
+    transport = _kafka(settings)
     worker = _worker(settings, transport, _processor(session_factory, checkpoint, device))
     stats = worker.run(_stop_on_signals(), idle_exit_s=idle_exit)
     typer.echo(
@@ -400,11 +406,10 @@ def backfill_command(
     common = dict(session_factory=session_factory, since=_when(since, "since"), until=_when(until, "until"),
                   source=source, batch_size=batch_size)  # fmt: skip
     if via_kafka:
-        from core.transport import KafkaTransport, TransportError
+        from core.transport import TransportError
 
-        transport = KafkaTransport.from_settings(settings)
+        transport = _kafka(settings)
         try:
-            transport.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
             run = Backfill(publish=lambda k, v: transport.publish(settings.topic_raw, k, v), flush=transport.flush,
                            **common)  # fmt: skip
             report = run.run(paths)
@@ -607,18 +612,12 @@ def ingest_command(
     """Run the sources on their own, publishing to Kafka's news.raw for `finsent score` workers."""
     import logging
 
-    from core.transport import KafkaTransport, TransportError
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(database_url)
     if settings.transport != "kafka":
         fail("`finsent ingest` publishes to Kafka: set FINSENT_TRANSPORT=kafka (embedded mode is `finsent run`)")
     _, session_factory = _database(settings)
-    transport = KafkaTransport.from_settings(settings)
-    try:
-        transport.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
-    except TransportError as exc:
-        fail(str(exc))
+    transport = _kafka(settings)
     stop = _stop_on_signals()
     scheduler = _start_sources(sources, settings, transport, session_factory)
     try:
@@ -715,17 +714,18 @@ def alerts_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Alerts, newest first, with their evidence."""
-    from monitor.alerts import list_alerts
+    """Alerts, newest first, with their evidence (with --json: the objects of the /alerts.json feed)."""
+    from monitor.feed import AlertFilter, load_alerts
 
     if status not in (None, "pending", "firing", "resolved"):
         fail(f"--status: {status!r} is not pending, firing or resolved")
     _, session_factory = _database(_settings(database_url))
+    filters = AlertFilter(tickers=(ticker,) if ticker else (), statuses=(status,) if status else (), limit=limit,
+                          replayed=True)  # fmt: skip
     with session_factory() as session:
-        rows = list_alerts(session, status=status, ticker=ticker, limit=limit)
-        out = [_alert_dict(session, a) for a in rows]
+        out = load_alerts(session=session, filters=filters)
     if as_json:
-        typer.echo(json.dumps(out, indent=2, default=str))
+        typer.echo(json.dumps(out, indent=2))
         return
     for a in out:
         typer.echo(_alert_line(a))
@@ -734,31 +734,9 @@ def alerts_list(
             typer.echo(f"      {e['published_at'][:16]}  {e['title'][:90]}  [{words}]")
 
 
-def _alert_dict(session, alert) -> dict:
-    from sqlalchemy import select
-
-    from core.schema import AlertEvidence, Article
-
-    evidence = [
-        {"article_id": i, "title": t, "published_at": p.isoformat(), "score": s, "words": json.loads(w)}
-        for i, t, p, s, w in session.execute(
-            select(Article.id, Article.title, Article.published_at, AlertEvidence.score, AlertEvidence.words)
-            .join(Article, Article.id == AlertEvidence.article_id)
-            .where(AlertEvidence.alert_id == alert.id)
-            .order_by(Article.published_at.desc())
-        )
-    ]
-    return {
-        "id": alert.id, "rule": alert.rule, "status": alert.status, "severity": alert.severity,
-        "ticker": alert.ticker, "labels": json.loads(alert.labels), "annotations": json.loads(alert.annotations),
-        "value": alert.value, "active_at": alert.active_at, "starts_at": alert.starts_at, "ends_at": alert.ends_at,
-        "acked_by": alert.acked_by, "replayed": alert.replayed, "evidence": evidence,
-    }  # fmt: skip
-
-
 def _alert_line(a: dict) -> str:
     subject = a["ticker"] or a["labels"].get("source", "")
-    when = (a["starts_at"] or a["active_at"]).isoformat(timespec="minutes")
+    when = (a["starts_at"] or a["active_at"])[:16]
     flags = (" acked by " + a["acked_by"] if a["acked_by"] else "") + (" (replayed)" if a["replayed"] else "")
     summary = a["annotations"].get("summary", "")
     return f"#{a['id']:<5} {a['status']:<8} {a['severity']:<8} {a['rule']:<20} {subject:<8} {when}  {summary}{flags}"

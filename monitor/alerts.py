@@ -26,8 +26,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.schema import Alert, AlertEvent, AlertEvidence, Article, Notification, Score, Silence, Source
+from core.schema import Alert, AlertEvent, AlertEvidence, Notification, Score, Silence
 from core.schema import Attribution as AttributionRow
+from monitor.feed import load_evidence
 from monitor.rules import Finding, MonitorConfig, SourceSilent, evaluate, render
 from monitor.windows import DEFAULT_WINDOWS, current_version, parse_duration, update_buckets
 
@@ -321,33 +322,10 @@ def notification_payload(
 ) -> dict:
     """An Alertmanager-compatible webhook body (version 4), with each alert's evidence."""
     status = "resolved" if kind == "resolved" else "firing"
+    evidence = load_evidence(session, [a.id for a in alerts])
     items = []
     for alert in alerts:
         labels = json.loads(alert.labels)
-        evidence = [
-            {
-                "article_id": article_id,
-                "title": title,
-                "source": source,
-                "published_at": _iso(published_at),
-                "score": score,
-                "words": json.loads(words),
-            }
-            for article_id, title, source, published_at, score, words in session.execute(
-                select(
-                    Article.id,
-                    Article.title,
-                    Source.name,
-                    Article.published_at,
-                    AlertEvidence.score,
-                    AlertEvidence.words,
-                )
-                .join(Article, Article.id == AlertEvidence.article_id)
-                .join(Source, Source.id == Article.source_id)
-                .where(AlertEvidence.alert_id == alert.id)
-                .order_by(Article.published_at.desc())
-            )
-        ]
         items.append(
             {
                 "status": "resolved" if alert.status == "resolved" else "firing",
@@ -357,7 +335,7 @@ def notification_payload(
                 "endsAt": _iso(alert.ends_at),
                 "fingerprint": alert.fingerprint,
                 "generatorURL": "",
-                "evidence": evidence,
+                "evidence": evidence[alert.id],
             }
         )
     common = set.intersection(*(set(json.loads(a.labels).items()) for a in alerts)) if alerts else set()

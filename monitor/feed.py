@@ -199,23 +199,10 @@ def _word_pairs(words: Any) -> list[list]:
     return pairs
 
 
-def load_alerts(*, session: Session, filters: AlertFilter) -> list[dict]:
-    """Alerts matching `filters`, newest `updated_at` first, as the dicts of the JSON feed (with evidence)."""
-    query = select(Alert).order_by(Alert.updated_at.desc(), Alert.id.desc()).limit(filters.limit)
-    if filters.tickers:
-        query = query.where(Alert.ticker.in_(filters.tickers))
-    if filters.severities:
-        query = query.where(Alert.severity.in_(filters.severities))
-    if filters.statuses:
-        query = query.where(Alert.status.in_(filters.statuses))
-    if filters.since is not None:
-        query = query.where(Alert.updated_at >= filters.since)
-    if not filters.replayed:
-        query = query.where(Alert.replayed.is_(False))
-    alerts = list(session.scalars(query))
-
-    evidence: dict[int, list[dict]] = {a.id: [] for a in alerts}
-    if alerts:
+def load_evidence(session: Session, alert_ids: list[int]) -> dict[int, list[dict]]:
+    """Each alert's evidence articles, newest first, with their top words: one query for all the alerts."""
+    evidence: dict[int, list[dict]] = {alert_id: [] for alert_id in alert_ids}
+    if alert_ids:
         rows = session.execute(
             select(
                 AlertEvidence.alert_id,
@@ -242,6 +229,25 @@ def load_alerts(*, session: Session, filters: AlertFilter) -> list[dict]:
                     "words": _word_pairs(_json_field(words, [], what="evidence words", alert_id=alert_id)),
                 }
             )
+    return evidence
+
+
+def load_alerts(*, session: Session, filters: AlertFilter) -> list[dict]:
+    """Alerts matching `filters`, newest `updated_at` first, as the dicts of the JSON feed (with evidence)."""
+    query = select(Alert).order_by(Alert.updated_at.desc(), Alert.id.desc()).limit(filters.limit)
+    if filters.tickers:
+        query = query.where(Alert.ticker.in_(filters.tickers))
+    if filters.severities:
+        query = query.where(Alert.severity.in_(filters.severities))
+    if filters.statuses:
+        query = query.where(Alert.status.in_(filters.statuses))
+    if filters.since is not None:
+        query = query.where(Alert.updated_at >= filters.since)
+    if not filters.replayed:
+        query = query.where(Alert.replayed.is_(False))
+    alerts = list(session.scalars(query))
+
+    evidence = load_evidence(session, [a.id for a in alerts])
 
     return [
         {
