@@ -342,20 +342,6 @@ def _kafka(settings):
     return transport
 
 
-def _reject_record(session_factory, transport, dlq_topic: str):
-    """A callable that keeps a bad source row: rejects table, then news.dlq."""
-    from core.rejects import Rejection, dlq_value, record_rejects
-
-    def reject(record) -> None:
-        rejection = Rejection(stage="read", reason=record.error, payload=record.raw, origin=record.position,
-                              source=record.source)  # fmt: skip
-        with session_factory() as session, session.begin():
-            record_rejects(session=session, rejections=[rejection])
-        transport.publish(dlq_topic, None, dlq_value(rejection))
-
-    return reject
-
-
 @app.command("score")
 def score_command(
     database_url: DatabaseOpt = None,
@@ -525,13 +511,18 @@ def run_command(
     replaying = None
     try:
         if replay is not None:
+            from ingest.service import IngestService
+
+            # Unreadable rows take the sources' path: the rejects table and news.dlq.
+            rejects = IngestService(transport=producer, session_factory=session_factory, topic=settings.topic_raw,
+                                    dlq_topic=settings.topic_dlq)  # fmt: skip
             typer.echo(f"replaying {replay} at {speed:g}x into {settings.database_url.split('://')[0]}")
 
             def play() -> None:
                 done = replay_file(
                     replay,
                     publish=lambda k, v: producer.publish(settings.topic_raw, k, v),
-                    reject=_reject_record(session_factory, producer, settings.topic_dlq),
+                    reject=lambda record: rejects.publish([record], kind="file"),
                     speed=speed, max_gap_s=max_gap, shift=shift, limit=limit, stop=stop,
                 )  # fmt: skip
                 typer.echo(f"replay finished: {done.published} published, {done.errors} unreadable rows")
