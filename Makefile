@@ -37,11 +37,14 @@ browser:
 test: setup browser
 	$(BIN)/python -m pytest -q --timeout=900
 
+# Every benchmark, then BENCHMARKS.md and bench/plots/ from their results (about 17 minutes on 2 cores).
 bench: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/scoring.py --json bench/results/scoring.json
 	$(BIN)/python bench/pipeline.py --json bench/results/pipeline.json
 	$(BIN)/python bench/dashboard.py --json bench/results/dashboard.json
+	$(BIN)/python bench/gpu.py --json bench/results/gpu.json
+	$(BIN)/python bench/report.py
 
 lint: setup
 	$(BIN)/ruff check .

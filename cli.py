@@ -317,7 +317,7 @@ def _worker(settings, transport, processor):
         dlq_topic=settings.topic_dlq,
         group=settings.consumer_group,
         max_batch=settings.batch_max_size,
-        max_wait_s=settings.batch_max_wait_s,
+        max_delay_s=settings.batch_max_delay_s,
     )
 
 

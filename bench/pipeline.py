@@ -1,14 +1,19 @@
-"""End-to-end pipeline benchmark: items/s and latency (published → score committed), and backfill rows/s.
+"""End-to-end pipeline benchmark: items/s and latency (published → score committed) against offered load,
+worker scaling, backfill rows/s and a scoring worker's peak memory.
 
-    python bench/pipeline.py [--items 20000] [--backfill-rows 50000] [--json FILE] [--skip-kafka]
+    python bench/pipeline.py [--json FILE] [--repeats 3] [--seconds 4] [--backfill-rows 100000] [--skip-kafka]
 
-1. embedded + SQLite: MemoryTransport, one scoring worker thread (what `finsent run` does);
-2. Kafka + PostgreSQL: a local tansu broker and the PostgreSQL server on 127.0.0.1 (what `finsent score` does);
-3. backfill rows/s straight into SQLite (`finsent backfill`).
+1. model only: the same scorer, the worker's batch (`--max-batch`), real headlines: the ceiling;
+2. embedded + SQLite: MemoryTransport and one scoring-worker thread in this process (what `finsent run` does);
+3. Kafka + PostgreSQL: a local tansu broker, the PostgreSQL server on 127.0.0.1, and `finsent score` worker
+   processes (what a deployment runs); 1 worker, then 2 workers splitting the cores (OMP_NUM_THREADS);
+4. backfill: `--backfill-rows` rows of ../shared/data/news_stream into SQLite (`finsent backfill`'s code path);
+5. peak RSS (VmHWM) of the `finsent score` process after all its runs.
 
-Each pipeline run is measured twice: at saturation (every item published at once: throughput) and at a steady
-offered load of half that throughput (latency p50/p99 when the worker keeps up). Real headlines from
-../shared/data/news_stream; the model-only rate of the same scorer in the same run gives the end-to-end ratio.
+Load: saturation first (a burst of items published at once: throughput, median of `--repeats`), then steady
+offered loads at fractions of it for `--seconds` each (latency p50/p99 from the score rows' `latency_ms`, the
+time from the broker's record timestamp to the commit; median of `--repeats`). Every ratio is of figures
+measured in this run.
 """
 
 from __future__ import annotations
@@ -17,11 +22,14 @@ import argparse
 import csv
 import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,9 +41,10 @@ import numpy as np  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from core.db import make_engine, make_session_factory, upgrade  # noqa: E402
-from core.schema import Score  # noqa: E402
+from core.schema import Reject, Score  # noqa: E402
 from core.transport import KafkaTransport, MemoryBroker, MemoryTransport  # noqa: E402
 from ingest.backfill import Backfill  # noqa: E402
+from ingest.normalize import title_key  # noqa: E402
 from ingest.pipeline import Pipeline  # noqa: E402
 from ingest.sources.files import read_file  # noqa: E402
 from model.scorer import Scorer  # noqa: E402
@@ -43,103 +52,333 @@ from model.worker import BatchProcessor, ScoringWorker  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "news_stream"
 FILES = ("benzinga_analyst_ratings_sample.csv", "cnbc_guardian_2017_2020.csv", "reuters21578_1987.csv")
+LOAD_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 0.9)
 
 
-def messages(n: int) -> list[bytes]:
-    """n news.raw messages from the real files, made unique per run so nothing is a duplicate of a previous run."""
-    out: list[bytes] = []
-    run = uuid.uuid4().hex[:6]
-    for name in FILES:
-        for record in read_file(DATA / name):
-            if record.value is not None:
-                data = json.loads(record.value)
-                data["external_id"] = f"{run}-{len(out)}"
-                data["source"] = f"{data['source']}-{run}"
-                out.append(json.dumps(data).encode())
-                if len(out) == n:
-                    return out
-    return out
+class Messages:
+    """news.raw messages from the real files, each title once, made unique per draw so nothing is a duplicate."""
+
+    def __init__(self) -> None:
+        self.pool: list[dict] = []
+        seen: set[str] = set()
+        for name in FILES:
+            for record in read_file(DATA / name):
+                if record.value is not None:
+                    data = json.loads(record.value)
+                    key = title_key(data["title"])  # what exact dedup compares
+                    if key not in seen:
+                        seen.add(key)
+                        data.pop("url", None)
+                        self.pool.append(data)
+        self.drawn = 0
+
+    def take(self, n: int) -> list[bytes]:
+        run = uuid.uuid4().hex[:6]
+        out = []
+        for _ in range(n):
+            data = dict(self.pool[self.drawn % len(self.pool)])
+            data["external_id"] = f"{run}-{self.drawn}"
+            data["source"] = f"{data['source']}-{run}"
+            out.append(json.dumps(data).encode())
+            self.drawn += 1
+        return out
 
 
-def latencies(session_factory, after_id: int) -> np.ndarray:
-    """Latencies (ms) of the scores stored after score id `after_id`."""
-    with session_factory() as s:
-        rows = s.scalars(select(Score.latency_ms).where(Score.id > after_id, Score.latency_ms.is_not(None)))
-        return np.array(list(rows))
+class Stored:
+    """Counts of score and reject rows past a starting point: how many published items are done."""
+
+    def __init__(self, session_factory) -> None:
+        self.session_factory = session_factory
+        with session_factory() as s:
+            self.score_id = s.scalar(select(func.max(Score.id))) or 0
+            self.reject_id = s.scalar(select(func.max(Reject.id))) or 0
+
+    def done(self) -> int:
+        with self.session_factory() as s:
+            scores = s.scalar(select(func.count()).where(Score.id > self.score_id))
+            rejects = s.scalar(select(func.count()).select_from(Reject).where(Reject.id > self.reject_id))
+            return scores + rejects
+
+    def latencies(self) -> np.ndarray:
+        with self.session_factory() as s:
+            rows = s.scalars(select(Score.latency_ms).where(Score.id > self.score_id, Score.latency_ms.is_not(None)))
+            return np.array(list(rows), dtype=float)
 
 
-def run_pipeline(make_transport, session_factory, scorer, values: list[bytes], rate: float | None, label: str) -> dict:
-    """Publish `values` (all at once, or at `rate` items/s), run one worker until all are stored."""
-    topic, group = f"news.raw.{uuid.uuid4().hex[:8]}", f"bench-{uuid.uuid4().hex[:6]}"
-    producer = make_transport()
-    producer.ensure_topics([topic, topic + ".dlq"], partitions=3)
-    worker = ScoringWorker(
-        transport=make_transport(),
-        processor=BatchProcessor(session_factory=session_factory, scorer=scorer, pipeline=Pipeline()),
-        topic=topic,
-        dlq_topic=topic + ".dlq",
-        group=group,
-        max_batch=64,
-        max_wait_s=0.05,
-    )
-    with session_factory() as s:
-        before = s.scalar(select(func.max(Score.id))) or 0
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
-    # Let a Kafka consumer join its group first, so the join is not counted as processing time.
-    deadline = time.monotonic() + 60
-    while isinstance(producer, KafkaTransport) and not worker.transport.assignment() and time.monotonic() < deadline:
-        time.sleep(0.1)
+def offer(producer, topic: str, values: list[bytes], rate: float | None, session_factory, timeout_s: float = 180):
+    """Publish `values` (a burst, or at `rate` items/s) and wait until all are stored or rejected."""
+    mark = Stored(session_factory)
     start = time.perf_counter()
     for i, value in enumerate(values):
         producer.publish(topic, f"k{i}".encode(), value)
-        if rate:
-            producer.flush()
-            lag = start + (i + 1) / rate - time.perf_counter()
-            if lag > 0:
-                time.sleep(lag)
+        if rate:  # the producer batches for at most linger_ms (5 ms); a flush per message would cap the rate
+            ahead = start + (i + 1) / rate - time.perf_counter()
+            if ahead > 0:
+                time.sleep(ahead)
     producer.flush()
-    while worker.stats.received < len(values) and thread.is_alive():
-        time.sleep(0.05)
+    while (done := mark.done()) < len(values):
+        if time.perf_counter() - start > timeout_s:
+            raise RuntimeError(f"only {done} of {len(values)} items stored after {timeout_s:.0f} s")
+        time.sleep(0.02)
     elapsed = time.perf_counter() - start
-    stop.set()
-    thread.join(timeout=60)
-    producer.close()
-    lat = latencies(session_factory, before)
-    out = {
-        "label": label,
-        "offered_per_s": rate,
+    lat = mark.latencies()
+    return {
         "items": len(values),
-        "stored": worker.stats.stored,
         "items_per_s": len(values) / elapsed,
-        "latency_p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
-        "latency_p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
-        "mean_batch": worker.stats.received / max(1, worker.stats.batches),
+        "p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
+        "p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
+    }
+
+
+def median_of(runs: list[dict]) -> dict:
+    out = {"runs": runs}
+    for key in ("items_per_s", "p50_ms", "p99_ms", "mean_batch"):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        out[key] = statistics.median(values) if values else None
+    return out
+
+
+def sweep(label: str, publish: Callable, msgs: Messages, args, batch_stats: Callable[[], tuple[int, int]]) -> dict:
+    """Saturation (bursts), then offered loads at fractions of it; medians of `args.repeats` runs."""
+
+    def run(values, rate):
+        before = batch_stats()
+        result = publish(values, rate)
+        after = batch_stats()
+        if after[1] > before[1]:
+            result["mean_batch"] = (after[0] - before[0]) / (after[1] - before[1])
+        return result
+
+    saturation = median_of([run(msgs.take(args.burst), None) for _ in range(args.repeats)])
+    print(
+        f"{label:<22} saturation {saturation['items_per_s']:8.0f} items/s   p50 {saturation['p50_ms']:7.0f} ms"
+        f"   p99 {saturation['p99_ms']:7.0f} ms   batch {saturation.get('mean_batch') or 0:5.1f}",
+        flush=True,
+    )
+    loads = []
+    for fraction in LOAD_FRACTIONS:
+        rate = fraction * saturation["items_per_s"]
+        n = max(50, int(rate * args.seconds))
+        point = median_of([run(msgs.take(n), rate) for _ in range(args.repeats)])
+        point |= {"fraction": fraction, "offered_per_s": rate}
+        loads.append(point)
+        print(
+            f"{label:<22} {rate:7.0f}/s offered {point['items_per_s']:8.0f} items/s   p50 {point['p50_ms']:7.0f} ms"
+            f"   p99 {point['p99_ms']:7.0f} ms   batch {point.get('mean_batch') or 0:5.1f}",
+            flush=True,
+        )
+    return {"saturation": saturation, "loads": loads}
+
+
+def model_only(scorer: Scorer, msgs: Messages, batch: int, repeats: int, n: int = 2048) -> float:
+    """Headlines/s of `scorer.score` on batches of `batch` real headlines (tokenising and word merging included)."""
+    texts = [json.loads(v)["title"] for v in msgs.take(n)]
+    scorer.score(texts[:batch])  # warm-up
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(0, len(texts), batch):
+            scorer.score(texts[i : i + batch])
+        rates.append(len(texts) / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def embedded(scorer: Scorer, msgs: Messages, args, tmp: Path) -> dict:
+    url = f"sqlite:///{tmp / 'embedded.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    broker = MemoryBroker()
+    worker = ScoringWorker(
+        transport=MemoryTransport(broker),
+        processor=BatchProcessor(session_factory=factory, scorer=scorer, pipeline=Pipeline()),
+        max_batch=args.max_batch,
+        max_delay_s=args.max_delay,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    producer = MemoryTransport(broker)
+    try:
+        offer(producer, "news.raw", msgs.take(64), None, factory)  # warm-up
+        result = sweep(
+            "embedded + SQLite",
+            lambda values, rate: offer(producer, "news.raw", values, rate, factory),
+            msgs,
+            args,
+            lambda: (worker.stats.received, worker.stats.batches),
+        )
+        busy = sum(worker.stats.seconds.values())
+        result["stage_share"] = {stage: t / busy for stage, t in worker.stats.seconds.items()}
+        print("worker time by stage: " + ", ".join(f"{k} {v:.0%}" for k, v in result["stage_share"].items()))
+        return result
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+        engine.dispose()
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """Peak resident set size of a process (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for pid {pid}")
+
+
+def kafka_postgres(msgs: Messages, args, tmp: Path) -> dict:
+    import psycopg
+
+    from core.devbroker import local_broker
+
+    name = f"finsent_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"{args.postgres}/{name}"
+    results: dict = {}
+    try:
+        upgrade(url)
+        engine = make_engine(url)
+        factory = make_session_factory(engine)
+        with local_broker(tmp / "tansu.log") as bootstrap:
+            producer = KafkaTransport(bootstrap)
+
+            def workers(n: int, threads: int, topic: str):
+                env = os.environ | {
+                    "FINSENT_DATABASE_URL": url,
+                    "FINSENT_TRANSPORT": "kafka",
+                    "FINSENT_KAFKA_BOOTSTRAP": bootstrap,
+                    "FINSENT_TOPIC_RAW": topic,
+                    "FINSENT_TOPIC_DLQ": topic + ".dlq",
+                    "FINSENT_TOPIC_PARTITIONS": "4",
+                    "FINSENT_CONSUMER_GROUP": f"bench-{topic}",
+                    "FINSENT_BATCH_MAX_SIZE": str(args.max_batch),
+                    "FINSENT_BATCH_MAX_DELAY_S": str(args.max_delay),
+                    "OMP_NUM_THREADS": str(threads),
+                }
+                finsent = str(Path(sys.executable).with_name("finsent"))
+                log = open(tmp / f"{topic}.log", "ab")  # noqa: SIM115 - closed with the processes
+                procs = [
+                    subprocess.Popen([finsent, "score", "--device", "cpu"], env=env, stdout=log, stderr=log)
+                    for _ in range(n)
+                ]
+                # Warm-up until every worker has joined the group and loaded its model: a burst big enough to
+                # reach every partition, twice (the second after any rebalance the joins caused).
+                for _ in range(2):
+                    offer(producer, topic, msgs.take(200), None, factory)
+                return procs, log
+
+            def stop(procs, log) -> list[float]:
+                peaks = [vm_hwm_mb(p.pid) for p in procs]
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    p.wait(timeout=60)
+                log.close()
+                return peaks
+
+            topic = f"news.raw.{uuid.uuid4().hex[:6]}"
+            producer.ensure_topics([topic, topic + ".dlq"], partitions=4)
+            procs, log = workers(1, os.cpu_count() or 1, topic)
+            try:
+                results["one_worker"] = sweep(
+                    "Kafka + PostgreSQL",
+                    lambda values, rate: offer(producer, topic, values, rate, factory),
+                    msgs,
+                    args,
+                    lambda: (0, 0),
+                )
+            finally:
+                results["worker_peak_rss_mb"] = max(stop(procs, log))
+            print(f"scoring worker peak RSS {results['worker_peak_rss_mb']:.0f} MB", flush=True)
+
+            topic = f"news.raw.{uuid.uuid4().hex[:6]}"
+            producer.ensure_topics([topic, topic + ".dlq"], partitions=4)
+            procs, log = workers(2, max(1, (os.cpu_count() or 2) // 2), topic)
+            try:
+                runs = [offer(producer, topic, msgs.take(args.burst), None, factory) for _ in range(args.repeats)]
+                results["two_workers"] = {"saturation": median_of(runs)}
+            finally:
+                results["two_workers"]["peak_rss_mb"] = stop(procs, log)
+            one = results["one_worker"]["saturation"]["items_per_s"]
+            two = results["two_workers"]["saturation"]["items_per_s"]
+            results["scaling_2_vs_1"] = two / one
+            print(f"2 workers: {two:.0f} items/s = {two / one:.2f}x one worker", flush=True)
+            producer.close()
+        engine.dispose()
+    finally:
+        with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return results
+
+
+def backfill(scorer: Scorer, rows: int, tmp: Path, parts: int = 4) -> dict:
+    """`rows` real rows in `parts` files: the news_stream files (51k rows), then again as a second source that
+    syndicates the same stories (its URLs made distinct), which exercises story grouping rather than exact dedup."""
+    table, fields, copy = [], None, 0
+    while len(table) < rows:
+        for name in FILES:
+            with open(DATA / name, newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                fields = fields or reader.fieldnames
+                for row in reader:
+                    if copy:
+                        row["source"] = f"{row['source']} syndication {copy}"
+                        row["url"] = f"{row['url']}#copy{copy}" if row["url"] else ""
+                    table.append(row)
+        copy += 1
+    table = table[:rows]
+    files = []
+    for part in range(parts):
+        files.append(tmp / f"backfill-{part}.csv")
+        with open(files[-1], "w", newline="", encoding="utf-8") as out:
+            writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(table[part * rows // parts : (part + 1) * rows // parts])
+    url = f"sqlite:///{tmp / 'backfill.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    factory = make_session_factory(engine)
+    processor = BatchProcessor(session_factory=factory, scorer=scorer, pipeline=Pipeline())
+    job = Backfill(session_factory=factory, process=processor.process, batch_size=256, progress=False)
+    per_file, total_start = [], time.perf_counter()
+    for path in files:
+        before = job.report.rows
+        start = time.perf_counter()
+        job.run([path])
+        per_file.append((job.report.rows - before) / (time.perf_counter() - start))
+        print(f"  backfill {path.name}: {per_file[-1]:.0f} rows/s", flush=True)
+    elapsed = time.perf_counter() - total_start
+    engine.dispose()
+    r = job.report
+    out = {
+        "rows": r.rows,
+        "stored": r.stored,
+        "duplicates": r.duplicates,
+        "rejected": r.rejected,
+        "files": len(files),
+        "rows_per_s_per_file": per_file,
+        "rows_per_s": statistics.median(per_file),
+        "rows_per_s_overall": r.rows / elapsed,
+        "seconds": elapsed,
     }
     print(
-        f"{label:<28} {'saturation' if not rate else f'{rate:.0f}/s offered':>16} {out['items_per_s']:8.0f} items/s"
-        f"   p50 {out['latency_p50_ms'] or 0:8.0f} ms   p99 {out['latency_p99_ms'] or 0:8.0f} ms"
-        f"   mean batch {out['mean_batch']:.0f}",
+        f"backfill {r.rows} rows: median {out['rows_per_s']:.0f} rows/s over {len(files)} files "
+        f"(stored {r.stored}, duplicates {r.duplicates}, rejected {r.rejected}, {elapsed:.0f} s)",
         flush=True,
     )
     return out
 
 
-def model_only(scorer: Scorer, values: list[bytes], n: int = 2000) -> float:
-    texts = [json.loads(v)["title"] for v in values[:n]]
-    scorer.score(texts[:64])  # warm-up
-    start = time.perf_counter()
-    for i in range(0, len(texts), 64):
-        scorer.score(texts[i : i + 64])
-    return len(texts) / (time.perf_counter() - start)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--items", type=int, default=20000)
-    parser.add_argument("--backfill-rows", type=int, default=50000)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of one offered-load run")
+    parser.add_argument("--burst", type=int, default=1500, help="items in one saturation run")
+    parser.add_argument("--max-batch", type=int, default=256)
+    parser.add_argument("--max-delay", type=float, default=0.02)
+    parser.add_argument("--backfill-rows", type=int, default=100_000)
     parser.add_argument("--skip-kafka", action="store_true")
     parser.add_argument(
         "--postgres", default=os.environ.get("FINSENT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -147,101 +386,23 @@ def main() -> None:
     args = parser.parse_args()
 
     scorer = Scorer(device="cpu")
-    values = messages(args.items)
-    results: dict = {"scorer": {"version": scorer.version, "precision": scorer.precision}, "runs": []}
-    results["model_only_per_s"] = model_only(scorer, values)
-    print(f"model only ({scorer.precision}, batch 64): {results['model_only_per_s']:.0f} headlines/s", flush=True)
-
+    msgs = Messages()
+    results: dict = {
+        "scorer": {"version": scorer.version, "precision": scorer.precision, "model_batch": scorer.batch_size},
+        "worker": {"max_batch": args.max_batch, "max_delay_s": args.max_delay},
+        "repeats": args.repeats,
+    }
+    results["model_only_per_s"] = model_only(scorer, msgs, args.max_batch, args.repeats)
+    print(f"model only ({scorer.precision}, batches of {args.max_batch}): {results['model_only_per_s']:.0f}/s")
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        upgrade(url)
-        engine = make_engine(url)
-        factory = make_session_factory(engine)
-        broker = MemoryBroker()
-        sat = run_pipeline(lambda: MemoryTransport(broker), factory, scorer, values, None, "embedded + SQLite")
-        results["runs"].append(sat)
-        steady = messages(min(args.items, 4000))
-        results["runs"].append(
-            run_pipeline(
-                lambda: MemoryTransport(broker), factory, scorer, steady, sat["items_per_s"] / 2, "embedded + SQLite"
-            )  # fmt: skip
-        )
-        engine.dispose()
-
+        results["embedded"] = embedded(scorer, msgs, args, Path(tmp))
+        sat = results["embedded"]["saturation"]["items_per_s"]
+        results["embedded_vs_model_only"] = sat / results["model_only_per_s"]
+        print(f"embedded end-to-end / model-only: {results['embedded_vs_model_only']:.2f}", flush=True)
         if not args.skip_kafka:
-            import psycopg
-
-            from core.devbroker import local_broker
-
-            name = f"finsent_bench_{uuid.uuid4().hex[:8]}"
-            with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            pg_url = f"{args.postgres}/{name}"
-            try:
-                upgrade(pg_url)
-                engine = make_engine(pg_url)
-                factory = make_session_factory(engine)
-                with local_broker(Path(tmp) / "tansu.log") as bootstrap:
-                    kafka = lambda: KafkaTransport(bootstrap)  # noqa: E731
-                    sat = run_pipeline(kafka, factory, scorer, messages(args.items), None, "Kafka + PostgreSQL")
-                    results["runs"].append(sat)
-                    results["runs"].append(
-                        run_pipeline(
-                            kafka,
-                            factory,
-                            scorer,
-                            messages(min(args.items, 4000)),
-                            sat["items_per_s"] / 2,
-                            "Kafka + PostgreSQL",
-                        )  # fmt: skip
-                    )
-                engine.dispose()
-            finally:
-                with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-        # Backfill: the real files, straight into SQLite.
-        url = f"sqlite:///{Path(tmp) / 'backfill.db'}"
-        upgrade(url)
-        engine = make_engine(url)
-        factory = make_session_factory(engine)
-        sample = Path(tmp) / "backfill.csv"
-        rows = 0
-        with open(sample, "w", newline="", encoding="utf-8") as out:
-            writer = None
-            for name in FILES:
-                with open(DATA / name, newline="", encoding="utf-8") as fh:
-                    reader = csv.DictReader(fh)
-                    writer = writer or csv.DictWriter(out, fieldnames=reader.fieldnames, extrasaction="ignore")
-                    if rows == 0:
-                        writer.writeheader()
-                    for row in reader:
-                        if rows >= args.backfill_rows:
-                            break
-                        writer.writerow(row)
-                        rows += 1
-        processor = BatchProcessor(session_factory=factory, scorer=scorer, pipeline=Pipeline())
-        start = time.perf_counter()
-        report = Backfill(session_factory=factory, process=processor.process, batch_size=256, progress=False).run(
-            [sample]
-        )
-        elapsed = time.perf_counter() - start
-        engine.dispose()
-        results["backfill"] = {
-            "rows": report.rows,
-            "stored": report.stored,
-            "duplicates": report.duplicates,
-            "rejected": report.rejected,
-            "rows_per_s": report.rows / elapsed,
-        }
-        print(
-            f"backfill {report.rows} rows: {report.rows / elapsed:.0f} rows/s "
-            f"(stored {report.stored}, duplicates {report.duplicates}, rejected {report.rejected})",
-            flush=True,
-        )
-    embedded = results["runs"][0]["items_per_s"]
-    results["embedded_vs_model_only"] = embedded / results["model_only_per_s"]
-    print(f"embedded end-to-end / model-only: {results['embedded_vs_model_only']:.2f}")
+            results["kafka_postgres"] = kafka_postgres(msgs, args, Path(tmp))
+        if args.backfill_rows:
+            results["backfill"] = backfill(scorer, args.backfill_rows, Path(tmp))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2))

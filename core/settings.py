@@ -43,9 +43,10 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(3, ge=1)
     consumer_group: str = "finsent-model"
 
-    # A worker takes up to batch_max_size records, waiting at most batch_max_wait_s for the batch to fill.
-    batch_max_size: int = Field(32, ge=1)
-    batch_max_wait_s: float = Field(0.5, gt=0)
+    # Dynamic batching: a worker takes what is waiting, up to batch_max_size records; a part-full batch waits for
+    # more until its oldest record has been queued batch_max_delay_s (Triton's max queue delay).
+    batch_max_size: int = Field(256, ge=1)
+    batch_max_delay_s: float = Field(0.02, ge=0)
 
     def __repr_args__(self):
         # Never let a password reach a log line through repr(settings) or an exception message.

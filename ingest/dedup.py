@@ -82,12 +82,15 @@ class Deduplicator:
         self._latest: datetime | None = None
         self._by_time: list[tuple[datetime, int, Hashable]] = []
         self._seq = 0  # tie-breaker, so the heap never compares item ids of different types
+        # The permutations depend only on (num_perm, SEED); drawing them once saves most of a MinHash's cost.
+        template = MinHash(num_perm=num_perm, seed=SEED)
+        self._permutations, self._scheme = template.permutations, template.scheme
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _minhash(self, text: str) -> MinHash:
-        mh = MinHash(num_perm=self.num_perm, seed=SEED)
+        mh = MinHash(num_perm=self.num_perm, seed=SEED, permutations=self._permutations, scheme=self._scheme)
         mh.update_batch([shingle.encode("utf-8") for shingle in sorted(shingles(text, self.shingle_size))])
         return mh
 

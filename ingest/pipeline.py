@@ -10,11 +10,12 @@ counted, never stored twice; that is also what makes a message delivered again a
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from core.messages import Envelope, MessageError, NewsMessage, decode
@@ -201,55 +202,65 @@ class Pipeline:
         return source_id
 
     def store_articles(self, session: Session, admitted: Sequence[Admitted], now: datetime | None = None) -> list[int]:
-        """Insert articles (with their story and novelty) and mentions; returns article ids. The caller commits."""
+        """Insert articles (with their story and novelty) and mentions; returns article ids. The caller commits.
+
+        Bulk statements, not ORM units of work: one multi-row INSERT ... RETURNING for the articles, one
+        executemany UPDATE for their stories (a story's id is the id of its first article, known only after
+        the insert), one multi-row INSERT for the mentions.
+        """
+        if not admitted:
+            return []
         now = now or datetime.now(UTC)
-        articles = []
-        for a in admitted:
+        rows = [
+            {
+                "source_id": self.source_id(session, a.item.source),
+                "external_id": a.external_id,
+                "url": a.item.url,
+                "title": a.item.title,
+                "body": a.item.body,
+                "published_at": a.item.published_at,
+                "published_at_fallback": a.item.time_fallback,
+                "ingested_at": now,
+                "content_hash": a.item.content_hash,
+            }
+            for a in admitted
+        ]
+        ids = list(session.scalars(insert(Article).returning(Article.id, sort_by_parameter_order=True), rows))
+        stories, mentions = [], []
+        for a, article_id in zip(admitted, ids, strict=True):
             item = a.item
-            articles.append(
-                Article(
-                    source_id=self.source_id(session, item.source),
-                    external_id=a.external_id,
-                    url=item.url,
-                    title=item.title,
-                    body=item.body,
-                    published_at=item.published_at,
-                    published_at_fallback=item.time_fallback,
-                    ingested_at=now,
-                    content_hash=item.content_hash,
-                )
-            )
-        session.add_all(articles)
-        session.flush()  # one INSERT ... RETURNING for the batch: ids for story assignment
-        mentions = []
-        for a, article in zip(admitted, articles, strict=True):
             result = self.dedup.check(
-                article.id, _lead(a.item), a.item.published_at, a.item.source, a.item.url, title=a.item.title
+                article_id, _lead(item), item.published_at, item.source, item.url, title=item.title
             )
-            article.story_id = result.story_id
-            article.is_first_of_story = result.is_first_of_story
-            article.similar_before = result.similar_before
-            self._synced_id = max(self._synced_id, article.id)
+            stories.append(
+                {
+                    "id": article_id,
+                    "story_id": result.story_id,
+                    "is_first_of_story": result.is_first_of_story,
+                    "similar_before": result.similar_before,
+                }
+            )
             mentions += [
-                Mention(
-                    article_id=article.id,
-                    ticker=t.ticker,
-                    published_at=a.item.published_at,
-                    relevance=t.relevance,
-                    in_headline=t.in_headline,
-                )
+                {
+                    "article_id": article_id,
+                    "ticker": t.ticker,
+                    "published_at": item.published_at,
+                    "relevance": t.relevance,
+                    "in_headline": t.in_headline,
+                }
                 for t in a.tickers
             ]
-        session.add_all(mentions)
-        counts: dict[str, int] = {}
-        for a in admitted:
-            counts[a.item.source] = counts.get(a.item.source, 0) + 1
-        for name, n in counts.items():
-            source = session.get(Source, self._source_ids[name])
-            source.items_seen += n
-            source.last_success_at = now
-        session.flush()
-        return [a.id for a in articles]
+        self._synced_id = max(self._synced_id, *ids)
+        session.execute(update(Article), stories)
+        if mentions:
+            session.execute(insert(Mention), mentions)
+        for name, n in Counter(a.item.source for a in admitted).items():
+            session.execute(
+                update(Source)
+                .where(Source.id == self._source_ids[name])
+                .values(items_seen=Source.items_seen + n, last_success_at=now)
+            )
+        return ids
 
 
 def _existing(session: Session, column, values: set) -> set:

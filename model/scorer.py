@@ -15,9 +15,14 @@ what produced the probabilities.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
+import queue
 import re
+import threading
 import warnings
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,10 +106,18 @@ def load_network(path: Path, attn_implementation: str = "sdpa") -> tuple[Sentime
     raw = json.loads((path / "config.json").read_text())
     version = raw.pop("version", path.name)
     net = SentimentNet(NetworkConfig.from_dict(raw), attn_implementation=attn_implementation)
-    state = {k: v.float() for k, v in load_file(str(path / "model.safetensors")).items()}
-    net.load_state_dict(state)
+    net.load_state_dict(load_file(str(path / "model.safetensors")))  # copied into the fp32 parameters, cast on the way
     net.eval()
     return net, {"version": version, **raw}
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed while loading back to the OS (glibc keeps freed heap pages otherwise; a worker's RSS is
+    its footprint on the machine). A no-op where there is no glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def cpu_has_bf16() -> bool:
@@ -126,9 +139,48 @@ def quantize_int8(net: SentimentNet) -> torch.nn.Module:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch 2.13 marks the eager quantisation API deprecated; it still works
-        return torch.ao.quantization.quantize_dynamic(
-            net, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+        return torch.ao.quantization.quantize_dynamic(  # in place: no second fp32 copy while quantising
+            net, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
         )
+
+
+def _prefetched(items: Iterator, depth: int = 2) -> Iterator:
+    """Iterate `items` produced by a background thread, at most `depth` ahead; its exceptions re-raise here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def offer(entry: tuple) -> bool:
+        while not stop.is_set():  # the consumer may have stopped early; never block on a full queue then
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((True, item)):
+                    return
+            offer((True, done))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
+            offer((False, exc))
+
+    thread = threading.Thread(target=produce, name="scorer-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 @dataclass
@@ -148,6 +200,8 @@ class Scorer:
         precision: str = "auto",
         threads: int | None = None,
         max_chars: int = MAX_CHARS,
+        batch_size: int | None = None,
+        prefetch: bool | None = None,
     ) -> None:
         self.path = Path(path) if path else default_checkpoint()
         if threads:
@@ -169,6 +223,12 @@ class Scorer:
         self.window = self.config.max_length - 2  # content word-pieces per chunk ([CLS] and [SEP] added)
         self.overlap = min(CHUNK_OVERLAP, self.window // 4)  # a small window must still advance
         self.amp = nullcontext()
+        # Rows per forward pass: a CPU is saturated by a few dozen (bench/scoring.py measures 1, 32 and 256); a GPU
+        # wants hundreds per kernel launch.
+        self.batch_size = batch_size or (512 if self.device.type == "cuda" else 32)
+        # Building batches in a thread pays off only when the model runs elsewhere (a GPU); on a CPU the thread
+        # would compete with the model's own threads for the cores.
+        self.prefetch = self.device.type == "cuda" if prefetch is None else prefetch
         if self.device.type == "cuda":
             net = net.to(self.device, dtype=torch.bfloat16 if self.precision == "bf16" else torch.float32)
         elif self.precision == "int8":
@@ -176,6 +236,9 @@ class Scorer:
         elif self.precision == "bf16":
             self.amp = torch.autocast("cpu", dtype=torch.bfloat16)
         self.net = net
+        del net
+        gc.collect()
+        release_freed_memory()
 
     def _read_card(self) -> dict:
         card = self.path / "card.json"
@@ -213,34 +276,49 @@ class Scorer:
                 return out
             start += step
 
-    def _run(self, chunks: list[_Chunk], batch_size: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Calibrated probabilities (C, 3) and per-chunk pooling weights over content tokens."""
+    def _batches(self, chunks: list[_Chunk], batch_size: int) -> Iterator[tuple[list[int], tuple[torch.Tensor, ...]]]:
+        """Length-bucketed model batches: (chunk indices, (input ids, attention mask, pool mask)) on the CPU."""
         tok = self.tokenizer
-        probs = torch.empty((len(chunks), len(LABELS)))
-        weights: list[torch.Tensor] = [torch.empty(0)] * len(chunks)
         order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].ids))  # length bucketing
+        pin = self.device.type == "cuda"
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            width = max(len(chunks[i].ids) for i in idx) + 2
+            ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
+            attn = torch.zeros((len(idx), width), dtype=torch.long)
+            for row, i in enumerate(idx):
+                n = len(chunks[i].ids)
+                ids[row, : n + 2] = torch.tensor([tok.cls_token_id, *chunks[i].ids, tok.sep_token_id])
+                attn[row, : n + 2] = 1
+            pool = attn.bool().clone()
+            pool[:, 0] = False
+            pool[torch.arange(len(idx)), attn.sum(1) - 1] = False  # [SEP]
+            tensors = (ids, attn, pool)
+            yield idx, tuple(t.pin_memory() for t in tensors) if pin else tensors
+
+    def _run(self, chunks: list[_Chunk], batch_size: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Calibrated probabilities (C, 3) and per-chunk pooling weights over content tokens.
+
+        With `prefetch` (the default on CUDA) a thread builds the next padded batches in pinned memory while the
+        GPU runs the current one; copies to the device are asynchronous and results stay on the device until
+        every batch was queued, so the host waits on the GPU once per call rather than once per batch.
+        """
+        batches = _prefetched(self._batches(chunks, batch_size)) if self.prefetch else self._batches(chunks, batch_size)
+        outputs = []
         with torch.inference_mode():
-            for s in range(0, len(order), batch_size):
-                idx = order[s : s + batch_size]
-                width = max(len(chunks[i].ids) for i in idx) + 2
-                ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-                attn = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    n = len(chunks[i].ids)
-                    ids[row, : n + 2] = torch.tensor([tok.cls_token_id, *chunks[i].ids, tok.sep_token_id])
-                    attn[row, : n + 2] = 1
-                pool = attn.bool().clone()
-                pool[:, 0] = False
-                pool[torch.arange(len(idx)), attn.sum(1) - 1] = False  # [SEP]
-                if self.device.type == "cuda":
-                    ids, attn, pool = (t.pin_memory().to(self.device, non_blocking=True) for t in (ids, attn, pool))
+            for idx, tensors in batches:
+                ids, attn, pool = (t.to(self.device, non_blocking=True) for t in tensors)
                 with self.amp:
                     out = self.net(ids, attn, pool)
-                p = torch.softmax(out.logits.float() / self.config.temperature, dim=-1).cpu()
-                w = out.pooling_weights.float().cpu()
-                for row, i in enumerate(idx):
-                    probs[i] = p[row]
-                    weights[i] = w[row, 1 : len(chunks[i].ids) + 1]
+                p = torch.softmax(out.logits.float() / self.config.temperature, dim=-1)
+                outputs.append((idx, p, out.pooling_weights.float()))
+        probs = torch.empty((len(chunks), len(LABELS)))
+        weights: list[torch.Tensor] = [torch.empty(0)] * len(chunks)
+        for idx, p, w in outputs:
+            p, w = p.cpu(), w.cpu()
+            for row, i in enumerate(idx):
+                probs[i] = p[row]
+                weights[i] = w[row, 1 : len(chunks[i].ids) + 1]
         return probs, weights
 
     # -- words ----------------------------------------------------------------------------------------
@@ -292,8 +370,12 @@ class Scorer:
 
     # -- public API -----------------------------------------------------------------------------------
 
-    def score(self, texts: list[str] | str, batch_size: int = 32, top_k: int = 5) -> list[ScoreResult]:
-        """Score a list of texts (or one text); raises ScoreInputError naming the first bad item."""
+    def score(self, texts: list[str] | str, batch_size: int | None = None, top_k: int = 5) -> list[ScoreResult]:
+        """Score a list of texts (or one text); raises ScoreInputError naming the first bad item.
+
+        `batch_size` is the model's batch (default `self.batch_size`: 32 on a CPU, 512 on a GPU).
+        """
+        batch_size = batch_size or self.batch_size
         if isinstance(texts, str):
             texts = [texts]
         cleaned = [validate_text(t, i, self.max_chars) for i, t in enumerate(texts)]

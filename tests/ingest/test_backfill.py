@@ -122,6 +122,6 @@ def test_via_topic_is_the_same_path(sample, processor, migrated_engine):
         progress=False,
     ).run([sample])
     assert report.sent == 120 and report.stored == 0
-    stats = ScoringWorker(transport=MemoryTransport(broker), processor=processor, max_wait_s=0.1).run(idle_exit_s=0.5)
+    stats = ScoringWorker(transport=MemoryTransport(broker), processor=processor, max_delay_s=0.1).run(idle_exit_s=0.5)
     assert stats.received == 120 and stats.stored + stats.duplicates == 120
     assert counts(migrated_engine)["articles"] == stats.stored

@@ -23,3 +23,44 @@ def test_cuda_bf16_agrees_with_cpu_fp32(checkpoint, scorer_fp32):
         assert sum(r.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
         assert r.attributions and all(0 <= a.weight <= 1 for a in r.attributions)
     assert torch.cuda.max_memory_allocated() > 0
+
+
+def test_cuda_defaults_to_large_batches_and_the_prefetch_thread(checkpoint):
+    from model.scorer import Scorer
+
+    gpu = Scorer(checkpoint, device="cuda")
+    assert (gpu.batch_size, gpu.prefetch, gpu.net.encoder.config._attn_implementation) == (512, True, "sdpa")
+    assert next(gpu.net.parameters()).dtype == torch.bfloat16
+
+
+def test_cuda_prefetch_and_plain_paths_agree(checkpoint):
+    from model.scorer import Scorer
+
+    texts = ["Nokia shares fall after profit warning", "Operating profit rose to EUR 13.1 mn", "x " * 300] * 400
+    fetched = Scorer(checkpoint, device="cuda", prefetch=True).score(texts, batch_size=1024)
+    plain = Scorer(checkpoint, device="cuda", prefetch=False).score(texts, batch_size=1024)
+    assert [r.label for r in fetched] == [r.label for r in plain]
+    for a, b in zip(fetched, plain, strict=True):
+        assert a.probabilities == pytest.approx(b.probabilities, abs=1e-3)
+
+
+def test_gpu_benchmark_reports_throughput_and_share_of_peak(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "gpu.json"
+    subprocess.run(
+        [sys.executable, str(repo / "bench" / "gpu.py"), "--headlines", "4096", "--repeats", "1", "--skip-pipeline",
+         "--json", str(out)],
+        check=True, timeout=600,
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["available"] and result["precision"] == "bf16"
+    for key in ("256", "1024", "256_no_prefetch", "1024_no_prefetch"):
+        r = result["model_only"][key]
+        assert r["headlines_per_s"] > 0 and r["tflops"] > 0
+        if result["bf16_peak_tflops"]:
+            assert 0 < r["fraction_of_peak"] < 1

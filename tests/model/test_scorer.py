@@ -127,3 +127,43 @@ def test_batch_company_does_not_change_a_result(scorer_fp32):
     assert alone.label == together.label
     for k in alone.probabilities:
         assert alone.probabilities[k] == pytest.approx(together.probabilities[k], abs=1e-4)
+
+
+def test_prefetch_thread_gives_the_same_results(checkpoint):
+    """The batch-building thread (the default on CUDA) changes when batches are built, never what is scored."""
+    texts = [
+        "Nokia shares fall after profit warning",
+        "Operating profit rose to EUR 13.1 mn from EUR 8.7 mn",
+        "The company will hold its annual meeting in Helsinki",
+        "x " * 300,  # several chunks
+    ] * 20
+    plain = Scorer(checkpoint, device="cpu", precision="fp32", prefetch=False).score(texts, batch_size=8)
+    fetched = Scorer(checkpoint, device="cpu", precision="fp32", prefetch=True).score(texts, batch_size=8)
+    assert [r.probabilities for r in fetched] == [r.probabilities for r in plain]
+    assert [r.attributions for r in fetched] == [r.attributions for r in plain]
+    assert [r.n_chunks for r in fetched] == [r.n_chunks for r in plain] and plain[3].n_chunks > 1
+
+
+def test_prefetch_hands_a_producer_error_to_the_caller_and_stops_early():
+    from model.scorer import _prefetched
+
+    def broken():
+        yield 1
+        raise RuntimeError("tokeniser exploded")
+
+    with pytest.raises(RuntimeError, match="tokeniser exploded"):
+        list(_prefetched(broken()))
+
+    produced = []
+
+    def endless():
+        i = 0
+        while True:
+            produced.append(i)
+            yield i
+            i += 1
+
+    for item in _prefetched(endless(), depth=2):
+        if item == 3:
+            break  # the consumer stops: the producer must not keep running (or block) behind it
+    assert len(produced) <= 3 + 2 + 2

@@ -150,7 +150,7 @@ def test_worker_commits_offsets_only_after_storing(processor, migrated_engine):
 
     # A worker that stores a batch but dies before committing offsets ...
     dying = MemoryTransport(broker)
-    worker = ScoringWorker(transport=dying, processor=processor, max_batch=64, max_wait_s=0.2)
+    worker = ScoringWorker(transport=dying, processor=processor, max_batch=64, max_delay_s=0.2)
     original = dying.commit
     dying.commit = lambda: (_ for _ in ()).throw(SystemExit("killed between the DB commit and the offset commit"))
     with pytest.raises(SystemExit):
@@ -160,7 +160,7 @@ def test_worker_commits_offsets_only_after_storing(processor, migrated_engine):
     assert count(migrated_engine, Article) == 50
 
     # ... and its replacement gets everything again: no new rows, the bad message counted once.
-    worker = ScoringWorker(transport=MemoryTransport(broker), processor=processor, max_batch=64, max_wait_s=0.2)
+    worker = ScoringWorker(transport=MemoryTransport(broker), processor=processor, max_batch=64, max_delay_s=0.2)
     stats = worker.run(idle_exit_s=0.5)
     assert stats.received == 51 and stats.stored == 0 and stats.duplicates == 50
     assert count(migrated_engine, Article) == count(migrated_engine, Score) == 50
@@ -188,7 +188,7 @@ def test_two_workers_in_a_group_store_every_item_once(processor, migrated_engine
                 session_factory=processor.session_factory, scorer=processor.scorer, pipeline=Pipeline()
             ),
             max_batch=16,
-            max_wait_s=0.1,
+            max_delay_s=0.1,
         )
         for _ in range(2)
     ]
@@ -236,3 +236,52 @@ def test_an_input_the_scorer_refuses_is_rejected_alone(migrated_engine, scorer_d
     with make_session_factory(migrated_engine)() as s:
         stage, reason = s.execute(select(Reject.stage, Reject.reason)).one()
     assert stage == "score" and "refused" in reason
+
+
+class CountingTransport(MemoryTransport):
+    """A memory transport that counts polls (how long a batch waited, without timing anything)."""
+
+    polls = 0
+
+    def poll(self, max_records, timeout_s):
+        self.polls += 1
+        return super().poll(max_records, timeout_s)
+
+
+def test_dynamic_batching_full_batches_under_a_backlog_small_ones_when_light(processor, migrated_engine):
+    broker = MemoryBroker(default_partitions=1)
+    producer = MemoryTransport(broker)
+    for i in range(300):
+        producer.publish("news.raw", None, msg(f"Backlog story {i}: shares move on news"))
+    worker = ScoringWorker(transport=MemoryTransport(broker), processor=processor, max_batch=128, max_delay_s=0.05)
+    sizes = []
+    while worker.stats.received < 300:
+        sizes.append(worker.step().received)
+    assert sizes == [128, 128, 44]  # a backlog goes in full batches
+
+    producer.publish("news.raw", None, msg("A lone story arrives: shares move"))
+    assert worker.step().received == 1  # light traffic: the batch goes after the queue delay with what it has
+    for i in range(3):
+        producer.publish("news.raw", None, msg(f"A small burst {i}: shares move"))
+    assert worker.step().received == 3
+    assert worker.stats.batch_sizes == {128: 2, 44: 1, 1: 1, 3: 1}
+    assert count(migrated_engine, Score) == 304
+
+
+def test_a_record_that_already_waited_its_queue_delay_goes_at_once(processor):
+    broker = MemoryBroker(default_partitions=1)
+    MemoryTransport(broker).publish("news.raw", None, msg("Fresh story: shares move"))
+    fresh = CountingTransport(broker)
+    worker = ScoringWorker(transport=fresh, processor=processor, max_batch=64, max_delay_s=0.05)
+    assert worker.step().received == 1
+    assert fresh.polls >= 2  # waited (polled again) for company
+
+    broker = MemoryBroker(default_partitions=1)
+    MemoryTransport(broker).publish("news.raw", None, msg("Old story: shares move"))
+    topic_log = broker._logs["news.raw"][0]
+    key, value, ts = topic_log[0]
+    topic_log[0] = (key, value, ts - 60_000)  # published a minute ago: it has waited long enough
+    old = CountingTransport(broker)
+    worker = ScoringWorker(transport=old, processor=processor, max_batch=64, max_delay_s=30)
+    assert worker.step().received == 1
+    assert old.polls == 1  # no second poll: the batch went at once despite a 30 s queue delay

@@ -56,7 +56,7 @@ def worker(bootstrap, topic, group, session_factory, scorer) -> ScoringWorker:
         dlq_topic=topic + ".dlq",
         group=group,
         max_batch=16,
-        max_wait_s=0.2,
+        max_delay_s=0.2,
     )
 
 

@@ -1,0 +1,106 @@
+"""The benchmark scripts' own plumbing: they run, and the report is written from their results (no timings here:
+figures are measured by `make bench`, never asserted in tests)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_bench(*args: str) -> None:
+    subprocess.run([sys.executable, *args], check=True, timeout=600, cwd=REPO)
+
+
+def test_gpu_bench_without_a_gpu_says_why(tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: tests/model/test_gpu.py covers the real run")
+    out = tmp_path / "gpu.json"
+    run_bench("bench/gpu.py", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert result["available"] is False and "no CUDA device" in result["reason"]
+
+
+def test_gpu_bench_code_path_runs_on_the_cpu(tmp_path):
+    out = tmp_path / "gpu.json"
+    run_bench("bench/gpu.py", "--device", "cpu", "--headlines", "64", "--repeats", "1", "--skip-pipeline",
+              "--json", str(out))  # fmt: skip
+    result = json.loads(out.read_text())
+    assert result["available"] is False  # a CPU smoke run is never reported as a GPU figure
+    assert set(result["model_only"]) == {"256", "1024", "256_no_prefetch", "1024_no_prefetch"}
+    for r in result["model_only"].values():
+        assert r["headlines_per_s"] > 0 and r["tflops"] > 0 and r["fraction_of_peak"] is None
+
+
+def sweep(base: float) -> dict:
+    loads = [
+        {
+            "fraction": f,
+            "offered_per_s": f * base,
+            "items_per_s": f * base * 0.98,
+            "p50_ms": 30 + 100 * f,
+            "p99_ms": 60 + 300 * f,
+            "mean_batch": 1 + 40 * f,
+        }  # fmt: skip
+        for f in (0.1, 0.25, 0.5, 0.75, 0.9)
+    ]
+    return {"saturation": {"items_per_s": base, "p50_ms": 700.0, "p99_ms": 900.0, "mean_batch": 150.0}, "loads": loads}
+
+
+def test_report_writes_every_section_and_plot_from_the_results(tmp_path, monkeypatch):
+    sys.path.insert(0, str(REPO / "bench"))
+    import report
+
+    results = tmp_path / "results"
+    results.mkdir()
+    by_batch = {
+        b: {
+            "ours": {"fp32": 200.0 * k, "int8": 380.0 * k},
+            "finbert_size": {"fp32": 23.0 * k, "int8": 66.0 * k},
+            "best_path": "int8",
+            "ratio_fp32": 380 / 23,
+            "ratio_same_opt": 380 / 66,
+        }  # fmt: skip
+        for b, k in (("1", 0.2), ("32", 1.0), ("256", 1.1))
+    }
+    (results / "scoring.json").write_text(json.dumps({
+        "machine": {"torch": "2.13.0"}, "model_version": "minilm6-test",
+        "accuracy_phrasebank_50agree_test": {"fp32": 0.845, "int8": 0.848}, "batch_sizes": by_batch,
+    }))  # fmt: skip
+    (results / "pipeline.json").write_text(json.dumps({
+        "scorer": {"version": "v", "precision": "int8", "model_batch": 32},
+        "worker": {"max_batch": 256, "max_delay_s": 0.02}, "repeats": 3, "model_only_per_s": 400.0,
+        "embedded": sweep(360.0), "embedded_vs_model_only": 0.9,
+        "kafka_postgres": {"one_worker": sweep(250.0), "worker_peak_rss_mb": 650.0,
+                           "two_workers": {"saturation": {"items_per_s": 260.0}, "peak_rss_mb": [600.0, 610.0]},
+                           "scaling_2_vs_1": 1.04},
+        "backfill": {"rows": 100000, "stored": 99000, "duplicates": 1000, "rejected": 0, "files": 4,
+                     "rows_per_s_per_file": [350.0, 340.0, 330.0, 345.0], "rows_per_s": 342.5,
+                     "rows_per_s_overall": 340.0, "seconds": 294.0},
+    }))  # fmt: skip
+    (results / "dashboard.json").write_text(json.dumps({
+        "seed": {"articles": 1000000},
+        "pages": {p: {"cold_s": 0.5, "median_s": 0.3} for p in ("live", "ticker", "alerts", "explain", "model",
+                                                                  "search")},
+    }))  # fmt: skip
+    (results / "gpu.json").write_text(json.dumps({"available": False, "reason": "no CUDA device on this machine"}))
+    monkeypatch.setattr(report, "PLOTS", tmp_path / "plots")
+
+    text = report.report(results)
+
+    assert "| ours (int8) / FinBERT-size fp32, CPU, batch 32 | 16.5x | ≥ 10x | met |" in text
+    assert "| embedded + SQLite end to end, saturation | 360 items/s = 0.90 of model-only (400/s)" in text
+    assert "| scoring worker peak RSS | 650 MB | ≤ 700 MB | met |" in text
+    assert "| backfill, 100,000 rows into SQLite | 342 rows/s |" in text
+    assert "| 2 workers / 1 worker (Kafka + PostgreSQL) | 1.04x |" in text
+    assert "No figures: no CUDA device on this machine" in text
+    assert "| Kafka + PostgreSQL, 1 worker | 125 | 122 |" in text  # the sweep table, one row per offered load
+    for png in ("model_throughput.png", "latency_vs_load.png", "dashboard_pages.png"):
+        assert (tmp_path / "plots" / png).stat().st_size > 10_000
+        assert f"bench/plots/{png}" in text
