@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser run test bench lint clean
+.PHONY: setup browser run audit test bench lint clean
 
 setup: $(STAMP)
 
@@ -34,7 +34,14 @@ browser:
 	command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
-test: setup browser
+# Known vulnerabilities of the installed packages (pip-audit, PyPI's advisory data; SECURITY.md keeps the ignore list).
+# A vulnerability fails the build; a service that cannot be reached prints "NOT AUDITED" and does not (AUDIT_STRICT=1
+# makes it fail too, for a release machine that must know).
+AUDIT_STRICT ?=
+audit: setup
+	$(BIN)/python tools/audit.py $(if $(AUDIT_STRICT),--strict)
+
+test: setup browser audit
 	$(BIN)/python -m pytest -q --timeout=900
 
 # Every benchmark, then BENCHMARKS.md and bench/plots/ from their results (about 17 minutes on 2 cores).
@@ -43,6 +50,7 @@ bench: setup
 	$(BIN)/python bench/scoring.py --json bench/results/scoring.json
 	$(BIN)/python bench/pipeline.py --json bench/results/pipeline.json
 	$(BIN)/python bench/dashboard.py --json bench/results/dashboard.json
+	$(BIN)/python bench/profile_worker.py --out bench/results/profile
 	$(BIN)/python bench/gpu.py --json bench/results/gpu.json
 	$(BIN)/python bench/report.py
 

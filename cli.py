@@ -26,6 +26,38 @@ app.add_typer(db_app, name="db")
 CheckpointOpt = Annotated[
     Path | None, typer.Option("--checkpoint", help="Checkpoint directory (default: model/weights/DEFAULT).")
 ]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve Prometheus /metrics on this port (0: off; default FINSENT_METRICS_PORT; bound to "
+        "FINSENT_METRICS_HOST, 127.0.0.1 unless set).",
+    ),
+]
+_LOGGING: dict[str, str | None] = {}  # --log-format / --log-level of this invocation (see main)
+
+
+@app.callback()
+def main(
+    log_format: Annotated[
+        str | None, typer.Option("--log-format", help="text | json (default: FINSENT_LOG_FORMAT, else text).")
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level", help="DEBUG | INFO | WARNING | ERROR (default: FINSENT_LOG_LEVEL, else per command)"
+        ),
+    ] = None,
+) -> None:
+    """Financial-news sentiment monitor."""
+    if log_format is not None and log_format not in ("text", "json"):
+        fail(f"--log-format: {log_format!r} is not text or json")
+    if log_level is not None and log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        fail(f"--log-level: {log_level!r} is not DEBUG, INFO, WARNING or ERROR")
+    _LOGGING.clear()
+    _LOGGING.update(format=log_format, level=log_level.upper() if log_level else None)
 
 
 def fail(message: str) -> None:
@@ -272,6 +304,42 @@ def _settings(database_url: str | None = None, **overrides):
     return settings.model_copy(update=updates)
 
 
+def _logging(settings, default_level: str = "INFO") -> None:
+    """Configure logging (text or JSON on stderr) with every secret we know of redacted from it."""
+    import re
+
+    from core.logs import setup_logging
+
+    # Secrets handed in through the environment under a telling name (the feed token, webhook secrets, passwords).
+    named = [v for k, v in os.environ.items() if re.fullmatch(r"FINSENT_\w*(PASSWORD|SECRET|TOKEN)", k.upper())]
+    setup_logging(
+        _LOGGING.get("level") or settings.log_level or default_level,
+        _LOGGING.get("format") or settings.log_format,
+        secrets=[*settings.secret_values(), *named],
+    )
+
+
+def _metrics_server(settings, port: int | None):
+    """Start the Prometheus /metrics endpoint when a port is set (option, else FINSENT_METRICS_PORT); else None."""
+    port = settings.metrics_port if port is None else port
+    if not port:
+        return None
+    from core.metrics import serve_metrics
+
+    try:
+        server = serve_metrics(port, settings.metrics_host)
+    except OSError as exc:
+        fail(f"--metrics-port {port}: cannot listen on {settings.metrics_host}: {exc.strerror or exc}")
+    typer.echo(f"metrics on http://{settings.metrics_host}:{server.server_address[1]}/metrics", err=True)
+    return server
+
+
+def _stop_metrics(server) -> None:
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
 def _database(settings, migrate: bool = True):
     """(engine, session factory) for the settings' database, migrated to head first."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -307,10 +375,18 @@ def _processor(session_factory, checkpoint: Path | None, device: str):
     return BatchProcessor(session_factory=session_factory, scorer=_scorer(checkpoint, device), pipeline=Pipeline())
 
 
-def _worker(settings, transport, processor):
+def _worker(settings, transport, processor, *, metrics: bool = False):
+    """A scoring worker; with `metrics`, every batch is recorded in the process's Prometheus metrics."""
     from model.worker import ScoringWorker
 
+    on_batch = None
+    if metrics:
+        from core.metrics import BatchClock, WorkerMetrics, batch_hook, shared
+
+        processor = BatchClock(processor)  # notes when each batch starts, so on_batch can time all of it
+        on_batch = batch_hook(shared(WorkerMetrics), clock=processor, transport=transport)
     return ScoringWorker(
+        on_batch=on_batch,
         transport=transport,
         processor=processor,
         topic=settings.topic_raw,
@@ -348,18 +424,21 @@ def score_command(
     checkpoint: CheckpointOpt = None,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     idle_exit: Annotated[float | None, typer.Option(help="Exit after this many idle seconds (default: never).")] = None,
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Run a scoring worker: consume news.raw from Kafka (FINSENT_KAFKA_BOOTSTRAP) in the consumer group."""
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(database_url)
+    _logging(settings, "INFO")
     if settings.transport != "kafka":
         fail("`finsent score` consumes from Kafka: set FINSENT_TRANSPORT=kafka (embedded mode is `finsent run`)")
     _, session_factory = _database(settings)
     transport = _kafka(settings)
-    worker = _worker(settings, transport, _processor(session_factory, checkpoint, device))
-    stats = worker.run(_stop_on_signals(), idle_exit_s=idle_exit)
+    metrics = _metrics_server(settings, metrics_port)
+    worker = _worker(settings, transport, _processor(session_factory, checkpoint, device), metrics=metrics is not None)
+    try:
+        stats = worker.run(_stop_on_signals(), idle_exit_s=idle_exit)
+    finally:
+        _stop_metrics(metrics)
     typer.echo(
         f"received {stats.received}, stored {stats.stored}, duplicates {stats.duplicates}, rejected {stats.rejected}"
     )
@@ -454,25 +533,28 @@ def run_command(
     database_url: DatabaseOpt = None,
     checkpoint: CheckpointOpt = None,
     device: str = "auto",
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Everything in one process (memory transport + the configured database): replay, scoring, storage."""
-    import logging
     import threading
     import time
 
     from core.transport import MemoryBroker, MemoryTransport
     from ingest.replay import replay as replay_file
 
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if replay is not None and not replay.is_file():
         fail(f"{replay}: no such file")
     monitor_cfg = _monitor_config(monitor) if monitor else None
     settings = _settings(database_url, transport="memory")
+    _logging(settings, "WARNING")
     _, session_factory = _database(settings)
+    metrics = _metrics_server(settings, metrics_port)
     broker = MemoryBroker(default_partitions=settings.topic_partitions)
     producer = MemoryTransport(broker)
     producer.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
-    worker = _worker(settings, MemoryTransport(broker), _processor(session_factory, checkpoint, device))
+    worker = _worker(
+        settings, MemoryTransport(broker), _processor(session_factory, checkpoint, device), metrics=metrics is not None
+    )
     stop = _stop_on_signals()
     viewer = None
     if dashboard:
@@ -493,8 +575,11 @@ def run_command(
         if scheduler is None:
             scheduler = BackgroundScheduler(timezone="UTC")
             scheduler.start()
+        from core.metrics import MonitorMetrics, shared
+
         schedule_monitor(scheduler, session_factory=session_factory, config=monitor_cfg,
-                         evaluate_every_s=evaluate_every, deliver_every_s=2)  # fmt: skip
+                         evaluate_every_s=evaluate_every, deliver_every_s=2,
+                         metrics=shared(MonitorMetrics) if metrics is not None else None)  # fmt: skip
 
     def status() -> str:
         s = worker.stats
@@ -549,6 +634,7 @@ def run_command(
         if viewer is not None:
             viewer.terminate()
             viewer.wait(timeout=10)
+        _stop_metrics(metrics)
     typer.echo(status())
     if monitor_cfg is not None:  # a last look, so what the stored news says is in the alerts before exiting
         from monitor.scheduler import delivery_job, evaluation_job, receivers_of
@@ -601,10 +687,8 @@ def ingest_command(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Run the sources on their own, publishing to Kafka's news.raw for `finsent score` workers."""
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(database_url)
+    _logging(settings, "INFO")
     if settings.transport != "kafka":
         fail("`finsent ingest` publishes to Kafka: set FINSENT_TRANSPORT=kafka (embedded mode is `finsent run`)")
     _, session_factory = _database(settings)
@@ -631,14 +715,18 @@ ConfigOpt = Annotated[Path, typer.Option("--config", help="Monitor TOML (see mon
 
 def _monitor_config(path: Path):
     """The validated monitor config, or one clear line naming the file and key."""
+    from core.logs import register_secrets
     from monitor.rules import RuleConfigError, load_config
     from monitor.scheduler import receivers_of
 
     try:
         config = load_config(path)
-        receivers_of(config)
+        receivers = receivers_of(config)
     except RuleConfigError as exc:
         fail(str(exc))
+    for receiver in receivers.values():  # a Slack webhook URL is itself a credential; HMAC secrets come from env
+        register_secrets(receiver.url if receiver.kind == "slack" else None,
+                         os.environ.get(receiver.secret_env) if receiver.secret_env else None)  # fmt: skip
     return config
 
 
@@ -655,17 +743,17 @@ def monitor_command(
     deliver_every: Annotated[float, typer.Option(help="Seconds between outbox deliveries.")] = 5,
     once: Annotated[bool, typer.Option(help="Evaluate and deliver once, then exit.")] = False,
     database_url: DatabaseOpt = None,
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Evaluate the alert rules on a schedule and deliver notifications (webhooks, Slack, Kafka, log)."""
-    import logging
-
     from apscheduler.schedulers.blocking import BlockingScheduler
 
+    from core.metrics import MonitorMetrics, shared
     from monitor.scheduler import delivery_job, evaluation_job, receivers_of, schedule_monitor
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = _monitor_config(config)
     settings = _settings(database_url)
+    _logging(settings, "INFO")
     _, session_factory = _database(settings)
     transport = _alerts_transport(settings, cfg)
     if once:
@@ -676,9 +764,11 @@ def monitor_command(
             f"notifications queued {report.notifications}, sent {sent.sent}, failed {sent.failed}"
         )
         return
+    metrics = _metrics_server(settings, metrics_port)
     scheduler = BlockingScheduler(timezone="UTC")
     schedule_monitor(scheduler, session_factory=session_factory, config=cfg, evaluate_every_s=evaluate_every,
-                     deliver_every_s=deliver_every, transport=transport)  # fmt: skip
+                     deliver_every_s=deliver_every, transport=transport,
+                     metrics=shared(MonitorMetrics) if metrics is not None else None)  # fmt: skip
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
@@ -686,6 +776,8 @@ def monitor_command(
         scheduler.start()
     except KeyboardInterrupt:
         pass
+    finally:
+        _stop_metrics(metrics)
 
 
 def _alerts_transport(settings, cfg):
@@ -873,7 +965,8 @@ def feed_serve(
     ] = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Serve /alerts.atom, /alerts.json and /healthz."""
+    """Serve /alerts.atom, /alerts.json, /healthz and /metrics (Prometheus; token rule as the feeds)."""
+    from core.logs import register_secrets
     from monitor.feed import make_server
 
     token = None
@@ -881,7 +974,10 @@ def feed_serve(
         token = os.environ.get(token_env)
         if not token:
             fail(f"--token-env: environment variable {token_env} is not set")
-    _, session_factory = _database(_settings(database_url))
+        register_secrets(token)
+    settings = _settings(database_url)
+    _logging(settings, "INFO")
+    _, session_factory = _database(settings)
     server = make_server(session_factory=session_factory, host=host, port=port, token=token)
     typer.echo(f"alert feeds on http://{host}:{server.server_address[1]}/alerts.atom and /alerts.json")
     try:
@@ -920,6 +1016,101 @@ def dashboard_command(
     command = dashboard_command_line(host=host, port=port)
     # exec, not a child: signals (Ctrl-C, SIGTERM from a supervisor or a test) reach Streamlit itself.
     os.execve(command[0], command, env)
+
+
+# ---------------------------------------------------------------------------------------------- operations
+
+
+@app.command("doctor")
+def doctor_command(
+    sources: Annotated[Path | None, typer.Option(help="Also check this sources TOML.")] = None,
+    monitor: Annotated[Path | None, typer.Option(help="Also check this monitor TOML.")] = None,
+    checkpoint: CheckpointOpt = None,
+    database_url: DatabaseOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the database and the broker.")] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: {ok, checks: [...]}.")] = False,
+) -> None:
+    """Check the database, migrations, broker, model checkpoint and configs; say what is wrong and how to fix it."""
+    from pydantic import ValidationError
+
+    from core import doctor
+    from core.logs import register_secrets
+    from core.settings import Settings
+
+    checks: list = []
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        what = f"FINSENT_{str(err['loc'][0]).upper()}: {err['msg']}"
+        checks.append(doctor.Check("settings", "fail", what, "fix that variable (see the README's settings tables)"))
+        bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        try:  # the other checks still run: the bad settings at their defaults, the rest as given
+            settings = Settings(**{name: Settings.model_fields[name].default for name in bad})
+        except (ValidationError, KeyError):
+            settings = Settings.model_construct()
+    else:
+        backend = settings.database_url.split(":", 1)[0]
+        checks.append(doctor.Check("settings", "ok", f"transport {settings.transport}, database {backend}"))
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    _logging(settings, "WARNING")
+
+    checks += doctor.check_database(settings.database_url, timeout_s=timeout)
+    checks.append(doctor.check_broker(settings, timeout_s=timeout))
+
+    def load_checkpoint(path: Path):
+        from model.scorer import load_network
+
+        return load_network(path)
+
+    def default_checkpoint() -> Path:
+        from model.scorer import default_checkpoint
+
+        return default_checkpoint()
+
+    checks.append(doctor.check_checkpoint(checkpoint, default=default_checkpoint, load=load_checkpoint))
+
+    def load_sources(path: Path):
+        from ingest.config import load_sources
+
+        return load_sources(path)
+
+    def describe_sources(configs) -> str:
+        from collections import Counter
+
+        kinds = Counter(type(c).__name__.removesuffix("SourceConfig").lower() for c in configs)
+        return f"{len(configs)} source(s): " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+
+    checks.append(doctor.check_config("sources", sources, load=load_sources, describe=describe_sources,
+                                      option="--sources"))  # fmt: skip
+    needed: dict[str, str] = {}
+
+    def load_monitor(path: Path):
+        from monitor.rules import load_config
+        from monitor.scheduler import receivers_of
+
+        config = load_config(path)
+        for receiver in receivers_of(config).values():
+            if receiver.secret_env:
+                needed[receiver.secret_env] = f"HMAC secret of receiver {receiver.name!r}"
+            if receiver.kind == "slack":
+                register_secrets(receiver.url)
+        return config
+
+    def describe_monitor(config) -> str:
+        return f"{len(config.rules)} rule(s), {len(config.receivers)} receiver(s)"
+
+    checks.append(doctor.check_config("monitor", monitor, load=load_monitor, describe=describe_monitor,
+                                      option="--monitor"))  # fmt: skip
+    if monitor is not None:
+        checks.append(doctor.check_environment("secrets", needed))
+    if as_json:
+        typer.echo(json.dumps(doctor.as_json(checks), indent=2))
+    else:
+        typer.echo(doctor.as_text(checks))
+    if doctor.failed(checks):
+        raise typer.Exit(code=1)
 
 
 if __name__ == "__main__":

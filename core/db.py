@@ -19,7 +19,10 @@ def normalize_url(url: str) -> str:
     """The URL with PostgreSQL pointed at psycopg 3 (SQLAlchemy's bare `postgresql://` means psycopg2)."""
     if url.startswith("postgres://"):  # the Heroku-style spelling
         url = "postgresql://" + url.removeprefix("postgres://")
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ValueError as exc:  # a port that is not a number; the message never quotes the URL (it may hold a password)
+        raise DatabaseURLError(f"malformed database URL ({type(exc).__name__}: {str(exc)[:80]})") from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):

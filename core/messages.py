@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -13,6 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 MAX_MESSAGE_BYTES = 1_048_576
 MAX_TITLE_CHARS = 1_000
 MAX_TICKERS = 50
+# A news item is a flat object with a free-form `extras`; deeper nesting is an attack on the parser (json.loads
+# recurses, and 100,000 levels would exhaust the stack) or a mistake.
+MAX_JSON_DEPTH = 32
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, exactly
 
 
 class MessageError(ValueError):
@@ -53,13 +58,25 @@ class NewsMessage(BaseModel):
             return data  # let field validation name the problem
         return {k: v for k, v in data.items() if k in known} | {"extras": unknown | extras}
 
+    @field_validator("source", "external_id", "url")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        # Identifiers are stored as they come (no cleanup as for title and body); PostgreSQL text cannot hold NUL,
+        # and a control character in a name or id is a broken producer, not news.
+        if value and (control := _CONTROL.search(value)):
+            raise ValueError(f"contains the control character U+{ord(control.group()):04X}")
+        return value
+
     @field_validator("published_at")
     @classmethod
     def _to_utc(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
         # A time without an offset is read as UTC (documented in the README): wire formats rarely mean local time.
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        try:
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:59-14:00 is past year 9999 in UTC
+            raise ValueError("out of range when converted to UTC") from None
 
     @field_validator("tickers")
     @classmethod
@@ -96,10 +113,14 @@ def decode(value: bytes | bytearray | memoryview | None, *, max_bytes: int = MAX
         data = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise MessageError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except ValueError as exc:  # NaN / Infinity: not JSON, and not storable in every database
+    except ValueError as exc:  # NaN / Infinity, or an integer of thousands of digits
         raise MessageError(f"malformed JSON: {exc}") from None
+    except RecursionError:  # json.loads recurses once per level: [[[[...]]]] 100,000 deep exhausts the stack
+        raise MessageError(f"malformed JSON: nested deeper than {MAX_JSON_DEPTH} levels") from None
     if not isinstance(data, dict):
         raise MessageError(f"expected a JSON object, got {type(data).__name__}")
+    if (path := _too_deep(data)) is not None:
+        raise MessageError(f"nested deeper than {MAX_JSON_DEPTH} levels", field=path)
     try:
         return NewsMessage.model_validate(data)
     except ValidationError as exc:
@@ -110,6 +131,20 @@ def decode(value: bytes | bytearray | memoryview | None, *, max_bytes: int = MAX
         if len(errors) > 5:
             text += f"; and {len(errors) - 5} more"
         raise MessageError(text.removeprefix(f"{field}: ") if field else text, field=field) from None
+
+
+def _too_deep(data: dict) -> str | None:
+    """The top-level field holding a value nested deeper than MAX_JSON_DEPTH (iterative: no stack to exhaust)."""
+    stack: list[tuple[Any, int, str]] = [(value, 2, str(key)) for key, value in data.items()]
+    while stack:
+        value, depth, field = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_JSON_DEPTH:
+                    return field
+                stack.append((child, depth + 1, field))
+    return None
 
 
 def _reject_constant(name: str) -> Any:

@@ -15,15 +15,17 @@ def redact_url(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        # Not a URL SQLAlchemy can parse: say nothing about it rather than risk printing a secret.
+    except (ArgumentError, ValueError):
+        # Not a URL SQLAlchemy can parse (or a port that is not a number): say nothing about it rather than risk
+        # printing a secret.
         return "<unparseable url>"
 
 
 class Settings(BaseSettings):
     """Where the data lives and how messages travel; `FINSENT_<FIELD>` overrides each field."""
 
-    model_config = SettingsConfigDict(env_prefix="FINSENT_", extra="ignore")
+    # hide_input_in_errors: a secret set in the wrong variable must not be echoed by the validation error.
+    model_config = SettingsConfigDict(env_prefix="FINSENT_", extra="ignore", hide_input_in_errors=True)
 
     # Storage. PostgreSQL: postgresql://user:password@host:5432/db (driven by psycopg 3).
     database_url: str = "sqlite:///finsent.db"
@@ -47,6 +49,28 @@ class Settings(BaseSettings):
     # more until its oldest record has been queued batch_max_delay_s (Triton's max queue delay).
     batch_max_size: int = Field(256, ge=1)
     batch_max_delay_s: float = Field(0.02, ge=0)
+
+    # Operations. metrics_port 0 = no /metrics endpoint; the host stays loopback unless told (0.0.0.0 in a container).
+    metrics_port: int = Field(0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None  # None: each command's own default
+
+    def secret_values(self) -> list[str]:
+        """The secret values these settings hold (database password, SASL password), for log redaction."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        out = []
+        try:
+            password = make_url(self.database_url).password
+        except (ArgumentError, ValueError):
+            password = None
+        if password:
+            out.append(str(password))
+        if self.kafka_sasl_password is not None:
+            out.append(self.kafka_sasl_password.get_secret_value())
+        return out
 
     def __repr_args__(self):
         # Never let a password reach a log line through repr(settings) or an exception message.

@@ -74,6 +74,10 @@ class Transport(Protocol):
         """The (topic, partition) pairs this consumer currently owns."""
         ...
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Per owned (topic, partition): messages not yet read (highwater - position); unknown ones left out."""
+        ...
+
     def close(self) -> None:
         """Flush published messages and leave the group without committing."""
         ...
@@ -259,6 +263,14 @@ class MemoryTransport:
             self._sync_assignment()
             return set(self._owned)
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Per owned partition: messages appended after this consumer's position."""
+        if self._member is None:
+            return {}
+        with self.broker.changed:
+            self._sync_assignment()
+            return {tp: self.broker.highwater(*tp) - self._positions[tp] for tp in sorted(self._owned)}  # RLock
+
     def close(self) -> None:
         """Leave the group without committing."""
         if self._member is not None:
@@ -317,6 +329,31 @@ class KafkaTransport:
             raise TransportError(f"creating topics {missing} on {self.bootstrap}: {exc}") from exc
         finally:
             admin.close()
+
+    def describe_topics(self, topics: Sequence[str], *, timeout_s: float = 5.0) -> dict[str, int | None]:
+        """The partition count of each topic (None: it does not exist); TransportError when unreachable."""
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        timeout_ms = int(timeout_s * 1000)
+        try:
+            admin = KafkaAdminClient(**self._common(), request_timeout_ms=timeout_ms, bootstrap_timeout_ms=timeout_ms)
+        except KafkaError as exc:
+            raise TransportError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
+        try:
+            existing = set(admin.list_topics())
+            wanted = [t for t in topics if t in existing]
+            described = admin.describe_topics(wanted) if wanted else []
+        except KafkaError as exc:
+            raise TransportError(f"describing topics on {self.bootstrap}: {exc}") from exc
+        finally:
+            admin.close()
+        counts: dict[str, int | None] = dict.fromkeys(topics)
+        for entry in described:
+            name = entry.get("name", entry.get("topic"))  # kafka-python 3 says "name", 2.x said "topic"
+            if name in counts and not entry.get("error_code"):
+                counts[name] = len(entry.get("partitions") or [])
+        return counts
 
     def publish(self, topic: str, key: bytes | None, value: bytes) -> None:
         """Send asynchronously; flush() reports any message the broker did not store."""
@@ -411,18 +448,63 @@ class KafkaTransport:
             return set()
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Per owned partition: highwater - position, from what the last fetches said (no extra request).
+
+        The highwater comes from fetch responses (`consumer.highwater`), not `end_offsets`: a ListOffsets request
+        costs a round trip, and some Kafka-protocol brokers (tansu) answer it wrongly. A partition not fetched
+        yet has no highwater and is left out. Call it from the consuming thread: the consumer is not thread-safe.
+        """
+        if self._consumer is None:
+            return {}
+        out = {}
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = self._consumer.position(tp, timeout_ms=1000)
+            except Exception as exc:  # revoked meanwhile, or the coordinator is away: no number rather than a wrong one
+                log.debug("no position for %s:%d: %s", tp.topic, tp.partition, exc)
+                continue
+            if position is not None:
+                out[(tp.topic, tp.partition)] = max(0, highwater - position)
+        return out
+
     def close(self) -> None:
-        """Flush the producer and leave the group without committing."""
-        try:
-            if self._producer is not None:
+        """Flush the producer and leave the group without committing.
+
+        Both are closed even when the broker is gone; then a TransportError says what failed (messages that were
+        not stored are given up: whoever published them has not committed the offsets of the work behind them).
+        """
+        from kafka.errors import KafkaError
+
+        error: TransportError | None = None
+        if self._producer is not None:
+            try:
                 self.flush(timeout_s=10)
-        finally:
-            if self._producer is not None:
-                self._producer.close(timeout=5)
-                self._producer = None
-            if self._consumer is not None:
-                self._consumer.close(autocommit=False)
-                self._consumer = None
+            except TransportError as exc:
+                error = exc
+            producer, self._producer = self._producer, None
+            try:
+                if error is not None:
+                    # kafka-python's close() flushes again and raises before stopping its I/O thread when messages
+                    # are still pending: stop that thread without sending them first, so the close completes.
+                    sender = getattr(producer, "_sender", None)
+                    if sender is not None:
+                        sender.force_close()
+                        sender.join(5)
+                producer.close(timeout=5)
+            except KafkaError as exc:
+                error = error or TransportError(f"closing the producer for {self.bootstrap}: {exc}")
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            try:
+                consumer.close(autocommit=False)
+            except KafkaError as exc:
+                error = error or TransportError(f"closing the consumer for {self.bootstrap}: {exc}")
+        if error is not None:
+            raise error
 
 
 def make_transport(settings: Settings, *, broker: MemoryBroker | None = None) -> Transport:

@@ -3,6 +3,7 @@
 A multipage app that reads the database only (its one write path is the Alerts page's acknowledgements and
 silences, through monitor.alerts). The pages live in dashboard/views/ (not pages/, which Streamlit would pick up
 on its own and list twice); each is a script Streamlit runs and a module with no side effects on import.
+With FINSENT_DASHBOARD_PASSWORD set, nothing but a login form is shown until the password is given (dashboard/auth.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ if str(ROOT) not in sys.path:
 import streamlit as st  # noqa: E402
 from sqlalchemy.exc import OperationalError, ProgrammingError  # noqa: E402
 
+from dashboard import auth  # noqa: E402
+
 VIEWS = Path(__file__).resolve().parent / "views"
 
 # (file, title in the menu, url path, icon); the first is the default page.
@@ -34,6 +37,8 @@ PAGES = [
 
 def main() -> None:
     st.set_page_config(page_title="finsent", page_icon=":material/bolt:", layout="wide")
+    if not auth.gate():  # a password is set and not yet given here, or none is set on a non-local address
+        return
     pages = [
         st.Page(VIEWS / file, title=title, url_path=url_path, icon=icon, default=(i == 0))
         for i, (file, title, url_path, icon) in enumerate(PAGES)

@@ -9,6 +9,7 @@ Policies (documented here because the worker counts and dead-letters on them):
   boundary and flagged `body_truncated=True`: the headline and lead carry the signal, so keeping the item is
   worth more than keeping its tail.
 - A title over `MAX_TITLE_CHARS` is truncated (flagged `title_truncated=True`), matching `core.messages`.
+- A source name over `MAX_SOURCE_CHARS` after cleanup (NFKC can lengthen text) is rejected.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dateutil import parser as date_parser
 from core.messages import MAX_MESSAGE_BYTES, MAX_TITLE_CHARS
 
 MAX_BODY_BYTES = MAX_MESSAGE_BYTES
+MAX_SOURCE_CHARS = 200  # sources.name
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 MAX_FUTURE = timedelta(days=1)
 # Raw input is cut before parsing so a hostile 100 MB body costs bounded time (measured: 2.5 s, 173 MB peak RSS at
@@ -44,6 +46,7 @@ _HTML_TAGS = _VOID_TAGS | frozenset(
     "article aside figure blockquote caption address".split()
 )
 _WS = re.compile(r"\s+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _PUNCT_OR_SPACE = re.compile(r"[\W_]+")
 
 
@@ -104,7 +107,8 @@ def clean_text(raw: str | None) -> str:
     """HTML to plain text: scripts/styles dropped, entities unescaped, NFKC, no control chars, collapsed spaces."""
     if not raw:
         return ""
-    text = raw
+    # Lone surrogates cannot be encoded, and BeautifulSoup encodes short markup to sniff it (UnicodeEncodeError).
+    text = _SURROGATE.sub("", raw)
     if "<" in text or "&" in text:
         with warnings.catch_warnings():
             # Plain text that looks like a URL or file name is not an error for us.
@@ -155,7 +159,10 @@ def parse_time(value: str | datetime | None, *, now: datetime) -> tuple[datetime
     if parsed is None:
         return now, True
     # A time with no offset is read as UTC, as core.messages does: feeds rarely mean the server's local time.
-    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # "Fri, 31 Dec 9999 23:59:59 -1400" is past year 9999 in UTC
+        raise NormalizeError("published_at", "out of range when converted to UTC", value) from None
     if parsed < EARLIEST:
         raise NormalizeError("published_at", "before 1900-01-01", value)
     if parsed > now + MAX_FUTURE:
@@ -200,6 +207,8 @@ def normalize(
     clean_source = clean_text(source)
     if not clean_source:
         raise NormalizeError("source", "missing or empty", source)
+    if len(clean_source) > MAX_SOURCE_CHARS:  # NFKC can lengthen a name ("\ufdfa" is 18 characters)
+        raise NormalizeError("source", f"over {MAX_SOURCE_CHARS} characters after cleanup", source)
     clean_url = (url or "").strip() or None
     return NormalizedItem(
         title=clean_title,

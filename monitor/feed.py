@@ -11,6 +11,9 @@ Endpoints (GET or HEAD; anything else is 405):
   served at `/alerts.schema.json`).
 - `/healthz`      200 `{"status": "ok", "database": "ok"}`, or 503 with `"error"` when the database query fails.
   Never needs the token (load balancers probe it).
+- `/metrics`      Prometheus text format (OpenMetrics when asked): requests by path and status, request seconds,
+  and whatever else this process registered. Needs the token like the feeds (Prometheus sends it with
+  `authorization: {credentials: ...}`): alert counts and paths are not for everyone.
 
 Query parameters of both feeds (unknown parameters are a 400 too, so a typo never silently widens a filter):
 
@@ -53,6 +56,7 @@ import json
 import logging
 import math
 import re
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -65,6 +69,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.metrics import FeedMetrics, shared
 from core.schema import Alert, AlertEvidence, Article, Source
 
 log = logging.getLogger("monitor.feed")
@@ -385,9 +390,14 @@ class FeedServer(ThreadingHTTPServer):
         session_factory: sessionmaker[Session],
         token: str | None,
         base_url: str | None,
+        registry: Any = None,
     ) -> None:
+        from prometheus_client import REGISTRY
+
         self.session_factory = session_factory
         self._token = token.encode() if token else None
+        self.registry = registry if registry is not None else REGISTRY
+        self.metrics: FeedMetrics = shared(FeedMetrics, self.registry, paths=_PATHS)
         super().__init__(address, _Handler)
         host, port = self.server_address[:2]
         host = f"[{host}]" if ":" in str(host) else host
@@ -437,6 +447,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         url = urlsplit(self.path)
+        self._started = time.perf_counter()
         try:
             if url.path == "/healthz":
                 return self._healthz()
@@ -463,6 +474,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, body, "application/atom+xml; charset=utf-8")
             elif url.path == "/alerts.schema.json":
                 self._send(200, SCHEMA_PATH.read_bytes(), "application/schema+json")
+            elif url.path == "/metrics":
+                from prometheus_client.exposition import choose_encoder
+
+                encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
+                self._send(200, encoder(self.server.registry), content_type)
             else:
                 raise _Response(404, {"error": f"no such path; try {', '.join(_PATHS)}"})
         except _Response as response:
@@ -491,6 +507,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, _json_bytes({"status": "ok", "database": "ok"}), "application/json")
 
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        started, self._started = getattr(self, "_started", None), None  # keep-alive: the next request sets its own
+        self.server.metrics.record(
+            urlsplit(getattr(self, "path", "") or "").path,
+            status,
+            time.perf_counter() - started if started is not None else None,
+        )
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -515,7 +537,7 @@ class _Handler(BaseHTTPRequestHandler):
         log.info("%s %s", self.address_string(), _printable(format % args))
 
 
-_PATHS = ("/alerts.atom", "/alerts.json", "/alerts.schema.json", "/healthz")
+_PATHS = ("/alerts.atom", "/alerts.json", "/alerts.schema.json", "/healthz", "/metrics")
 
 
 def _printable(text: str) -> str:
@@ -550,9 +572,13 @@ def make_server(
     port: int = 8080,
     token: str | None = None,
     base_url: str | None = None,
+    registry: Any = None,
 ) -> FeedServer:
-    """A bound (not yet serving) feed server; port 0 picks a free port (see `server.server_address`)."""
-    return FeedServer((host, port), session_factory=session_factory, token=token, base_url=base_url)
+    """A bound (not yet serving) feed server; port 0 picks a free port (see `server.server_address`).
+
+    `/metrics` serves `registry` (the process-wide Prometheus registry by default).
+    """
+    return FeedServer((host, port), session_factory=session_factory, token=token, base_url=base_url, registry=registry)
 
 
 def serve(

@@ -29,7 +29,7 @@ Verifying a webhook (receiver side, standard library only; `body` is the raw req
         if abs(time.time() - timestamp) > tolerance_s:  # too old (a replay) or from a skewed clock
             return False
         expected = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, fields.get("v1", ""))
+        return hmac.compare_digest(expected.encode(), fields.get("v1", "").encode())
 
     # e.g. in a Flask view:
     # ok = verify_finsent(os.environb[b"FINSENT_WEBHOOK_SECRET"], request.headers["X-Finsent-Signature"],

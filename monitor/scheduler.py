@@ -5,11 +5,14 @@ notifications. Jobs are plain functions taking `now`, registered with explicit i
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.schema import Alert, Notification
 from monitor.alerts import EvaluationReport, run_evaluation
 from monitor.notify import DeliveryReport, Receiver, deliver_pending
 from monitor.rules import MonitorConfig, RuleConfigError
@@ -29,13 +32,50 @@ def receivers_of(config: MonitorConfig) -> dict[str, Receiver]:
     return out
 
 
+def state_counts(session: Session) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+    """(alerts by status without replayed history, undelivered outbox rows by receiver, those that failed)."""
+    alerts = dict(
+        session.execute(
+            select(Alert.status, func.count()).where(Alert.replayed.is_(False)).group_by(Alert.status)
+        ).all()
+    )
+    unsent = Notification.sent_at.is_(None)
+    pending = dict(
+        session.execute(select(Notification.receiver, func.count()).where(unsent).group_by(Notification.receiver)).all()
+    )
+    failing = dict(
+        session.execute(
+            select(Notification.receiver, func.count())
+            .where(unsent, Notification.last_error.is_not(None))
+            .group_by(Notification.receiver)
+        ).all()
+    )
+    return alerts, pending, failing
+
+
+def _refresh(metrics: Any, session_factory: sessionmaker[Session]) -> None:
+    try:
+        with session_factory() as session:
+            metrics.set_state(*state_counts(session))
+    except Exception:  # metrics must never stop evaluation or delivery
+        log.warning("could not refresh the alert and outbox gauges", exc_info=True)
+
+
 def evaluation_job(
-    *, session_factory: sessionmaker[Session], config: MonitorConfig, now: datetime | None = None
+    *,
+    session_factory: sessionmaker[Session],
+    config: MonitorConfig,
+    now: datetime | None = None,
+    metrics: Any = None,
 ) -> EvaluationReport:
-    """One evaluation; logs every alert state change."""
+    """One evaluation; logs every alert state change (and records it in `metrics`, a MonitorMetrics, if given)."""
+    started = time.perf_counter()
     report = run_evaluation(session_factory=session_factory, config=config, now=now or datetime.now(UTC))
     for event, rule, subject in report.changes:
         log.info("alert %s: %s %s", event, rule, subject)
+    if metrics is not None:
+        metrics.record_evaluation(report, time.perf_counter() - started)
+        _refresh(metrics, session_factory)
     return report
 
 
@@ -45,11 +85,16 @@ def delivery_job(
     receivers: dict[str, Receiver],
     now: datetime | None = None,
     transport: Any = None,
+    metrics: Any = None,
 ) -> DeliveryReport:
-    """Send what the outbox holds that is due."""
-    return deliver_pending(
+    """Send what the outbox holds that is due (and record it in `metrics`, a MonitorMetrics, if given)."""
+    report = deliver_pending(
         session_factory=session_factory, receivers=receivers, now=now or datetime.now(UTC), transport=transport
     )
+    if metrics is not None:
+        metrics.record_delivery(report)
+        _refresh(metrics, session_factory)
+    return report
 
 
 def schedule_monitor(
@@ -60,8 +105,9 @@ def schedule_monitor(
     evaluate_every_s: float = 30,
     deliver_every_s: float = 5,
     transport: Any = None,
+    metrics: Any = None,
 ) -> list[Any]:
-    """Register the evaluation and delivery jobs (ids `monitor:evaluate`, `monitor:deliver`)."""
+    """Register the evaluation and delivery jobs (ids `monitor:evaluate`, `monitor:deliver`); `metrics` is optional."""
     receivers = receivers_of(config)
     common = {"trigger": "interval", "coalesce": True, "max_instances": 1, "replace_existing": True}
     return [
@@ -69,14 +115,19 @@ def schedule_monitor(
             evaluation_job,
             id="monitor:evaluate",
             seconds=evaluate_every_s,
-            kwargs={"session_factory": session_factory, "config": config},
+            kwargs={"session_factory": session_factory, "config": config, "metrics": metrics},
             **common,
         ),
         scheduler.add_job(
             delivery_job,
             id="monitor:deliver",
             seconds=deliver_every_s,
-            kwargs={"session_factory": session_factory, "receivers": receivers, "transport": transport},
+            kwargs={
+                "session_factory": session_factory,
+                "receivers": receivers,
+                "transport": transport,
+                "metrics": metrics,
+            },
             **common,
         ),
     ]

@@ -163,14 +163,19 @@ class FeedPoller:
             raise _FeedFailure(f"{self.url}: {type(exc).__name__}: {exc or 'connection failed'}") from None
 
     def _parse(self, content: bytes, response: httpx.Response) -> tuple[list[RawRecord], str | None, str | None]:
-        # A stream, never bytes: feedparser.parse(bytes) first tries the bytes as a local file name.
-        parsed = feedparser.parse(
-            io.BytesIO(content),
-            response_headers={
-                "content-type": response.headers.get("content-type", "application/xml"),
-                "content-location": str(response.url),
-            },
-        )
+        try:
+            # A stream, never bytes: feedparser.parse(bytes) first tries the bytes as a local file name.
+            parsed = feedparser.parse(
+                io.BytesIO(_CHARREF.sub(_valid_charref, content)),
+                response_headers={
+                    "content-type": response.headers.get("content-type", "application/xml"),
+                    "content-location": str(response.url),
+                },
+            )
+        except Exception as exc:  # feedparser's fallback parser has its own bugs; the feed is unreadable, say why
+            head = content[:40].decode("utf-8", errors="replace")
+            problem = f"feedparser failed: {type(exc).__name__}: {str(exc)[:200]}"
+            raise _FeedFailure(f"{self.url}: not a valid feed ({problem}); body starts {head!r}", 200) from None
         if not parsed.entries and (parsed.get("bozo") or not parsed.get("version")):
             problem = parsed.get("bozo_exception") or "no RSS or Atom root element"
             head = content[:40].decode("utf-8", errors="replace")
@@ -219,7 +224,7 @@ def entry_fields(entry: Any, *, source: str) -> dict[str, Any]:
         if parsed:
             try:
                 published = datetime(*parsed[:6], tzinfo=UTC)  # feedparser gives the time in UTC
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise ValueError(f"published_at: {entry.get(key)!r} is out of range ({exc})") from None
             break
         if entry.get(key):
@@ -239,6 +244,18 @@ def entry_fields(entry: Any, *, source: str) -> dict[str, Any]:
         "published_at": published,
         "tickers": clean_tickers(tickers),
     }
+
+
+# Numeric character references; one to a surrogate, NUL or past U+10FFFF ("&#xD800;") crashes feedparser's loose
+# parser (UnicodeEncodeError) and so would lose every entry of the feed. Such a reference becomes U+FFFD, written as a
+# reference too, so the bytes stay valid in whatever encoding the feed declares.
+_CHARREF = re.compile(rb"&#([xX][0-9a-fA-F]{1,16}|[0-9]{1,16});")
+
+
+def _valid_charref(match: re.Match[bytes]) -> bytes:
+    digits = match.group(1)
+    code = int(digits[1:], 16) if digits[:1] in (b"x", b"X") else int(digits)
+    return match.group(0) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else b"&#xFFFD;"
 
 
 def _text(value: Any) -> str | None:

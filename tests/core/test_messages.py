@@ -66,6 +66,11 @@ def test_unicode_survives():
         (raw(source=...), "source", "source: missing (required)"),
         (raw(v=2), "v", "v: Input should be 1"),
         (raw(extras=[1]), "extras", "extras: Input should be a valid dictionary"),
+        (raw(source="wire\u0000"), "source", "source: contains the control character U+0000"),
+        (raw(external_id="a\nb"), "external_id", "external_id: contains the control character U+000A"),
+        (raw(published_at="9999-12-31T23:59:59-14:00"), "published_at", "out of range when converted to UTC"),
+        (raw(extras={"x": json.loads("[" * 31 + "]" * 31)}), "extras", "extras: nested deeper than 32 levels"),
+        (b"[" * 100_000 + b"]" * 100_000, None, "malformed JSON: nested deeper than 32 levels"),
     ],
 )
 def test_decode_errors_name_the_problem(value, field, text):

@@ -197,6 +197,29 @@ def test_two_consumers_split_the_partitions(new_transport, topic):
         assert {(r.topic, r.partition) for r in got[i]} <= owned[i]
 
 
+def test_lag_is_what_the_consumer_has_not_read(new_transport, topic):
+    publish_all(new_transport(), topic, items(40, keys=8))
+    reader = consumer(new_transport, topic, "lag")
+    before = reader.lag()
+    assert before == {} or sum(before.values()) == 40  # Kafka owns no partition before the first poll
+    deadline = time.monotonic() + DEADLINE_S
+    read: list[Record] = []
+    while not read:  # the group join (and, on Kafka, the first fetch that tells the highwater) happens here
+        assert time.monotonic() < deadline
+        read = reader.poll(max_records=10, timeout_s=0.5)
+    while True:  # Kafka knows a partition's highwater once a fetch answered for it; from then on lag is exact
+        lag = reader.lag()
+        assert set(lag) <= {(topic, p) for p in range(PARTITIONS)} and all(n >= 0 for n in lag.values())
+        if len(lag) == PARTITIONS and sum(lag.values()) + len(read) == 40:
+            break
+        assert time.monotonic() < deadline, f"lag {lag} after reading {len(read)} of 40"
+        read += reader.poll(max_records=1, timeout_s=0.2)
+    assert 0 < sum(lag.values()) < 40
+    read += drain(reader, 40 - len(read))
+    assert reader.lag() == {(topic, p): 0 for p in range(PARTITIONS)}
+    assert new_transport().lag() == {}  # not subscribed: owns nothing
+
+
 # ------------------------------------------------------------------------------- memory-only and factory
 
 

@@ -313,3 +313,26 @@ def test_healthz_reports_the_database(feed, tmp_path):
         server.shutdown()
         server.server_close()
         engine.dispose()
+
+
+def test_feed_server_binds_loopback_unless_told(tmp_path):
+    """The default host is 127.0.0.1, in make_server and in `finsent feed serve` (which needs --host to go wider)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    url = f"sqlite:///{tmp_path / 'feed.db'}"
+    server = make_server(session_factory=make_session_factory(make_engine(url)), port=0)
+    assert server.server_address[0] == "127.0.0.1"
+    server.server_close()
+
+    finsent = str(Path(sys.executable).parent / "finsent")
+    process = subprocess.Popen([finsent, "feed", "serve", "--port", "0", "--database-url", url],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        line = next(line for line in process.stdout if "alert feeds on" in line)
+        port = int(line.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()["status"] == "ok"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

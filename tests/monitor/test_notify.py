@@ -12,6 +12,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -219,6 +220,34 @@ def test_the_documented_verification_snippet_works():
     assert not verify_finsent(b"k", header, body.replace(b"firing", b"resolved"))
     assert not verify_finsent(b"other", header, body)
     assert not verify_finsent(b"k", sign(b"k", body, int(time.time()) - 3600), body)
+
+
+def _readme_snippet() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start = readme.index("  import hashlib\n  import hmac\n  import time\n")
+    return textwrap.dedent(readme[start : readme.index("```", start)])
+
+
+def test_the_readme_verification_snippet_is_the_docstring_one_and_refuses_replays():
+    snippet = _readme_snippet()
+    doc = monitor.notify.__doc__
+    docstring = textwrap.dedent(doc[doc.index("::\n") + 3 :]).split("\n# e.g.")[0]
+    assert snippet.strip() == docstring.strip()  # one snippet, documented twice: they cannot drift apart
+
+    namespace: dict = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    verify_finsent = namespace["verify_finsent"]
+    body = json.dumps(payload()).encode()
+    now = int(time.time())
+    assert verify_finsent(b"k", sign(b"k", body, now), body)  # fresh
+    assert verify_finsent(b"k", sign(b"k", body, now - 240), body)  # within the 300 s tolerance
+    assert not verify_finsent(b"k", sign(b"k", body, now), body + b" ")  # tampered body
+    assert not verify_finsent(b"wrong", sign(b"k", body, now), body)  # wrong secret
+    assert not verify_finsent(b"k", sign(b"k", body, now - 360), body)  # a replay older than the tolerance
+    assert not verify_finsent(b"k", sign(b"k", body, now + 360), body)  # from the future (a skewed clock)
+    assert verify_finsent(b"k", sign(b"k", body, now - 360), body, tolerance_s=600)
+    for broken in ("", "t=,v1=", f"t={now}", f"t={now},v1=\u00fc", "v1=" + "0" * 64):
+        assert not verify_finsent(b"k", broken, body)  # refused, never an exception
 
 
 # ------------------------------------------------------------------------------------------------ receivers
