@@ -22,12 +22,14 @@ import argparse
 import csv
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -226,6 +228,30 @@ def vm_hwm_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for pid {pid}")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def scraped_batches(ports: list[int]) -> tuple[float, float]:
+    """(messages, batches) summed over workers, from their Prometheus `finsent_batch_size` histograms."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = count = 0.0
+    for port in ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            if family.name == "finsent_batch_size":
+                for sample in family.samples:
+                    if sample.name == "finsent_batch_size_sum":
+                        total += sample.value
+                    elif sample.name == "finsent_batch_size_count":
+                        count += sample.value
+    return total, count
+
+
 def kafka_postgres(msgs: Messages, args, tmp: Path) -> dict:
     import psycopg
 
@@ -256,19 +282,25 @@ def kafka_postgres(msgs: Messages, args, tmp: Path) -> dict:
                     "FINSENT_BATCH_MAX_DELAY_S": str(args.max_delay),
                     "OMP_NUM_THREADS": str(threads),
                 }
+                ports = [free_port() for _ in range(n)]
                 finsent = str(Path(sys.executable).with_name("finsent"))
                 log = open(tmp / f"{topic}.log", "ab")  # noqa: SIM115 - closed with the processes
                 procs = [
-                    subprocess.Popen([finsent, "score", "--device", "cpu"], env=env, stdout=log, stderr=log)
-                    for _ in range(n)
+                    subprocess.Popen(
+                        [finsent, "score", "--device", "cpu", "--metrics-port", str(port)],
+                        env=env,
+                        stdout=log,
+                        stderr=log,
+                    )  # fmt: skip
+                    for port in ports
                 ]
                 # Warm-up until every worker has joined the group and loaded its model: a burst big enough to
                 # reach every partition, twice (the second after any rebalance the joins caused).
                 for _ in range(2):
                     offer(producer, topic, msgs.take(200), None, factory)
-                return procs, log
+                return procs, log, ports
 
-            def stop(procs, log) -> list[float]:
+            def stop(procs, log, _ports) -> list[float]:
                 peaks = [vm_hwm_mb(p.pid) for p in procs]
                 for p in procs:
                     p.terminate()
@@ -279,27 +311,27 @@ def kafka_postgres(msgs: Messages, args, tmp: Path) -> dict:
 
             topic = f"news.raw.{uuid.uuid4().hex[:6]}"
             producer.ensure_topics([topic, topic + ".dlq"], partitions=4)
-            procs, log = workers(1, os.cpu_count() or 1, topic)
+            running = workers(1, os.cpu_count() or 1, topic)
             try:
                 results["one_worker"] = sweep(
                     "Kafka + PostgreSQL",
                     lambda values, rate: offer(producer, topic, values, rate, factory),
                     msgs,
                     args,
-                    lambda: (0, 0),
+                    lambda: scraped_batches(running[2]),
                 )
             finally:
-                results["worker_peak_rss_mb"] = max(stop(procs, log))
+                results["worker_peak_rss_mb"] = max(stop(*running))
             print(f"scoring worker peak RSS {results['worker_peak_rss_mb']:.0f} MB", flush=True)
 
             topic = f"news.raw.{uuid.uuid4().hex[:6]}"
             producer.ensure_topics([topic, topic + ".dlq"], partitions=4)
-            procs, log = workers(2, max(1, (os.cpu_count() or 2) // 2), topic)
+            running = workers(2, max(1, (os.cpu_count() or 2) // 2), topic)
             try:
                 runs = [offer(producer, topic, msgs.take(args.burst), None, factory) for _ in range(args.repeats)]
                 results["two_workers"] = {"saturation": median_of(runs)}
             finally:
-                results["two_workers"]["peak_rss_mb"] = stop(procs, log)
+                results["two_workers"]["peak_rss_mb"] = stop(*running)
             one = results["one_worker"]["saturation"]["items_per_s"]
             two = results["two_workers"]["saturation"]["items_per_s"]
             results["scaling_2_vs_1"] = two / one

@@ -146,6 +146,7 @@ def report(results: Path) -> str:
     PLOTS.mkdir(parents=True, exist_ok=True)
     scoring, pipeline = load(results, "scoring"), load(results, "pipeline")
     dashboard, gpu = load(results, "dashboard"), load(results, "gpu")
+    profile = load(results, "profile")
     m = machine()
     lines = [
         "# Benchmarks",
@@ -289,8 +290,8 @@ def report(results: Path) -> str:
             "Dynamic batching shows in the last column: under light load the worker sends batches of one or a few "
             "items after the",
             "queue delay (low latency); under a backlog it takes full batches at once (throughput). Mean batch sizes "
-            "are read from the",
-            "in-process worker; the Kafka workers are separate processes, whose batch sizes are not collected here.",
+            "come from the",
+            "in-process worker's counters and from the Kafka workers' `/metrics` (`finsent_batch_size`).",
             "",
             "Where the embedded worker's time went over the whole sweep: "
             + ", ".join(f"{k} {v:.0%}" for k, v in pipeline["embedded"].get("stage_share", {}).items())
@@ -299,6 +300,14 @@ def report(results: Path) -> str:
             "",
             f"![latency against load]({plot_latency(pipeline)})",
         ]
+        if profile:
+            lines += [
+                "",
+                f"Profile (`bench/profile_worker.py`, pyinstrument, {profile['items']:,} headlines in batches of "
+                f"{profile['batch']} into SQLite): the network's forward pass is **{profile['forward_share']:.0%}** "
+                "of the batch path's wall time;",
+                "the call tree is in `bench/results/profile.txt` and `.html`.",
+            ]
         kp = pipeline.get("kafka_postgres")
         if kp:
             two = kp["two_workers"]
