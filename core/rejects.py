@@ -26,7 +26,7 @@ MAX_KEPT_PAYLOAD = 1_048_576 + 1024
 class Rejection:
     """One refused input: which stage refused it, why (naming the field), and where it came from."""
 
-    stage: str  # read | decode | normalize | score
+    stage: str  # read | decode | normalize | score | internal (an unexpected failure isolated to this input)
     reason: str
     payload: bytes | None
     origin: str | None = None  # "news.raw:2:118" or "file.csv:17"

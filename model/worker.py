@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import exists, insert, select
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.messages import Envelope
@@ -31,6 +31,9 @@ from core.transport import CommitFailedError, Record, Transport, TransportError
 from model.scorer import ScoreInputError, Scorer, ScoreResult
 
 log = logging.getLogger(__name__)
+
+# Failures of the database connection rather than of the data: the whole batch is retried later, nothing rejected.
+TRANSIENT = (OperationalError, InterfaceError, DisconnectionError)
 
 
 @dataclass(slots=True)
@@ -46,6 +49,18 @@ class BatchReport:
     latencies_ms: list[float] = field(default_factory=list)  # published → stored, for items with a publish time
     reject_reasons: Counter = field(default_factory=Counter)
     seconds: dict[str, float] = field(default_factory=dict)  # wall time by stage: admit, score, store (with commit)
+
+    def merge(self, other: BatchReport) -> None:
+        """Add another report's counts (a batch processed in parts)."""
+        self.received += other.received
+        self.stored += other.stored
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        self.rejections += other.rejections
+        self.article_ids += other.article_ids
+        self.latencies_ms += other.latencies_ms
+        self.reject_reasons.update(other.reject_reasons)
+        self.seconds = dict(Counter(self.seconds) + Counter(other.seconds))
 
 
 def store_scores(
@@ -110,7 +125,32 @@ class BatchProcessor:
         self.top_k = top_k
 
     def process(self, envelopes: Sequence[Envelope], now: datetime | None = None, retries: int = 2) -> BatchReport:
-        """Store the batch; on a unique-key race with another worker, start over (the winner's rows are skipped)."""
+        """Store the batch in one transaction.
+
+        A unique-key race with another worker starts the batch over (the winner's rows are then duplicates). A lost
+        database connection propagates: the caller retries the whole batch later. Any other failure is a bug that
+        some input triggers; the batch is then processed item by item, and the item that still fails alone is
+        rejected (stage `internal`, kept in `rejects` with its bytes) so one message can never stop a worker.
+        """
+        try:
+            return self._process_with_retries(envelopes, now, retries)
+        except TRANSIENT:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolated below, never swallowed
+            if len(envelopes) == 1:
+                return self._quarantine(envelopes[0], exc)
+            log.warning(
+                "batch of %d failed (%s: %s); processing its items one by one to isolate the cause",
+                len(envelopes),
+                type(exc).__name__,
+                exc,
+            )
+            report = BatchReport()
+            for env in envelopes:
+                report.merge(self.process([env], now, retries))
+            return report
+
+    def _process_with_retries(self, envelopes: Sequence[Envelope], now: datetime | None, retries: int) -> BatchReport:
         for attempt in range(retries + 1):
             try:
                 return self._process_once(envelopes, now)
@@ -123,6 +163,27 @@ class BatchProcessor:
                 self.pipeline.reset()  # its window may hold ids of rows that were rolled back
                 raise
         raise AssertionError("unreachable")
+
+    def _quarantine(self, env: Envelope, exc: Exception) -> BatchReport:
+        log.error("item %s could not be processed and is rejected: %s: %s", env.origin, type(exc).__name__, exc)
+        rejection = Rejection(
+            stage="internal",
+            reason=f"unexpected {type(exc).__name__} while processing: {exc}"[:1000],
+            payload=env.value,
+            origin=env.origin,
+            key=env.key,
+            topic=env.topic,
+            partition=env.partition,
+            offset=env.offset,
+        )
+        with self.session_factory() as session, session.begin():
+            rejected = record_rejects(session=session, rejections=[rejection])
+        return BatchReport(
+            received=1,
+            rejected=rejected,
+            rejections=[rejection],
+            reject_reasons=Counter({f"internal: unexpected {type(exc).__name__}": 1}),
+        )
 
     def _score(self, admitted: list) -> tuple[list[ScoreResult], list, list[Rejection]]:
         """Score the batch; if the scorer refuses an input, score one by one and reject only the refused ones."""

@@ -285,3 +285,50 @@ def test_a_record_that_already_waited_its_queue_delay_goes_at_once(processor):
     worker = ScoringWorker(transport=old, processor=processor, max_batch=64, max_delay_s=30)
     assert worker.step().received == 1
     assert old.polls == 1  # no second poll: the batch went at once despite a 30 s queue delay
+
+
+class ExplodingScorer:
+    """The real scorer, except that one headline triggers an unexpected error (a bug some input could hit)."""
+
+    def __init__(self, scorer, trigger: str) -> None:
+        self.scorer, self.trigger = scorer, trigger
+
+    def score(self, texts, **kwargs):
+        if any(self.trigger in t for t in texts):
+            raise RuntimeError("kernel exploded on this input")
+        return self.scorer.score(texts, **kwargs)
+
+
+def test_an_unexpected_failure_is_isolated_to_its_item_rejected_and_kept(migrated_engine, scorer_default):
+    processor = BatchProcessor(
+        session_factory=make_session_factory(migrated_engine),
+        scorer=ExplodingScorer(scorer_default, "BOOM"),
+        pipeline=Pipeline(),
+    )
+    values = [msg(f"Company {i} shares rise on upbeat outlook") for i in range(4)] + [msg("BOOM goes the headline")]
+    report = processor.process(envelopes(values, prefix="news.raw:0"), now=NOW)
+    assert (report.received, report.stored, report.duplicates, report.rejected) == (5, 4, 0, 1)
+    (rejection,) = report.rejections
+    assert (
+        rejection.stage == "internal" and "RuntimeError" in rejection.reason and "kernel exploded" in rejection.reason
+    )
+    with make_session_factory(migrated_engine)() as s:
+        (kept,) = s.scalars(select(Reject)).all()
+        assert kept.stage == "internal" and kept.payload == values[-1]
+    assert count(migrated_engine, Score) == 4
+
+    # Delivered again (a crash before the offset commit): nothing new is stored or counted.
+    again = processor.process(envelopes(values, prefix="news.raw:0"), now=NOW)
+    assert (again.stored, again.duplicates, again.rejected) == (0, 4, 0)
+    assert count(migrated_engine, Reject) == 1
+
+
+def test_a_lost_database_is_not_mistaken_for_bad_input(tmp_path, scorer_default):
+    from sqlalchemy.exc import OperationalError
+
+    from core.db import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path}/missing/dir/finsent.db")  # cannot even be opened
+    processor = BatchProcessor(session_factory=make_session_factory(engine), scorer=scorer_default, pipeline=Pipeline())
+    with pytest.raises(OperationalError):
+        processor.process(envelopes([msg("Shares rise")]), now=NOW)
