@@ -95,6 +95,8 @@ class Article(Base):
         Index("ix_articles_published_at", "published_at"),  # latest news (a b-tree serves DESC too)
         Index("ix_articles_ingested_at", "ingested_at"),
         Index("ix_articles_story_id", "story_id"),
+        # Exact dedup looks every batch's URLs up (hash on PostgreSQL: equality only, and no size limit per entry).
+        Index("ix_articles_url", "url", postgresql_using="hash"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -143,15 +143,21 @@ class Pipeline:
         ext_pairs = {(c.item.source, c.external_id) for c in candidates if c.external_id}
         stored_ext: set[tuple[str, str]] = set()
         if ext_pairs:
-            pairs = list(ext_pairs)
+            # By (source_id, external_id), the columns of the unique index, so each lookup is an index probe.
+            names = {name for name, _ in ext_pairs}
+            ids = {
+                name: id_ for name, id_ in session.execute(select(Source.name, Source.id).where(Source.name.in_(names)))
+            }
+            by_id = {v: k for k, v in ids.items()}
+            pairs = [(ids[name], ext) for name, ext in ext_pairs if name in ids]
             for start in range(0, len(pairs), 400):
                 chunk = pairs[start : start + 400]
                 stored_ext.update(
-                    (name, ext)
-                    for name, ext in session.execute(
-                        select(Source.name, Article.external_id)
-                        .join(Source, Source.id == Article.source_id)
-                        .where(tuple_(Source.name, Article.external_id).in_(chunk))
+                    (by_id[source_id], ext)
+                    for source_id, ext in session.execute(
+                        select(Article.source_id, Article.external_id).where(
+                            tuple_(Article.source_id, Article.external_id).in_(chunk)
+                        )
                     )
                 )
 

@@ -332,3 +332,17 @@ def test_a_lost_database_is_not_mistaken_for_bad_input(tmp_path, scorer_default)
     processor = BatchProcessor(session_factory=make_session_factory(engine), scorer=scorer_default, pipeline=Pipeline())
     with pytest.raises(OperationalError):
         processor.process(envelopes([msg("Shares rise")]), now=NOW)
+
+
+def test_every_item_failing_the_same_way_stops_the_worker_instead_of_rejecting_the_stream(
+    migrated_engine, scorer_default
+):
+    processor = BatchProcessor(
+        session_factory=make_session_factory(migrated_engine),
+        scorer=ExplodingScorer(scorer_default, "shares"),  # a "bug" every headline below triggers
+        pipeline=Pipeline(),
+    )
+    values = [msg(f"Company {i} shares rise") for i in range(30)]
+    with pytest.raises(RuntimeError, match="11 items in a row failed with unexpected errors"):
+        processor.process(envelopes(values), now=NOW)
+    assert count(migrated_engine, Reject) == 10  # the first ten are kept for replay; then it stops
