@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser run audit test bench lint clean
+.PHONY: setup browser run audit test bench soak lint clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,12 @@ audit: setup
 
 test: setup browser audit
 	$(BIN)/python -m pytest -q --timeout=900
+
+# One `finsent score` worker at 70% of its measured capacity for 30 minutes: memory growth, lag, nothing lost
+# (exits non-zero when a criterion fails; `make test` runs a 2-minute variant in tests/faults/test_soak.py).
+soak: setup
+	mkdir -p bench/results
+	$(BIN)/python bench/soak.py --minutes 30 --json bench/results/soak.json
 
 # Every benchmark, then BENCHMARKS.md and bench/plots/ from their results (about 17 minutes on 2 cores).
 bench: setup
