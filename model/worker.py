@@ -292,6 +292,13 @@ class WorkerStats:
         self.seconds.update(report.seconds)
 
 
+def _short(exc: BaseException) -> str:
+    """One line for a log: the driver's own message for a database error, not the SQL statement and its rows."""
+    cause = getattr(exc, "orig", None) or exc
+    text = " ".join(str(cause).split())
+    return f"{type(cause).__name__}: {text[:300]}"
+
+
 def envelope_of(record: Record) -> Envelope:
     """The pipeline's view of a consumed record."""
     return Envelope(
@@ -408,7 +415,12 @@ class ScoringWorker:
                         log.error("giving up after %d failures in a row: %s", failures, exc)
                         raise
                     wait = min(30.0, self.backoff_s * 2 ** (failures - 1))
-                    log.warning("batch failed (%s); nothing committed, retrying in %.1fs", exc, wait)
+                    log.warning(
+                        "batch failed (%s); its offsets are not committed, so it comes again (rows it stored are "
+                        "then duplicates); retrying in %.1fs",
+                        _short(exc),
+                        wait,
+                    )
                     self._resubscribe()
                     stop.wait(wait)
                     continue
