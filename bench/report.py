@@ -153,7 +153,11 @@ def report(results: Path) -> str:
         "",
         f"Written by `make bench` (`bench/report.py`) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit "
         f"`{m['commit']}`. Every figure is the median of repeated runs, and every ratio compares figures measured in",
-        "the same run. Regenerate with `make bench`; the raw numbers are in `bench/results/*.json`.",
+        "the same run. Regenerate with `make bench`; the raw numbers are in `bench/results/*.json`, written at "
+        + ", ".join(
+            f"{p.stem} {datetime.fromtimestamp(p.stat().st_mtime, UTC):%H:%M}" for p in sorted(results.glob("*.json"))
+        )
+        + " UTC.",
         "",
         "**Machine**: " + f"{m['cpu']}, {m['cores']} cores, {fmt(m['memory_gb'], 0)} GiB RAM, {m['os']}, "
         f"Python {m['python']}" + (f", torch {scoring['machine']['torch']}" if scoring else "") + ".",
