@@ -25,6 +25,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -111,13 +112,20 @@ def load_network(path: Path, attn_implementation: str = "sdpa") -> tuple[Sentime
     return net, {"version": version, **raw}
 
 
-def release_freed_memory() -> None:
-    """Hand memory freed while loading back to the OS (glibc keeps freed heap pages otherwise; a worker's RSS is
-    its footprint on the machine). A no-op where there is no glibc."""
+@lru_cache(maxsize=1)
+def _libc():
     try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap memory back to the OS (malloc_trim): glibc otherwise keeps what a model load or a batch freed,
+    and a worker's RSS is its footprint on the machine. A no-op where there is no glibc."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def cpu_has_bf16() -> bool:
