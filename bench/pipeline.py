@@ -126,9 +126,10 @@ def offer(
     without it the database is asked, which is how separate worker processes are watched.
     """
     mark = Stored(session_factory)
+    progress = mark.done
     if processed is not None:
         base = processed()
-        mark.done = lambda: processed() - base  # no queries racing the worker for the GIL and the cores
+        progress = lambda: processed() - base  # noqa: E731 - no queries racing the worker for the GIL and the cores
     start = time.perf_counter()
     for i, value in enumerate(values):
         producer.publish(topic, f"k{i}".encode(), value)
@@ -137,7 +138,7 @@ def offer(
             if ahead > 0:
                 time.sleep(ahead)
     producer.flush()
-    while (done := mark.done()) < len(values):
+    while (done := progress()) < len(values):
         if time.perf_counter() - start > timeout_s:
             raise RuntimeError(f"only {done} of {len(values)} items stored after {timeout_s:.0f} s")
         time.sleep(0.02)
