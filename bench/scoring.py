@@ -29,7 +29,7 @@ import torch  # noqa: E402
 from model.card import MAX_ACCURACY_LOSS, sentences_per_second  # noqa: E402
 from model.evaluate import read_labelled_csv  # noqa: E402
 from model.network import NetworkConfig, SentimentNet  # noqa: E402
-from model.scorer import Scorer, cpu_has_bf16, default_checkpoint  # noqa: E402
+from model.scorer import Scorer, cpu_has_bf16, default_checkpoint, on_torch_thread  # noqa: E402
 from model.train import save_checkpoint  # noqa: E402
 
 NEWS = REPO.parent / "shared" / "data" / "news_stream"
@@ -100,7 +100,9 @@ def main() -> None:
         "batch_sizes": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        base = finbert_size_checkpoint(ours, Path(tmp))
+        # Built on the torch thread like every Scorer computation: initialising its weights on this thread would
+        # start a second OpenMP team and slow every measurement after it (see model/scorer.py).
+        base = on_torch_thread(finbert_size_checkpoint, ours, Path(tmp))
         scorers = {("ours", p): Scorer(ours, device="cpu", precision=p) for p in paths}
         scorers |= {("finbert_size", p): Scorer(base, device="cpu", precision=p) for p in paths}
         for p in paths:

@@ -167,3 +167,23 @@ def test_prefetch_hands_a_producer_error_to_the_caller_and_stops_early():
         if item == 3:
             break  # the consumer stops: the producer must not keep running (or block) behind it
     assert len(produced) <= 3 + 2 + 2
+
+
+def test_every_torch_computation_runs_on_the_one_torch_thread(scorer_default, monkeypatch):
+    # A second thread running torch kernels starts a second OpenMP team and slows the CPU path 15-20%.
+    import threading
+
+    names = []
+    forward = scorer_default.net.forward
+
+    def recording(*args, **kwargs):
+        names.append(threading.current_thread().name)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(scorer_default.net, "forward", recording)
+    scorer_default.score(["Shares rise after results"])
+    worker = threading.Thread(target=scorer_default.score, args=(["Shares fall on a profit warning"],))
+    worker.start()
+    worker.join()
+    assert len(names) == 2 and {n.rsplit("_", 1)[0] for n in names} == {"finsent-torch"}
+    assert str(scorer_default.net.encoder.embeddings.word_embeddings.weight.dtype) == "torch.float16"  # as shipped
