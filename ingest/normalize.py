@@ -15,6 +15,7 @@ Policies (documented here because the worker counts and dead-letters on them):
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 import unicodedata
 import warnings
@@ -103,22 +104,42 @@ def _protect_symbols(text: str) -> str:
     return text
 
 
+# A character reference as HTML5 reads one: numeric, or a name (with or without ";"), or a bare "&".
+_REFERENCE = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)?")
+
+
+def _numeric_references(text: str) -> str:
+    """Every "&..." as numeric references to what `html.unescape` reads it as.
+
+    BeautifulSoup's html.parser builder drops an unknown reference at the end of a text node ("S&P" -> "SP",
+    "P&G;" -> "P&G"), so a bare ampersand in a ticker or company name would vanish; numeric references it reads
+    right, and `html.unescape` is the HTML5 reading the plain-text path uses too.
+    """
+    return _REFERENCE.sub(lambda m: "".join(f"&#{ord(ch)};" for ch in html.unescape(m.group(0))), text)
+
+
 def clean_text(raw: str | None) -> str:
     """HTML to plain text: scripts/styles dropped, entities unescaped, NFKC, no control chars, collapsed spaces."""
     if not raw:
         return ""
     # Lone surrogates cannot be encoded, and BeautifulSoup encodes short markup to sniff it (UnicodeEncodeError).
     text = _SURROGATE.sub("", raw)
-    if "<" in text or "&" in text:
+    if "<" in text:
+        text = _protect_symbols(text)  # Reuters' "<SRD>" marks become "&lt;SRD&gt;": text, not tags
+    if "<" in text:
         with warnings.catch_warnings():
             # Plain text that looks like a URL or file name is not an error for us.
             warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-            soup = BeautifulSoup(_protect_symbols(text), "html.parser")
+            soup = BeautifulSoup(_numeric_references(text), "html.parser")
         for tag in soup.find_all(_DROP_TAGS):
             tag.decompose()
         # A space separator keeps words from adjacent block elements apart ("<p>a</p><p>b</p>" -> "a b").
         text = soup.get_text(" ")
+    elif "&" in text:  # entities but no markup: what an HTML parser would do to the text, without the parser
+        text = html.unescape(text)
     text = unicodedata.normalize("NFKC", text)
+    if text.isprintable():  # no Cc/Cf/Cn/Co/Cs character (and no whitespace but " "): the common case, fast
+        return _WS.sub(" ", text).strip() if "  " in text else text.strip()
     # Control (Cc), format (Cf: zero-width, bidi overrides), unassigned (Cn), private use (Co) and surrogates (Cs)
     # are invisible or meaningless in a headline and are used to dodge matching; whitespace controls become spaces.
     chars = []

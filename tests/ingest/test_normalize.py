@@ -25,6 +25,21 @@ def test_entities_unescaped_and_blocks_separated():
     assert clean_text("<p>AT&amp;T&nbsp;rises</p><p>Next</p>") == "AT&T rises Next"
 
 
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("No-deal Brexit would hit UK, warns S&P", "No-deal Brexit would hit UK, warns S&P"),  # unknown "&P" at the end
+        ("Coty jumps on report of deal with P&G; Tahoe drops", "Coty jumps on report of deal with P&G; Tahoe drops"),
+        ("<p>Outlook cut by S&P</p>", "Outlook cut by S&P"),
+        ("a<br>S&P", "a S&P"),
+        ("AT&amp;T &lt;b&gt; caf&eacute; &copy 2020 &#36;5", "AT&T <b> café © 2020 $5"),
+    ],
+)
+def test_bare_ampersands_are_kept_with_or_without_markup(raw, clean):
+    # html.parser through BeautifulSoup dropped "&P" at the end of a text node: "warns SP", and S&P never linked.
+    assert clean_text(raw) == clean
+
+
 def test_unclosed_and_malformed_html_does_not_leak_markup():
     assert clean_text("<div><a href='x'>link<script>evil()") == "link"
 
