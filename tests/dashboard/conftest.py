@@ -109,6 +109,21 @@ ITEMS = [
 ]  # fmt: skip
 
 
+def stories_in_buckets(now: datetime, *, window_s: int, buckets: int) -> int:
+    """Stories summed over the `buckets` epoch-aligned buckets up to `now`, as a sentiment series counts them.
+
+    A story counts once in every bucket that holds one of its articles, so the Nokia pair (4 and 5 minutes
+    old) is one story when both fall in one bucket and two when a bucket boundary passes between them.
+    """
+    first = (int(now.timestamp()) // window_s - buckets + 1) * window_s
+    pairs = set()
+    for item in ITEMS:
+        published = int((now - timedelta(minutes=item.minutes_ago)).timestamp())
+        if published >= first:
+            pairs.add((published // window_s, item.duplicate_of or item.title))
+    return len(pairs)
+
+
 def probabilities(label: str, confidence: float) -> dict[str, float]:
     """The three probabilities of a verdict: the label gets `confidence`, the rest splits 70/30 away from it."""
     rest = 1.0 - confidence

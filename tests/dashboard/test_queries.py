@@ -14,7 +14,7 @@ from core.schema import WindowBucket
 from dashboard import queries
 from monitor.windows import rolling
 
-from .conftest import HOSTILE, ITEMS, VERSION, Seeded, seed
+from .conftest import HOSTILE, ITEMS, VERSION, Seeded, seed, stories_in_buckets
 
 
 @pytest.fixture(
@@ -155,7 +155,25 @@ def test_market_series_matches_the_monitor(db):
     assert (now["items"], now["stories"]) == (exact.items, exact.stories) == (7, 6)  # one near-duplicate
     assert now["mean_score"] == pytest.approx(exact.mean_score)
     assert now["share_negative"] == pytest.approx(exact.share_negative)
-    assert hour["stories"].sum() >= series["stories"].sum()  # 24 whole hours reach a little further back
+    assert series["stories"].sum() == stories_in_buckets(s.now, window_s=900, buckets=96)
+    assert hour["stories"].sum() == stories_in_buckets(s.now, window_s=3600, buckets=24)
+
+
+def test_a_story_split_by_a_bucket_edge_counts_in_both_buckets(tmp_path):
+    """Seeded 4.5 minutes past a quarter hour, the Nokia pair (5 and 4 minutes old) straddles a 15-minute edge."""
+    quarter = datetime.now(UTC).replace(minute=15, second=0, microsecond=0) - timedelta(hours=1)
+    now = quarter + timedelta(minutes=4, seconds=30)
+    url = f"sqlite:///{tmp_path / 'edge.db'}"
+    seed(url, now)
+    engine = make_engine(url)
+    with Session(engine) as session:
+        quarters = queries.market_sentiment(session, now=now, window_s=900, buckets=96)
+        hours = queries.market_sentiment(session, now=now, window_s=3600, buckets=24)
+    engine.dispose()
+    in_the_day = {i.duplicate_of or i.title for i in ITEMS if i.minutes_ago < 24 * 60 - 15}
+    assert quarters["stories"].sum() == stories_in_buckets(now, window_s=900, buckets=96) == len(in_the_day) + 1
+    assert hours["stories"].sum() == stories_in_buckets(now, window_s=3600, buckets=24) == len(in_the_day)
+    assert quarters["stories"].iloc[-2:].tolist() == [2, 1]  # Apple and the pair's first article; its second
 
 
 def test_series_without_stored_buckets_are_computed(seeded, tmp_path):
