@@ -379,6 +379,16 @@ def seeded(tmp_path_factory) -> Seeded:
 
 
 @pytest.fixture
+def fresh_seeded(tmp_path) -> Seeded:
+    """The seed in a new SQLite file at this moment, for a page whose figures are relative to the wall clock
+    ("last item 4 min ago"): the shared seed may be many minutes old by the time a slow run reaches the test."""
+    path = tmp_path / "fresh.db"
+    now = datetime.now(UTC).replace(microsecond=0)
+    url = f"sqlite:///{path}"
+    return Seeded(url=url, path=path, now=now, ids=seed(url, now))
+
+
+@pytest.fixture
 def writable(seeded, tmp_path) -> Seeded:
     """A private copy of the seeded database, for tests that change it."""
     path = tmp_path / "copy.db"

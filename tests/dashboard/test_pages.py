@@ -96,7 +96,8 @@ def test_live_page_shows_the_latest_news(seeded, app):
     assert_no_raw_markup(at)
 
 
-def test_live_market_and_pipeline_panels(seeded, app):
+def test_live_market_and_pipeline_panels(fresh_seeded, app):
+    seeded = fresh_seeded
     at = app(seeded.url)
     assert metric(at, "Stories (1 h)") == "6" and metric(at, "Negative (1 h)") == "50%"
     assert metric(at, "Mean (1 h)").startswith("-")
