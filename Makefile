@@ -42,7 +42,7 @@ audit: setup
 	$(BIN)/python tools/audit.py $(if $(AUDIT_STRICT),--strict)
 
 test: setup browser audit
-	$(BIN)/python -m pytest -q --timeout=900
+	$(BIN)/python -m pytest -q --timeout=900 --durations=10
 
 # One `finsent score` worker at 70% of its measured capacity for 30 minutes: memory growth, lag, nothing lost
 # (exits non-zero when a criterion fails; `make test` runs a 2-minute variant in tests/faults/test_soak.py).
