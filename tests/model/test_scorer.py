@@ -187,3 +187,30 @@ def test_every_torch_computation_runs_on_the_one_torch_thread(scorer_default, mo
     worker.join()
     assert len(names) == 2 and {n.rsplit("_", 1)[0] for n in names} == {"finsent-torch"}
     assert str(scorer_default.net.encoder.embeddings.word_embeddings.weight.dtype) == "torch.float16"  # as shipped
+
+
+def test_model_batches_hold_at_most_batch_size_rows_and_a_token_budget():
+    """Long texts run in fewer rows per batch, so a batch's activations (and the heap they leave) stay bounded."""
+    from model.scorer import TOKENS_PER_ROW
+
+    widths = sorted([12] * 70 + [40] * 20 + [130] * 10 + [600])
+    spans = list(Scorer._spans(widths, 32))
+    assert [i for s, e in spans for i in range(s, e)] == list(range(len(widths)))  # every row once, in order
+    for s, e in spans:
+        assert 1 <= e - s <= 32
+        assert e - s == 1 or (e - s) * widths[e - 1] <= 32 * TOKENS_PER_ROW
+    assert spans[0] == (0, 32)  # short rows fill the batch
+    assert (spans[-1][1] - spans[-1][0], widths[-1]) == (1, 600)  # a row over the budget still runs, alone
+    assert max(e - s for s, e in spans if widths[e - 1] == 130) == 32 * TOKENS_PER_ROW // 130
+
+
+def test_token_budget_batches_score_like_fixed_batches(scorer_fp32, monkeypatch):
+    texts = ["Nokia shares fall after profit warning", "Operating profit rose to EUR 13.1 mn"] * 20
+    texts += ["Componenta said its order book at the end of the period was higher than a year earlier " * 3] * 6
+    budgeted = scorer_fp32.score(texts, batch_size=16)
+    monkeypatch.setattr("model.scorer.TOKENS_PER_ROW", 10**6)
+    fixed = scorer_fp32.score(texts, batch_size=16)
+    for a, b in zip(budgeted, fixed, strict=True):
+        assert (a.label, [x.word for x in a.attributions]) == (b.label, [x.word for x in b.attributions])
+        for k in a.probabilities:
+            assert a.probabilities[k] == pytest.approx(b.probabilities[k], abs=1e-4)
