@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,11 @@ FINSENT_SERVICES = {"migrate", "worker", "monitor", "feed", "dashboard"}
 
 
 def compose_client() -> tuple[list[str] | None, str]:
-    """A Compose v2 command line ([docker, compose] or [docker-compose]) or None, and why none."""
+    """A Compose v2 command line ([docker, compose], or docker-compose on PATH or in the venv, where `make compose`
+    puts it) or None, and why none."""
     tried = []
-    for command in (["docker", "compose"], ["docker-compose"]):
+    beside = Path(sys.executable).parent / "docker-compose"
+    for command in (["docker", "compose"], ["docker-compose"], [str(beside)]):
         if shutil.which(command[0]) is None:
             tried.append(f"no {command[0]} on PATH")
             continue
