@@ -142,6 +142,39 @@ def plot_dashboard(dashboard: dict) -> str:
 # ------------------------------------------------------------------------------------------------------ report
 
 
+def soak_section(results: Path) -> list[str]:
+    """The last `make soak` result: a 30-minute run, so not part of `make bench` (which must finish in 20)."""
+    path = results / "soak.json"
+    soak = load(results, "soak")
+    if not soak or "loss" not in soak:
+        return [
+            "No result here: `make soak` runs one worker on Kafka (tansu) + PostgreSQL at 70% of its measured "
+            "capacity for 30",
+            "minutes (memory growth under 10%, lag bounded, nothing lost) and writes `bench/results/soak.json`; "
+            "`make bench` leaves it out to stay under 20 minutes.",
+        ]
+    when = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    mem, lag, loss = soak["memory"], soak["lag"], soak["loss"]
+    return [
+        f"Last run, `bench/results/soak.json` written {when:%Y-%m-%d %H:%M} UTC (a separate 30-minute command, so "
+        "`make bench` stays under 20 minutes): "
+        f"**{'passed' if soak.get('ok') else 'FAILED'}**.",
+        "",
+        "| figure | measured | criterion | |",
+        "| --- | --- | --- | --- |",
+        f"| load | {fmt(soak.get('rate_per_s'))} items/s for {soak['minutes']:g} min "
+        f"({fmt(100 * soak['load'])}% of a measured {fmt(soak.get('capacity_per_s'))}/s) | | |",
+        f"| sent / stored / rejected / lost | {loss['sent']:,} / {loss['stored']:,} / {loss['rejected']:,} / "
+        f"{loss['lost']:,} | lost = 0, one score per article | {verdict(loss['ok'])} |",
+        f"| memory, median RSS after warm-up, first → last quarter | {fmt(mem['first_quarter_median_mb'])} → "
+        f"{fmt(mem['last_quarter_median_mb'])} MiB ({100 * mem['growth']:+.1f}%) | < {100 * mem['limit']:.0f}% | "
+        f"{verdict(mem['ok'])} |",
+        f"| lag, median first → last quarter (max) | {fmt(lag['first_quarter_median'])} → "
+        f"{fmt(lag['last_quarter_median'])} ({fmt(lag['max'])}), drained in {lag['drain_s']} s | bounded, drained | "
+        f"{verdict(lag['ok'])} |",
+    ]
+
+
 def report(results: Path) -> str:
     PLOTS.mkdir(parents=True, exist_ok=True)
     scoring, pipeline = load(results, "scoring"), load(results, "pipeline")
@@ -394,6 +427,7 @@ def report(results: Path) -> str:
             "is covered by the `gpu`-marked tests, which run on a machine with a CUDA device; `python bench/gpu.py` "
             "fills this section there.",
         ]
+    lines += ["", "## Soak (`make soak`)", "", *soak_section(results)]
     lines += [
         "",
         "## Reproduce",
@@ -405,6 +439,7 @@ def report(results: Path) -> str:
         "python bench/dashboard.py --json bench/results/dashboard.json",
         "python bench/gpu.py --json bench/results/gpu.json",
         "python bench/report.py",
+        "make soak             # 30 minutes; its result shows here at the next report",
         "```",
         "",
     ]

@@ -104,3 +104,21 @@ def test_report_writes_every_section_and_plot_from_the_results(tmp_path, monkeyp
     for png in ("model_throughput.png", "latency_vs_load.png", "dashboard_pages.png"):
         assert (tmp_path / "plots" / png).stat().st_size > 10_000
         assert f"bench/plots/{png}" in text
+    assert "No result here: `make soak` runs one worker" in text  # no soak.json: said so, not left blank
+
+    (results / "soak.json").write_text(json.dumps({
+        "minutes": 30, "load": 0.7, "capacity_per_s": 600.0, "rate_per_s": 420.0, "ok": False,
+        "memory": {"first_quarter_median_mb": 630.0, "last_quarter_median_mb": 650.0, "growth": 0.0317,
+                   "limit": 0.1, "ok": True},
+        "lag": {"max": 1340, "first_quarter_median": 168, "last_quarter_median": 1900, "drain_s": 1.9,
+                "ok": False},
+        "loss": {"sent": 756000, "stored": 755990, "rejected": 10, "lost": 0, "ok": True},
+    }))  # fmt: skip
+    text = report.report(results)
+    assert "(a separate 30-minute command, so `make bench` stays under 20 minutes): **FAILED**" in text
+    assert (
+        "| sent / stored / rejected / lost | 756,000 / 755,990 / 10 / 0 | lost = 0, one score per article | met |"
+        in text
+    )
+    assert "| 630 → 650 MiB (+3.2%) | < 10% | met |" in text
+    assert "| 168 → 1,900 (1,340), drained in 1.9 s | bounded, drained | **missed** |" in text
