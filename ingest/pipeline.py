@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from datasketch import MinHash
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
@@ -40,6 +41,7 @@ class Admitted:
     item: NormalizedItem
     tickers: list[LinkedTicker]
     external_id: str | None
+    signature: MinHash | None = None  # of the headline and lead, for near-duplicate detection (set by `prepare`)
 
     @property
     def text(self) -> str:
@@ -130,7 +132,8 @@ class Pipeline:
     # --------------------------------------------------------------------------------------------- admission
 
     def admit(self, session: Session, envelopes: Sequence[Envelope], now: datetime | None = None) -> Admission:
-        """Decode, normalise, drop exact duplicates (against the batch, the window and the database), link tickers."""
+        """Decode, normalise, drop exact duplicates (against the batch, the window and the database); `prepare` links
+        tickers."""
         now = now or datetime.now(UTC)
         self.sync(session)
         out = Admission()
@@ -208,9 +211,16 @@ class Pipeline:
             if ext:
                 seen_ext.add(ext)
             seen_title.add((item.source, item.title_key))
-            c.tickers = link(item.title, item.body, c.message.tickers)
             out.admitted.append(c)
         return out
+
+    def prepare(self, admitted: Sequence[Admitted]) -> None:
+        """Link tickers and compute the near-duplicate signatures of admitted items (once; `store_articles` calls it
+        for items that were not prepared). Reads nothing shared, so the worker runs it while the model scores."""
+        for a in admitted:
+            if a.signature is None:
+                a.tickers = link(a.item.title, a.item.body, a.message.tickers)
+                a.signature = self.dedup.signature(_lead(a.item))
 
     # ----------------------------------------------------------------------------------------------- storing
 
@@ -239,6 +249,7 @@ class Pipeline:
         """
         if not admitted:
             return []
+        self.prepare(admitted)
         now = now or datetime.now(UTC)
         rows = [
             {
@@ -271,8 +282,9 @@ class Pipeline:
         for a, row, article_id in zip(admitted, rows, ids, strict=True):
             item = a.item
             result = self.dedup.check(
-                article_id, _lead(item), item.published_at, item.source, item.url, title=item.title
-            )
+                article_id, _lead(item), item.published_at, item.source, item.url, title=item.title,
+                signature=a.signature,
+            )  # fmt: skip
             row |= {
                 "id": article_id,
                 "story_id": result.story_id,

@@ -29,7 +29,7 @@ import re
 import threading
 import warnings
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -443,11 +443,24 @@ class Scorer:
 
         `batch_size` is the model's batch (default `self.batch_size`: 32 on a CPU, 512 on a GPU).
         """
-        batch_size = batch_size or self.batch_size
+        if threading.current_thread().name.startswith(_TORCH_THREAD_NAME):
+            texts, cleaned, batch_size = self._validated(texts, batch_size)
+            return self._score(texts, cleaned, batch_size, top_k)
+        return self.submit(texts, batch_size, top_k).result()
+
+    def submit(
+        self, texts: list[str] | str, batch_size: int | None = None, top_k: int = 5
+    ) -> Future[list[ScoreResult]]:
+        """`score` without waiting: the texts are checked here (ScoreInputError raises at once) and scored on the
+        torch thread; the caller can do other work (a worker prepares the batch's storage) until `.result()`."""
+        texts, cleaned, batch_size = self._validated(texts, batch_size)
+        return _torch_executor().submit(self._score, texts, cleaned, batch_size, top_k)
+
+    def _validated(self, texts: list[str] | str, batch_size: int | None) -> tuple[list[str], list[str], int]:
         if isinstance(texts, str):
             texts = [texts]
         cleaned = [validate_text(t, i, self.max_chars) for i, t in enumerate(texts)]
-        return on_torch_thread(self._score, texts, cleaned, batch_size, top_k)
+        return texts, cleaned, batch_size or self.batch_size
 
     def _score(self, texts: list[str], cleaned: list[str], batch_size: int, top_k: int) -> list[ScoreResult]:
         all_ids, all_offsets = self._tokenize(cleaned)

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -218,13 +219,24 @@ class BatchProcessor:
         )
 
     def _score(self, admitted: list) -> tuple[list[ScoreResult], list, list[Rejection]]:
-        """Score the batch; if the scorer refuses an input, score one by one and reject only the refused ones."""
+        """Score the batch; if the scorer refuses an input, score one by one and reject only the refused ones.
+
+        While the model runs on the torch thread, this thread prepares the batch's storage (ticker links, dedup
+        signatures): Python work that would otherwise wait its turn (a tenth of a batch's time).
+        """
         if not admitted:
             return [], [], []
         try:
-            return self.scorer.score([a.text for a in admitted], top_k=self.top_k), admitted, []
+            future = self.scorer.submit([a.text for a in admitted], top_k=self.top_k)
         except ScoreInputError:
             pass
+        else:
+            try:
+                self.pipeline.prepare(admitted)
+            except BaseException:
+                wait([future])  # never leave the model running for a batch that is being abandoned
+                raise
+            return future.result(), admitted, []
         results, kept, refused = [], [], []
         for a in admitted:
             try:

@@ -6,6 +6,8 @@ Memory transport here (the Kafka side is in tests/model/test_worker_kafka.py); S
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -250,10 +252,13 @@ def test_an_input_the_scorer_refuses_is_rejected_alone(migrated_engine, scorer_d
     class Refusing:
         version = scorer_default.version
 
-        def score(self, texts, top_k=5):
+        def submit(self, texts, top_k=5):  # like Scorer.submit: inputs are checked before the model starts
             if any("REFUSE" in t for t in texts):
                 raise ScoreInputError("item 0: refused by the test scorer")
-            return scorer_default.score(texts, top_k=top_k)
+            return scorer_default.submit(texts, top_k=top_k)
+
+        def score(self, texts, top_k=5):
+            return self.submit(texts, top_k=top_k).result()
 
     processor = BatchProcessor(
         session_factory=make_session_factory(migrated_engine), scorer=Refusing(), pipeline=Pipeline()
@@ -320,10 +325,15 @@ class ExplodingScorer:
     def __init__(self, scorer, trigger: str) -> None:
         self.scorer, self.trigger = scorer, trigger
 
-    def score(self, texts, **kwargs):
+    def submit(self, texts, **kwargs) -> Future:  # the model fails while it runs: the error comes with the result
         if any(self.trigger in t for t in texts):
-            raise RuntimeError("kernel exploded on this input")
-        return self.scorer.score(texts, **kwargs)
+            failed = Future()
+            failed.set_exception(RuntimeError("kernel exploded on this input"))
+            return failed
+        return self.scorer.submit(texts, **kwargs)
+
+    def score(self, texts, **kwargs):
+        return self.submit(texts, **kwargs).result()
 
 
 def test_an_unexpected_failure_is_isolated_to_its_item_rejected_and_kept(migrated_engine, scorer_default):
@@ -373,3 +383,42 @@ def test_every_item_failing_the_same_way_stops_the_worker_instead_of_rejecting_t
     with pytest.raises(RuntimeError, match="11 items in a row failed with unexpected errors"):
         processor.process(envelopes(values), now=NOW)
     assert count(migrated_engine, Reject) == 10  # the first ten are kept for replay; then it stops
+
+
+def test_storage_is_prepared_while_the_model_scores_and_a_failure_there_is_isolated(
+    migrated_engine, scorer_default, monkeypatch
+):
+    """Ticker links and dedup signatures are computed on the worker's thread while the torch thread scores; an
+    unexpected error there waits for the model, then isolates and rejects only the item that caused it."""
+    import ingest.pipeline
+
+    threads = []
+    real_link = ingest.pipeline.link
+
+    def link(title, body, tickers):
+        threads.append(threading.current_thread().name)
+        if "TRIP" in title:
+            raise ValueError("linker tripped on this input")
+        return real_link(title, body, tickers)
+
+    monkeypatch.setattr(ingest.pipeline, "link", link)
+    processor = BatchProcessor(
+        session_factory=make_session_factory(migrated_engine), scorer=scorer_default, pipeline=Pipeline()
+    )
+    values = [msg("$AAPL Apple shares rise on upbeat outlook"), msg("TRIP wire for the linker"), msg("Nokia falls")]
+    report = processor.process(envelopes(values, prefix="news.raw:0"), now=NOW)
+    assert (report.received, report.stored, report.rejected) == (3, 2, 1)
+    assert "ValueError" in report.rejections[0].reason and "TRIP" in report.rejections[0].payload.decode()
+    assert set(threads) == {threading.current_thread().name}  # never on the torch thread
+    with make_session_factory(migrated_engine)() as s:
+        assert s.scalars(select(Mention.ticker)).all() == ["AAPL"]
+        assert s.scalar(select(func.count()).select_from(Score)) == 2
+
+
+def test_submit_checks_inputs_at_once_and_scores_like_score(scorer_default):
+    from model.scorer import ScoreInputError
+
+    with pytest.raises(ScoreInputError, match="item 1"):
+        scorer_default.submit(["fine", ""])
+    texts = ["Nokia shares fall after profit warning", "Apple sales rise"]
+    assert scorer_default.submit(texts).result() == scorer_default.score(texts)
