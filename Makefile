@@ -67,7 +67,7 @@ soak: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/soak.py --minutes 30 --json bench/results/soak.json
 
-# Every benchmark, then BENCHMARKS.md and bench/plots/ from their results (about 17 minutes on 2 cores).
+# Every benchmark, then BENCHMARKS.md and bench/plots/ from their results (12-22 minutes on 2 cores, by host).
 bench: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/scoring.py --json bench/results/scoring.json
