@@ -1,6 +1,6 @@
 """Dashboard page times with 1,000,000 articles in PostgreSQL (target: every page under 1.5 s).
 
-    python bench/dashboard.py [--articles 1000000] [--repeats 3] [--json FILE]
+    python bench/dashboard.py [--articles 1000000] [--repeats 3] [--json FILE] [--no-analyze]
 
 Seeds a throw-away PostgreSQL database with `bench/seed.py` (COPY), then renders every page with Streamlit's
 AppTest (the whole script run: queries, charts, widgets), with Streamlit's data cache cleared before every run
@@ -68,6 +68,9 @@ def main() -> None:
     parser.add_argument(
         "--postgres", default=os.environ.get("FINSENT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
     )
+    parser.add_argument(
+        "--no-analyze", action="store_true", help="skip ANALYZE after seeding: the planner without statistics"
+    )
     args = parser.parse_args()
     name = f"finsent_dash_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as conn:
@@ -75,7 +78,7 @@ def main() -> None:
     url = f"{args.postgres}/{name}"
     try:
         print(f"seeding {args.articles:,} articles into PostgreSQL", flush=True)
-        counts = seed(url, args.articles)
+        counts = seed(url, args.articles, analyze=not args.no_analyze)
         times = render_times(url, args.repeats)
     finally:
         with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as conn:

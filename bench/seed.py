@@ -38,7 +38,9 @@ def model_version() -> str:
     return (REPO / "model" / "weights" / "DEFAULT").read_text().strip()
 
 
-def seed(url: str, n: int, *, seed_value: int = 7, end: datetime | None = None, log=print) -> dict:
+def seed(
+    url: str, n: int, *, seed_value: int = 7, end: datetime | None = None, log=print, analyze: bool = True
+) -> dict:
     """Insert n articles (with mentions, scores and attributions) into the migrated PostgreSQL database at url."""
     import psycopg
 
@@ -109,7 +111,8 @@ def seed(url: str, n: int, *, seed_value: int = 7, end: datetime | None = None, 
                 log(f"  seeded {counts['articles']:,} articles ({time.perf_counter() - started:.0f} s)")
             for table in ("articles", "scores"):
                 cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
-            cur.execute("ANALYZE")
+            if analyze:  # without it the planner knows nothing of the rows (a server with autovacuum off)
+                cur.execute("ANALYZE")
         conn.commit()
     counts["seconds"] = time.perf_counter() - started
     return counts

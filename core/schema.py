@@ -94,7 +94,7 @@ class Article(Base):
         UniqueConstraint("source_id", "external_id"),
         Index("ix_articles_published_at", "published_at"),  # latest news (a b-tree serves DESC too)
         Index("ix_articles_ingested_at", "ingested_at"),
-        Index("ix_articles_story_id", "story_id"),
+        Index("ix_articles_story_id_published_at", "story_id", "published_at", "id"),  # a story in order
         # Exact dedup looks every batch's URLs up (hash on PostgreSQL: equality only, and no size limit per entry).
         Index("ix_articles_url", "url", postgresql_using="hash"),
     )
