@@ -266,3 +266,41 @@ def test_example_config_loads():
     assert {r.type for r in cfg.rules} == {
         "negative_burst", "sentiment_shift", "volume_spike", "watchlist", "source_silent",
     }  # fmt: skip
+
+
+def test_buckets_fold_every_key_of_a_period_with_the_per_key_rules(factory):
+    """Each bucket update_buckets stores equals `aggregate` over that key's own rows (stories counted once, the most
+    confident article speaking for its story), for the market and every ticker, an article's second ticker included."""
+    from core.schema import WindowBucket
+    from monitor.windows import MARKET, _rows, aggregate, update_buckets
+
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    for i, (ticker, label) in enumerate([("AAPL", "negative"), ("AAPL", "positive"), ("MSFT", "negative"),
+                                         ("NOK", "neutral"), ("MSFT", "positive"), ("AAPL", "negative")]):  # fmt: skip
+        add_story(factory, ticker=ticker, when=t0 + timedelta(minutes=7 * i), label=label, confidence=0.6 + i / 20)
+    late = add_story(factory, ticker="MSFT", when=t0 + timedelta(hours=2), label="negative")
+    with factory() as s, s.begin():  # a second ticker on one article, and a near-duplicate joining its story
+        s.add(Mention(article_id=late, ticker="AAPL", published_at=t0 + timedelta(hours=2), relevance=0.5,
+                      in_headline=False))  # fmt: skip
+    dup = add_story(factory, ticker="MSFT", when=t0 + timedelta(hours=2, minutes=3), label="positive", confidence=0.7)
+    with factory() as s, s.begin():
+        s.get(Article, dup).story_id = late
+    with factory() as s, s.begin():
+        assert update_buckets(s, windows=[3600, 86400], version=VERSION) == 4 + 3 + 4  # keys in 9h, 11h, the day
+    with factory() as s:
+        buckets = s.scalars(select(WindowBucket)).all()
+        assert {(b.key, b.window_s) for b in buckets} >= {(MARKET, 3600), ("NOK", 3600), ("AAPL", 86400)}
+        for b in buckets:
+            start = b.bucket_start.replace(tzinfo=UTC) if b.bucket_start.tzinfo is None else b.bucket_start
+            end = start + timedelta(seconds=b.window_s)
+            rows = _rows(s, key=b.key, start=start, end=end, version=VERSION)
+            want = aggregate(rows, key=b.key, window_s=b.window_s, start=start, end=end)
+            assert (b.items, b.stories, b.share_negative, b.share_positive) == (
+                want.items,
+                want.stories,
+                want.share_negative,
+                want.share_positive,
+            ), b.key
+            assert b.mean_score == pytest.approx(want.mean_score)
+        by_key = {(b.key, b.window_s, b.bucket_start.hour): b for b in buckets}
+        assert (by_key[("MSFT", 3600, 11)].items, by_key[("MSFT", 3600, 11)].stories) == (2, 1)  # one story
