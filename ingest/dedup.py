@@ -91,10 +91,7 @@ class Deduplicator:
         return len(self._entries)
 
     def signature(self, text: str) -> MinHash:
-        """The MinHash `check` compares `text` by (computed ahead by callers that have time to spare)."""
-        return self._minhash(text)
-
-    def _minhash(self, text: str) -> MinHash:
+        """The MinHash `check` compares `text` by (callers with time to spare compute it ahead and pass it in)."""
         # xxh32 as the shingle hash: 10x faster than datasketch's default sha1 (0.04 vs 0.43 us a shingle) and as
         # uniform for MinHash; signatures are memory only, rebuilt from stored text, so nothing depends on the old.
         mh = MinHash(
@@ -162,7 +159,7 @@ class Deduplicator:
         elif exact_key and exact_key in self._by_key:
             duplicate_of = self._by_key[exact_key]
 
-        mh = signature if signature is not None else self._minhash(text)
+        mh = signature if signature is not None else self.signature(text)
         # Candidates from LSH are confirmed with the estimated Jaccard, so the threshold means what it says.
         similar = [c for c in self._lsh.query(mh) if self._hashes[c].jaccard(mh) >= self.threshold]
         if duplicate_of is not None and duplicate_of not in similar:

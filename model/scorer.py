@@ -443,10 +443,8 @@ class Scorer:
 
         `batch_size` is the model's batch (default `self.batch_size`: 32 on a CPU, 512 on a GPU).
         """
-        if threading.current_thread().name.startswith(_TORCH_THREAD_NAME):
-            texts, cleaned, batch_size = self._validated(texts, batch_size)
-            return self._score(texts, cleaned, batch_size, top_k)
-        return self.submit(texts, batch_size, top_k).result()
+        texts, cleaned, batch_size = self._validated(texts, batch_size)
+        return on_torch_thread(self._score, texts, cleaned, batch_size, top_k)
 
     def submit(
         self, texts: list[str] | str, batch_size: int | None = None, top_k: int = 5
