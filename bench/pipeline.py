@@ -10,7 +10,9 @@ worker scaling, backfill rows/s and a scoring worker's peak memory.
 4. backfill: `--backfill-rows` rows of ../shared/data/news_stream into SQLite (`finsent backfill`'s code path);
 5. peak RSS (VmHWM) of the `finsent score` process after all its runs.
 
-Load: saturation first (a burst of items published at once: throughput, median of `--repeats`), then steady
+Load: saturation first (a burst of items published at once: throughput, median of `--saturation-repeats`; in the
+embedded case each burst is paired with a model-only run just before it, and the ratio is the median of the pairs'),
+then steady
 offered loads at fractions of it for `--seconds` each (latency p50/p99 from the score rows' `latency_ms`, the
 time from the broker's record timestamp to the commit; median of `--repeats`). Every ratio is of figures
 measured in this run.
@@ -154,14 +156,26 @@ def offer(
 
 def median_of(runs: list[dict]) -> dict:
     out = {"runs": runs}
-    for key in ("items_per_s", "p50_ms", "p99_ms", "mean_batch"):
+    for key in ("items_per_s", "p50_ms", "p99_ms", "mean_batch", "model_only_per_s", "vs_model_only"):
         values = [r[key] for r in runs if r.get(key) is not None]
         out[key] = statistics.median(values) if values else None
     return out
 
 
-def sweep(label: str, publish: Callable, msgs: Messages, args, batch_stats: Callable[[], tuple[int, int]]) -> dict:
-    """Saturation (bursts), then offered loads at fractions of it; medians of `args.repeats` runs."""
+def sweep(
+    label: str,
+    publish: Callable,
+    msgs: Messages,
+    args,
+    batch_stats: Callable[[], tuple[int, int]],
+    ceiling: Callable[[int], float] | None = None,
+) -> dict:
+    """Saturation (bursts), then offered loads at fractions of it; medians of `args.repeats` runs.
+
+    With `ceiling` (model-only headlines/s on n new headlines), each burst is paired with a model-only run of the
+    same size just before it, and `vs_model_only` is the median of the pairs' ratios: this host's speed drifts by
+    tens of percent from minute to minute, and a ratio of figures taken minutes apart would measure the drift.
+    """
 
     def run(values, rate):
         before = batch_stats()
@@ -171,7 +185,14 @@ def sweep(label: str, publish: Callable, msgs: Messages, args, batch_stats: Call
             result["mean_batch"] = (after[0] - before[0]) / (after[1] - before[1])
         return result
 
-    saturation = median_of([run(msgs.take(args.burst), None) for _ in range(args.repeats)])
+    def burst():
+        model = ceiling(args.burst) if ceiling else None
+        result = run(msgs.take(args.burst), None)
+        if model:
+            result |= {"model_only_per_s": model, "vs_model_only": result["items_per_s"] / model}
+        return result
+
+    saturation = median_of([burst() for _ in range(args.saturation_repeats)])
     print(
         f"{label:<22} saturation {saturation['items_per_s']:8.0f} items/s   p50 {saturation['p50_ms']:7.0f} ms"
         f"   p99 {saturation['p99_ms']:7.0f} ms   batch {saturation.get('mean_batch') or 0:5.1f}",
@@ -230,6 +251,7 @@ def embedded(scorer: Scorer, msgs: Messages, args, tmp: Path) -> dict:
             msgs,
             args,
             lambda: (worker.stats.received, worker.stats.batches),
+            ceiling=lambda n: model_only(scorer, msgs, args.max_batch, 1, n=n),
         )
         busy = sum(worker.stats.seconds.values())
         result["stage_share"] = {stage: t / busy for stage, t in worker.stats.seconds.items()}
@@ -429,6 +451,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0, help="length of one offered-load run")
     parser.add_argument("--burst", type=int, default=1500, help="items in one saturation run")
+    parser.add_argument("--saturation-repeats", type=int, default=5, help="saturation runs (embedded: each paired)")
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--max-delay", type=float, default=0.02)
     parser.add_argument("--backfill-rows", type=int, default=100_000)
@@ -449,9 +472,13 @@ def main() -> None:
     print(f"model only ({scorer.precision}, batches of {args.max_batch}): {results['model_only_per_s']:.0f}/s")
     with tempfile.TemporaryDirectory() as tmp:
         results["embedded"] = embedded(scorer, msgs, args, Path(tmp))
-        sat = results["embedded"]["saturation"]["items_per_s"]
-        results["embedded_vs_model_only"] = sat / results["model_only_per_s"]
-        print(f"embedded end-to-end / model-only: {results['embedded_vs_model_only']:.2f}", flush=True)
+        sat = results["embedded"]["saturation"]
+        results["embedded_vs_model_only"] = sat["vs_model_only"]
+        print(
+            f"embedded end-to-end / model-only: {sat['vs_model_only']:.2f} (median of {len(sat['runs'])} bursts, each "
+            f"against a model-only run just before it: median {sat['model_only_per_s']:.0f}/s)",
+            flush=True,
+        )
         if not args.skip_kafka:
             results["kafka_postgres"] = kafka_postgres(msgs, args, Path(tmp))
         if args.backfill_rows:
