@@ -17,7 +17,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Float, String, and_, delete, literal, select
+from sqlalchemy import Float, String, and_, literal, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.schema import Article, Mention, MonitorState, Score, WindowBucket
@@ -166,47 +167,181 @@ def update_buckets(session: Session, *, windows: list[int], version: str | None 
         ).all()
         if not new:
             return recomputed
-        ids = [r[0] for r in new]
-        tickers: dict[int, set[str]] = defaultdict(set)
-        for article_id, ticker in session.execute(
-            select(Mention.article_id, Mention.ticker).where(Mention.article_id.in_(ids))
-        ):
-            tickers[article_id].add(ticker)
-        touched: set[tuple[str, int, datetime]] = set()
-        for article_id, published_at in new:
-            for w in windows:
-                start = bucket_start(published_at, w)
-                for key in (MARKET, *tickers[article_id]):
-                    touched.add((key, w, start))
-        for key, w, start in sorted(touched):
-            _store_bucket(session, key=key, window_s=w, start=start, version=version)
+        touched = _touched_buckets(session, new, windows=windows)
+        _store_buckets(session, touched, version=version)
         recomputed += len(touched)
-        state.value = ids[-1]
+        state.value = new[-1][0]
         session.flush()
 
 
-def _store_bucket(session: Session, *, key: str, window_s: int, start: datetime, version: str) -> None:
-    end = start + timedelta(seconds=window_s)
-    stats = aggregate(_rows(session, key=key, start=start, end=end, version=version), key=key, window_s=window_s,
-                      start=start, end=end)  # fmt: skip
-    session.execute(
-        delete(WindowBucket).where(
-            WindowBucket.key == key, WindowBucket.window_s == window_s, WindowBucket.bucket_start == start
-        )
+def _touched_buckets(session: Session, new, *, windows: list[int]) -> set[tuple[str, int, datetime]]:
+    """(key, window_s, bucket_start) of every bucket the (article id, published_at) rows in `new` fall in."""
+    tickers: dict[int, set[str]] = defaultdict(set)
+    for article_id, ticker in session.execute(
+        select(Mention.article_id, Mention.ticker).where(Mention.article_id.in_([r[0] for r in new]))
+    ):
+        tickers[article_id].add(ticker)
+    touched: set[tuple[str, int, datetime]] = set()
+    for article_id, published_at in new:
+        for w in windows:
+            start = bucket_start(published_at, w)
+            for key in (MARKET, *tickers[article_id]):
+                touched.add((key, w, start))
+    return touched
+
+
+# Reading: one SELECT ORs at most _CLAUSES_PER_QUERY (time range, tickers IN (...)) clauses, naming at most
+# _KEYS_PER_QUERY tickers in all; the market is read one contiguous time range (of at most _CLAUSES_PER_QUERY merged
+# spans) at a time.
+_CLAUSES_PER_QUERY = 64
+_KEYS_PER_QUERY = 500
+
+
+def _store_buckets(session: Session, touched: set[tuple[str, int, datetime]], *, version: str) -> None:
+    """Recompute the `touched` (key, window_s, bucket_start) buckets from the stored rows and store them.
+
+    Each bucket gets exactly the rows `_rows(key, start, end)` would give it (ticker rows by the mention's
+    published_at, market rows by the article's) and `aggregate` makes its numbers, so it comes out as if recomputed
+    on its own, but with a few set-based statements instead of a SELECT, DELETE and INSERT per bucket. Per key, the
+    touched buckets are merged where they overlap into spans: with windows that divide each other (15m, 1h, 1d) a
+    span is a touched bucket of the largest window; windows that do not nest give wider spans. Every bucket lies in
+    exactly one span of its key, so reading each span once reads every row once. Tickers with the same span are read
+    together, `ticker IN (...)` and the span's range (what ix_mentions_ticker_published_at serves), many spans ORed
+    into one SELECT; the market's spans are read as contiguous ranges of ix_articles_published_at. A bucket is
+    aggregated as soon as the query that read its span is done, so only that query's rows are held.
+    """
+    if not touched:
+        return
+    # A bucket is (key, window, start in epoch seconds): the float `bucket_start` computes, so rows map exactly.
+    rows_of: dict[tuple[str, int, float], list] = {}
+    windows_of: dict[str, set[int]] = defaultdict(set)
+    buckets_of: dict[str, list[tuple[float, float, tuple[str, int, float]]]] = defaultdict(list)
+    for key, w, start in touched:
+        bucket = (key, w, start.timestamp())
+        rows_of[bucket] = []
+        windows_of[key].add(w)
+        buckets_of[key].append((bucket[2], bucket[2] + w, bucket))
+    tickers_of_span: dict[tuple[float, float], list[tuple[str, list]]] = defaultdict(list)
+    market_spans: list[tuple[float, float, list]] = []
+    for key, buckets in buckets_of.items():
+        for lo, hi, members in _spans(buckets):
+            if key == MARKET:
+                market_spans.append((lo, hi, members))
+            else:
+                tickers_of_span[(lo, hi)].append((key, members))
+    clauses = []  # (lo, hi, tickers, their buckets), at most _KEYS_PER_QUERY tickers each
+    for (lo, hi), entries in sorted(tickers_of_span.items()):
+        entries.sort()
+        for i in range(0, len(entries), _KEYS_PER_QUERY):
+            chunk = entries[i : i + _KEYS_PER_QUERY]
+            clauses.append((lo, hi, [k for k, _ in chunk], [b for _, members in chunk for b in members]))
+
+    now = datetime.now(UTC)
+    values: list[dict] = []
+
+    def fold(result, market: bool, buckets) -> None:
+        """File each row under its buckets, then aggregate the buckets (all their rows came in this result)."""
+        for row in result:
+            key = MARKET if market else row[2]
+            ts = row[7].timestamp()
+            for w in windows_of[key]:
+                rows = rows_of.get((key, w, ts - ts % w))
+                if rows is not None:
+                    rows.append(row)
+        for bucket in buckets:
+            key, w, s = bucket
+            start = _at(s)
+            stats = aggregate(rows_of.pop(bucket), key=key, window_s=w, start=start, end=_at(s + w))
+            values.append(
+                {"key": key, "window_s": w, "bucket_start": start, "items": stats.items, "stories": stats.stories,
+                 "mean_score": stats.mean_score, "share_negative": stats.share_negative,
+                 "share_positive": stats.share_positive, "updated_at": now}
+            )  # fmt: skip
+
+    # The `_rows` columns plus the time that places a row in its buckets; ordered, so that a bucket's stories are
+    # summed in the same order whatever plan the database picks.
+    scored = and_(Score.article_id == Article.id, Score.model_version == version)
+    for group in _groups(clauses, lambda c: len(c[2]), _CLAUSES_PER_QUERY, _KEYS_PER_QUERY):
+        spans = [and_(Mention.ticker.in_(ks), Mention.published_at >= _at(lo), Mention.published_at < _at(hi))
+                 for lo, hi, ks, _ in group]  # fmt: skip
+        query = (
+            select(Article.id, Article.story_id, Mention.ticker, Mention.relevance, Score.score, Score.confidence,
+                   Score.label, Mention.published_at)
+            .join(Mention, Mention.article_id == Article.id)
+            .join(Score, scored)
+            .where(or_(*spans))
+            .order_by(Mention.published_at, Article.id)
+        )  # fmt: skip
+        fold(session.execute(query), False, [b for *_, members in group for b in members])
+    for run in _runs(market_spans):
+        query = (
+            select(Article.id, Article.story_id, literal(None, String).label("ticker"),
+                   literal(1.0, Float).label("relevance"), Score.score, Score.confidence, Score.label,
+                   Article.published_at)
+            .join(Score, scored)
+            .where(Article.published_at >= _at(run[0][0]), Article.published_at < _at(run[-1][1]))
+            .order_by(Article.published_at, Article.id)
+        )  # fmt: skip
+        fold(session.execute(query), True, [b for *_, members in run for b in members])
+
+    # One upsert per bucket, sent as one executemany (psycopg pipelines it, sqlite3 loops in C): the conflict target
+    # is the unique (key, window_s, bucket_start) index, looked up per row whatever the planner thinks of the table.
+    # A DELETE of the recomputed buckets first went by its plan, and while window_buckets grows from empty within the
+    # one transaction of a first fold, stale statistics made PostgreSQL filter whole (key, window) prefixes instead.
+    table = WindowBucket.__table__
+    upsert = (postgresql.insert if session.connection().dialect.name == "postgresql" else sqlite.insert)(table)
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[table.c.key, table.c.window_s, table.c.bucket_start],
+        set_={c: upsert.excluded[c] for c in _STATS},
     )
-    session.add(
-        WindowBucket(
-            key=key,
-            window_s=window_s,
-            bucket_start=start,
-            items=stats.items,
-            stories=stats.stories,
-            mean_score=stats.mean_score,
-            share_negative=stats.share_negative,
-            share_positive=stats.share_positive,
-            updated_at=datetime.now(UTC),
-        )
-    )
+    session.execute(upsert, values)
+
+
+_STATS = ("items", "stories", "mean_score", "share_negative", "share_positive", "updated_at")
+
+
+def _at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _spans(intervals) -> list[tuple[float, float, list]]:
+    """(lo, hi, item) intervals [lo, hi) merged where they overlap: (lo, hi, items) per merged span, in time order."""
+    out: list[tuple[float, float, list]] = []
+    for lo, hi, item in sorted(intervals):
+        if out and lo < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi), out[-1][2])
+            out[-1][2].append(item)
+        else:
+            out.append((lo, hi, [item]))
+    return out
+
+
+def _runs(spans):
+    """The spans (in time order) in runs of at most _CLAUSES_PER_QUERY, each run contiguous (one span's end is the
+    next one's start), so that a run is read with one range."""
+    run: list = []
+    for span in spans:
+        if run and (span[0] != run[-1][1] or len(run) >= _CLAUSES_PER_QUERY):
+            yield run
+            run = []
+        run.append(span)
+    if run:
+        yield run
+
+
+def _groups(items, weight, max_items: int, max_weight: int):
+    """Consecutive runs of at most max_items items that weigh at most max_weight in all (or one heavier item)."""
+    group: list = []
+    total = 0
+    for item in items:
+        w = weight(item)
+        if group and (len(group) >= max_items or total + w > max_weight):
+            yield group
+            group, total = [], 0
+        group.append(item)
+        total += w
+    if group:
+        yield group
 
 
 def baseline(session: Session, *, key: str, window_s: int, now: datetime, days: float = 30) -> Baseline:

@@ -1,0 +1,157 @@
+"""update_buckets reads and writes buckets set-based; every stored bucket must still equal `aggregate` over that key's
+own rows, for many keys over many periods, with ids out of time order and window lengths that do not nest."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from core.db import make_session_factory
+from core.schema import Article, Mention, Score, Source, WindowBucket
+from monitor.windows import MARKET, _rows, aggregate, bucket_start, update_buckets
+
+VERSION = "test-model"
+T0 = datetime(2026, 3, 2, tzinfo=UTC)
+TICKERS = ["AAPL", "MSFT", "NOK", "TSLA", "KO", "GE", "A", "XOM", "JPM", "NVDA", "AMZN", "T001"]
+# 50 min and 7 h divide neither 1 h nor 1 d, so their buckets straddle the larger windows' boundaries.
+WINDOWS = [900, 3000, 3600, 25200, 86400]
+
+
+@pytest.fixture
+def factory(migrated_engine):
+    return make_session_factory(migrated_engine)
+
+
+def random_times(rng: random.Random, n: int, days: int) -> list[datetime]:
+    """Times over `days` days, a few exactly on or a microsecond before bucket boundaries of every window."""
+    edges = [T0 + timedelta(seconds=w * k) for w in WINDOWS for k in (1, 5)]
+    out = [e - timedelta(microseconds=d) for e in edges for d in (0, 1)]
+    out += [T0 + timedelta(seconds=rng.uniform(0, days * 86400)) for _ in range(n - len(out))]
+    rng.shuffle(out)  # ids out of time order, as after a backfill
+    return out
+
+
+def store_articles(factory, rng: random.Random, times: list[datetime], tag: str) -> None:
+    """Scored articles at `times`: 0-2 tickers, some near-duplicates of earlier stories (often in another bucket),
+    some unscored or scored by another model version only."""
+    with factory() as s, s.begin():
+        src = s.scalar(select(Source).where(Source.name == "wire")) or Source(name="wire", kind="stream")
+        s.add(src)
+        s.flush()
+        earlier = list(s.scalars(select(Article.id)))
+        for n, when in enumerate(times):
+            article = Article(source_id=src.id, title=f"{tag} {n}", published_at=when, ingested_at=when,
+                              content_hash=f"{tag}-{n}")  # fmt: skip
+            s.add(article)
+            s.flush()
+            article.story_id = rng.choice(earlier) if earlier and rng.random() < 0.2 else article.id
+            earlier.append(article.id)
+            for ticker in rng.sample(TICKERS, rng.choice([0, 1, 1, 1, 2])):
+                s.add(Mention(article_id=article.id, ticker=ticker, published_at=when,
+                              relevance=round(rng.uniform(0.3, 1.0), 3)))  # fmt: skip
+            fate = rng.random()
+            if fate < 0.08:
+                continue  # not scored yet: its buckets are recomputed all the same, without it
+            p = [rng.random() for _ in range(3)]
+            p = [x / sum(p) for x in p]
+            label = ("negative", "neutral", "positive")[p.index(max(p))]
+            s.add(Score(article_id=article.id, model_version="old-model" if fate < 0.12 else VERSION, label=label,
+                        p_negative=p[0], p_neutral=p[1], p_positive=p[2], score=p[2] - p[0],
+                        confidence=round(max(p), 2), scored_at=when))  # fmt: skip
+
+
+def touched_per_batch(factory, *, after: int, batch: int) -> list[set]:
+    """The buckets update_buckets must recompute: per batch of `batch` ids past `after`, the (key, window, start) of
+    each of its articles' keys (the market and every ticker) and windows."""
+    with factory() as s:
+        arts = s.execute(select(Article.id, Article.published_at).where(Article.id > after).order_by(Article.id)).all()
+        tickers = defaultdict(set)
+        for article_id, ticker in s.execute(select(Mention.article_id, Mention.ticker)):
+            tickers[article_id].add(ticker)
+    return [
+        {(key, w, bucket_start(when, w)) for aid, when in arts[i : i + batch] for w in WINDOWS
+         for key in (MARKET, *tickers[aid])}
+        for i in range(0, len(arts), batch)
+    ]  # fmt: skip
+
+
+def assert_every_bucket_is_its_own_aggregate(factory) -> int:
+    with factory() as s:
+        want_keys = set()
+        for aid, when in s.execute(select(Article.id, Article.published_at)):
+            keys = {MARKET, *s.scalars(select(Mention.ticker).where(Mention.article_id == aid))}
+            want_keys |= {(k, w, bucket_start(when, w)) for k in keys for w in WINDOWS}
+        buckets = s.scalars(select(WindowBucket)).all()
+        got = {}
+        for b in buckets:
+            start = b.bucket_start if b.bucket_start.tzinfo else b.bucket_start.replace(tzinfo=UTC)
+            got[(b.key, b.window_s, start)] = b
+        assert len(got) == len(buckets)
+        assert set(got) == want_keys  # every touched bucket stored, nothing else, nothing lost to a later fold
+        for (key, w, start), b in got.items():
+            end = start + timedelta(seconds=w)
+            want = aggregate(_rows(s, key=key, start=start, end=end, version=VERSION), key=key, window_s=w,
+                             start=start, end=end)  # fmt: skip
+            where = (key, w, start.isoformat())
+            assert (b.items, b.stories, b.share_negative, b.share_positive) == (
+                want.items, want.stories, want.share_negative, want.share_positive,
+            ), where  # fmt: skip
+            if want.mean_score is None:
+                assert b.mean_score is None, where
+            else:
+                assert b.mean_score == pytest.approx(want.mean_score, rel=1e-12, abs=1e-12), where
+        return len(got)
+
+
+def test_many_keys_many_periods_out_of_order_with_windows_that_do_not_nest(factory):
+    rng = random.Random(11)
+    store_articles(factory, rng, random_times(rng, 160, days=4), "first")
+    batches = touched_per_batch(factory, after=0, batch=23)
+    assert len(batches) > 5
+    with factory() as s, s.begin():
+        assert update_buckets(s, windows=WINDOWS, version=VERSION, batch=23) == sum(map(len, batches))
+    n = assert_every_bucket_is_its_own_aggregate(factory)
+    assert n > 800  # many keys x periods x windows
+
+    # A backfill into the same days and beyond, stored later with higher ids: the buckets it touches are recomputed
+    # (stories joining earlier ones included), the others are kept as they were.
+    with factory() as s:
+        last = s.scalar(select(func.max(Article.id)))
+        before = {(b.key, b.window_s, b.bucket_start): b.updated_at for b in s.scalars(select(WindowBucket))}
+    store_articles(factory, rng, random_times(rng, 60, days=6), "backfill")
+    (touched,) = touched_per_batch(factory, after=last, batch=5000)
+    with factory() as s, s.begin():
+        assert update_buckets(s, windows=WINDOWS, version=VERSION) == len(touched)
+    assert assert_every_bucket_is_its_own_aggregate(factory) > n
+    with factory() as s:
+        after = {(b.key, b.window_s, b.bucket_start): b.updated_at for b in s.scalars(select(WindowBucket))}
+    untouched = {k for k in before if (k[0], k[1], k[2].replace(tzinfo=UTC)) not in touched}
+    assert untouched and all(after[k] == before[k] for k in untouched)
+
+    with factory() as s, s.begin():
+        assert update_buckets(s, windows=WINDOWS, version=VERSION) == 0  # nothing new
+
+
+def test_one_article_touches_one_bucket_per_key_and_window(factory):
+    """Live traffic: a single new article recomputes its market and ticker buckets only."""
+    rng = random.Random(3)
+    store_articles(factory, rng, [T0 + timedelta(hours=5, minutes=m) for m in (1, 17, 44)], "live")
+    with factory() as s, s.begin():
+        update_buckets(s, windows=WINDOWS, version=VERSION)
+    with factory() as s, s.begin():
+        src = s.scalar(select(Source))
+        a = Article(source_id=src.id, title="one more", published_at=T0 + timedelta(hours=5, minutes=50),
+                    content_hash="one-more")  # fmt: skip
+        s.add(a)
+        s.flush()
+        a.story_id = a.id
+        s.add_all([Mention(article_id=a.id, ticker="ZZZ", published_at=a.published_at),
+                   Score(article_id=a.id, model_version=VERSION, label="negative", p_negative=0.9, p_neutral=0.05,
+                         p_positive=0.05, score=-0.85, confidence=0.9, scored_at=a.published_at)])  # fmt: skip
+    with factory() as s, s.begin():
+        assert update_buckets(s, windows=WINDOWS, version=VERSION) == 2 * len(WINDOWS)
+    assert_every_bucket_is_its_own_aggregate(factory)
