@@ -135,8 +135,7 @@ class BatchProcessor:
         self.scorer = scorer
         self.pipeline = pipeline  # ingest.pipeline.Pipeline, handed down by cli.py
         self.top_k = top_k
-        self._trimmed_at = time.monotonic()
-        self._untrimmed = False  # a batch ran since the last trim
+        self._trimmed_at = 0.0
         self._failed_in_a_row = 0  # items rejected as `internal` since the last batch that went through
 
     def process(self, envelopes: Sequence[Envelope], now: datetime | None = None, retries: int = 2) -> BatchReport:
@@ -168,28 +167,13 @@ class BatchProcessor:
                 report.merge(self.process([env], now, retries))
             return report
 
-    # Seconds between trims while batches keep coming (see `_release_memory`).
-    TRIM_EVERY_S = 10.0
-
-    def _release_memory(self) -> None:
+    def _release_memory(self, every_s: float = 1.0) -> None:
         # A batch's transient allocations (rows, tensors, query results) stay in glibc's heap after they are freed;
-        # without a trim a long-running worker's RSS creeps up by ~80 MB before it levels off. A trim is not free:
-        # ~6 ms, and every page it hands back faults in again (~2 us each) when the next batches reuse it. Trimming
-        # every second cost ~30 page faults per item under load (52 vs 24 an item measured), so under load it runs
-        # every TRIM_EVERY_S, and a worker that falls idle trims at once (`release_memory_when_idle`).
-        self._untrimmed = True
-        if time.monotonic() - self._trimmed_at >= self.TRIM_EVERY_S:
-            self._trim()
-
-    def release_memory_when_idle(self) -> None:
-        """Trim after the last batch of a busy spell (the worker calls this when a poll brings nothing)."""
-        if self._untrimmed:
-            self._trim()
-
-    def _trim(self) -> None:
-        release_freed_memory()
-        self._trimmed_at = time.monotonic()
-        self._untrimmed = False
+        # without a trim a long-running worker's RSS creeps up by ~80 MB before it levels off. A trim costs ~6 ms,
+        # so at most one a second.
+        if time.monotonic() - self._trimmed_at >= every_s:
+            release_freed_memory()
+            self._trimmed_at = time.monotonic()
 
     def _process_with_retries(self, envelopes: Sequence[Envelope], now: datetime | None, retries: int) -> BatchReport:
         for attempt in range(retries + 1):
@@ -410,7 +394,6 @@ class ScoringWorker:
             self._subscribed = True
         records = self._fill()
         if not records:
-            self.processor.release_memory_when_idle()
             return None
         report = self.processor.process([envelope_of(r) for r in records])
         for r in report.rejections:

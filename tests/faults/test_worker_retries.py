@@ -23,9 +23,6 @@ class FlakyProcessor:
         self.stored += [e.value for e in envelopes]
         return BatchReport(received=len(envelopes), stored=len(envelopes))
 
-    def release_memory_when_idle(self) -> None:
-        pass  # nothing held
-
 
 LOST = [
     OperationalError("INSERT ...", {}, Exception("terminating connection due to administrator command")),

@@ -422,24 +422,3 @@ def test_submit_checks_inputs_at_once_and_scores_like_score(scorer_default):
         scorer_default.submit(["fine", ""])
     texts = ["Nokia shares fall after profit warning", "Apple sales rise"]
     assert scorer_default.submit(texts).result() == scorer_default.score(texts)
-
-
-def test_memory_is_trimmed_when_the_worker_falls_idle_not_after_every_batch(processor, monkeypatch):
-    # A trim hands freed pages to the OS and every one of them faults in again on the next batch, so under load the
-    # worker trims at most every TRIM_EVERY_S; the first empty poll after a busy spell trims at once.
-    trims = []
-    monkeypatch.setattr("model.worker.release_freed_memory", lambda: trims.append(1))
-    broker = MemoryBroker()
-    producer = MemoryTransport(broker)
-    for i in range(12):
-        producer.publish("news.raw", f"k{i}".encode(), msg(f"Trim check headline {i} on quarterly results"))
-    worker = ScoringWorker(transport=MemoryTransport(broker), processor=processor, max_batch=4, max_delay_s=0.01)
-    worker.poll_timeout_s = 0.05
-    reports = [worker.step() for _ in range(3)]
-    assert [r.stored for r in reports] == [4, 4, 4]
-    assert trims == []  # three batches within TRIM_EVERY_S of the worker's start
-    assert worker.step() is None and trims == [1]  # idle: the busy spell's garbage goes back at once
-    assert worker.step() is None and trims == [1]  # and only once per spell
-    processor._trimmed_at -= BatchProcessor.TRIM_EVERY_S  # a long busy spell: the next batch trims
-    producer.publish("news.raw", b"k-late", msg("Trim check headline after a long spell of work"))
-    assert worker.step().stored == 1 and trims == [1, 1]
