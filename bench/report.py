@@ -211,9 +211,9 @@ def report(results: Path) -> str:
         row = scoring["batch_sizes"]["32"]
         best = row["best_path"]
         lines += [
-            f"| ours ({best}) / FinBERT-size fp32, CPU, batch 32 | {row['ratio_fp32']:.1f}x | "
+            f"| ours ({best}) / FinBERT-size fp32, CPU, batch 32 | {row['ratio_fp32']:.2f}x | "
             f"≥ {TARGETS['ratio_fp32']:.0f}x | {verdict(row['ratio_fp32'] >= TARGETS['ratio_fp32'])} |",
-            f"| ours / FinBERT-size, same optimisation ({best}), batch 32 | {row['ratio_same_opt']:.1f}x | "
+            f"| ours / FinBERT-size, same optimisation ({best}), batch 32 | {row['ratio_same_opt']:.2f}x | "
             f"≥ {TARGETS['ratio_same_opt']:.0f}x | {verdict(row['ratio_same_opt'] >= TARGETS['ratio_same_opt'])} |",
         ]
     if pipeline:
@@ -291,7 +291,7 @@ def report(results: Path) -> str:
         lines += ["", "| batch | fastest qualifying path | ours / FinBERT-size fp32 | ours / FinBERT-size, same path |",
                   "| --- | --- | --- | --- |"]  # fmt: skip
         for b, row in scoring["batch_sizes"].items():
-            lines.append(f"| {b} | {row['best_path']} | {row['ratio_fp32']:.1f}x | {row['ratio_same_opt']:.1f}x |")
+            lines.append(f"| {b} | {row['best_path']} | {row['ratio_fp32']:.2f}x | {row['ratio_same_opt']:.2f}x |")
         lines += ["", f"![model throughput]({plot_model(scoring)})"]
 
     if pipeline:
