@@ -71,30 +71,29 @@ def current_version(session: Session) -> str | None:
     return session.scalar(select(Score.model_version).order_by(Score.scored_at.desc(), Score.id.desc()).limit(1))
 
 
+def _select(version: str, *, market: bool):
+    """(article id, story id, ticker, relevance, score, confidence, label, placed at) of scored articles: the
+    market's rows (no ticker, relevance 1) placed in time by the article, a ticker's by its mention."""
+    scored = and_(Score.article_id == Article.id, Score.model_version == version)
+    if market:
+        return select(
+            Article.id, Article.story_id, literal(None, String).label("ticker"), literal(1.0, Float).label("relevance"),
+            Score.score, Score.confidence, Score.label, Article.published_at,
+        ).join(Score, scored)  # fmt: skip
+    return (
+        select(Article.id, Article.story_id, Mention.ticker, Mention.relevance, Score.score, Score.confidence,
+               Score.label, Mention.published_at)
+        .join(Mention, Mention.article_id == Article.id)
+        .join(Score, scored)
+    )  # fmt: skip
+
+
 def _rows(session: Session, *, key: str | None, start: datetime, end: datetime, version: str):
-    """(article id, story id, ticker, relevance, score, confidence, label) for articles in [start, end)."""
+    """`_select`'s rows for articles in [start, end): the market's, one ticker's, or every ticker's (key None)."""
     if key == MARKET:
-        query = (
-            select(
-                Article.id,
-                Article.story_id,
-                literal(None, String).label("ticker"),
-                literal(1.0, Float).label("relevance"),
-                Score.score,
-                Score.confidence,
-                Score.label,
-            )
-            .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
-            .where(Article.published_at >= start, Article.published_at < end)
-        )
+        query = _select(version, market=True).where(Article.published_at >= start, Article.published_at < end)
     else:
-        query = (
-            select(Article.id, Article.story_id, Mention.ticker, Mention.relevance)
-            .add_columns(Score.score, Score.confidence, Score.label)
-            .join(Mention, Mention.article_id == Article.id)
-            .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
-            .where(Mention.published_at >= start, Mention.published_at < end)
-        )
+        query = _select(version, market=False).where(Mention.published_at >= start, Mention.published_at < end)
         if key is not None:
             query = query.where(Mention.ticker == key)
     return session.execute(query).all()
@@ -258,30 +257,18 @@ def _store_buckets(session: Session, touched: set[tuple[str, int, datetime]], *,
                  "share_positive": stats.share_positive, "updated_at": now}
             )  # fmt: skip
 
-    # The `_rows` columns plus the time that places a row in its buckets; ordered, so that a bucket's stories are
-    # summed in the same order whatever plan the database picks.
-    scored = and_(Score.article_id == Article.id, Score.model_version == version)
+    # Ordered, so that a bucket's stories are summed in the same order whatever plan the database picks.
     for group in _groups(clauses, lambda c: len(c[2]), _CLAUSES_PER_QUERY, _KEYS_PER_QUERY):
         spans = [and_(Mention.ticker.in_(ks), Mention.published_at >= _at(lo), Mention.published_at < _at(hi))
                  for lo, hi, ks, _ in group]  # fmt: skip
-        query = (
-            select(Article.id, Article.story_id, Mention.ticker, Mention.relevance, Score.score, Score.confidence,
-                   Score.label, Mention.published_at)
-            .join(Mention, Mention.article_id == Article.id)
-            .join(Score, scored)
-            .where(or_(*spans))
-            .order_by(Mention.published_at, Article.id)
-        )  # fmt: skip
+        query = _select(version, market=False).where(or_(*spans)).order_by(Mention.published_at, Article.id)
         fold(session.execute(query), False, [b for *_, members in group for b in members])
     for run in _runs(market_spans):
         query = (
-            select(Article.id, Article.story_id, literal(None, String).label("ticker"),
-                   literal(1.0, Float).label("relevance"), Score.score, Score.confidence, Score.label,
-                   Article.published_at)
-            .join(Score, scored)
+            _select(version, market=True)
             .where(Article.published_at >= _at(run[0][0]), Article.published_at < _at(run[-1][1]))
             .order_by(Article.published_at, Article.id)
-        )  # fmt: skip
+        )
         fold(session.execute(query), True, [b for *_, members in run for b in members])
 
     # One upsert per bucket, sent as one executemany (psycopg pipelines it, sqlite3 loops in C): the conflict target
