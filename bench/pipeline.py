@@ -12,10 +12,9 @@ worker scaling, backfill rows/s and a scoring worker's peak memory.
 
 Load: saturation first (a burst of items published at once: throughput, median of `--saturation-repeats`; in the
 embedded case each burst is paired with a model-only run just before it, and the ratio is the median of the pairs'),
-then steady
-offered loads at fractions of it for `--seconds` each (latency p50/p99 from the score rows' `latency_ms`, the
-time from the broker's record timestamp to the commit; median of `--repeats`). Every ratio is of figures
-measured in this run.
+then steady offered loads at fractions of it for `--seconds` each (latency p50/p99 from the score rows'
+`latency_ms`, the time from the broker's record timestamp to the commit; median of `--repeats`). Every ratio is of
+figures measured in this run.
 """
 
 from __future__ import annotations
@@ -170,7 +169,8 @@ def sweep(
     batch_stats: Callable[[], tuple[int, int]],
     ceiling: Callable[[int], float] | None = None,
 ) -> dict:
-    """Saturation (bursts), then offered loads at fractions of it; medians of `args.repeats` runs.
+    """Saturation (`args.saturation_repeats` bursts), then offered loads at fractions of it (`args.repeats` runs
+    each); medians.
 
     With `ceiling` (model-only headlines/s on n new headlines), each burst is paired with a model-only run of the
     same size just before it, and `vs_model_only` is the median of the pairs' ratios: this host's speed drifts by

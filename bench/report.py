@@ -221,11 +221,11 @@ def report(results: Path) -> str:
         half = min(emb["loads"], key=lambda p: abs(p["fraction"] - 0.5))
         ratio = pipeline["embedded_vs_model_only"]
         # Each burst paired with a model-only run just before it (results from before the pairing: one figure).
-        paired = emb["saturation"].get("model_only_per_s") or pipeline["model_only_per_s"]
         sat = emb["saturation"]
+        paired = sat.get("model_only_per_s") or pipeline["model_only_per_s"]
         pairs = f"; median of {len(sat['runs'])} paired runs" if "vs_model_only" in sat else ""
         lines += [
-            f"| embedded + SQLite end to end, saturation | {fmt(emb['saturation']['items_per_s'])} items/s = "
+            f"| embedded + SQLite end to end, saturation | {fmt(sat['items_per_s'])} items/s = "
             f"{ratio:.2f} of model-only ({fmt(paired)}/s{pairs}) | ≥ 0.80 of model-only | "
             f"{verdict(ratio >= TARGETS['embedded_vs_model_only'])} |",
             f"| embedded + SQLite latency at {fmt(half['offered_per_s'])}/s offered | p50 {fmt(half['p50_ms'])} ms, "
