@@ -370,9 +370,11 @@ def _when(value: str | None, name: str):
 
 def _processor(session_factory, checkpoint: Path | None, device: str):
     from ingest.pipeline import Pipeline
-    from model.worker import BatchProcessor
+    from model.worker import BatchProcessor, freeze_startup_objects
 
-    return BatchProcessor(session_factory=session_factory, scorer=_scorer(checkpoint, device), pipeline=Pipeline())
+    processor = BatchProcessor(session_factory=session_factory, scorer=_scorer(checkpoint, device), pipeline=Pipeline())
+    freeze_startup_objects()
+    return processor
 
 
 def _worker(settings, transport, processor, *, metrics: bool = False):

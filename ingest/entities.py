@@ -310,6 +310,12 @@ def _folded_aliases() -> dict[str, str]:
     return {a.casefold(): a for a in dictionary().names}
 
 
+def load() -> None:
+    """Build the dictionary and its case-blind forms now (a worker does, before its first batch: ~0.15 s)."""
+    _folding_pattern()
+    _folded_aliases()
+
+
 def _lookup_alias(matched: str) -> str | None:
     names = dictionary().names  # a shield name is not in here, so it links nothing
     if matched in names:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from datasketch import MinHash
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from core.messages import Envelope, MessageError, NewsMessage, decode
@@ -24,7 +25,7 @@ from core.rejects import Rejection
 from core.schema import Article, Mention, Source
 from ingest.dedup import Deduplicator
 from ingest.entities import Mention as LinkedTicker
-from ingest.entities import link
+from ingest.entities import link, load
 from ingest.normalize import NormalizedItem, NormalizeError, normalize
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,14 @@ def _lead(item: NormalizedItem) -> str:
     return f"{item.title} {item.body[:LEAD_CHARS]}".strip()
 
 
+# What `sync` reads of an article. Built once: SQLAlchemy memoises a statement's cache key on the object, and
+# building it again for every batch cost ~1 ms (the page query runs before every batch, and mostly finds nothing).
+_SYNC = select(Article.id, Article.title, Article.body, Article.published_at, Source.name, Article.url).join(
+    Source, Source.id == Article.source_id
+)
+_SYNC_PAGE = _SYNC.where(Article.id > bindparam("after")).order_by(Article.id).limit(bindparam("page"))
+
+
 class Pipeline:
     """Stateful only in its dedup window (rebuilt from the database on start and kept in sync with it)."""
 
@@ -82,6 +91,7 @@ class Pipeline:
         self.dedup = Deduplicator(dedup_window, threshold)
         self._synced_id = 0  # highest article id the dedup window has seen
         self._source_ids: dict[str, int] = {}
+        load()  # the ticker dictionary: built with the rest of a worker's long-lived state, not in its first batch
 
     # ------------------------------------------------------------------------------------------- dedup state
 
@@ -93,16 +103,16 @@ class Pipeline:
 
     def sync(self, session: Session) -> int:
         """Bring the dedup window up to date with articles stored since the last sync (by any worker)."""
-        query = select(Article.id, Article.title, Article.body, Article.published_at, Source.name, Article.url).join(
-            Source, Source.id == Article.source_id
-        )
+        conn = session.connection()  # Core: the ORM's result processing is not needed for these plain rows
         if self._synced_id == 0:  # first sync: the window before the newest stored article
-            newest = session.scalar(select(func.max(Article.published_at)))
+            newest = conn.scalar(select(func.max(Article.published_at)))
             if newest is None:
                 return 0
-            pages = [session.execute(query.where(Article.published_at >= newest - self.window).order_by(Article.id))]
+            # The position goes past every stored article; only the window's are read (older news is not in it).
+            top = conn.scalar(select(func.max(Article.id))) or 0
+            pages = [conn.execute(_SYNC.where(Article.published_at >= newest - self.window).order_by(Article.id))]
         else:
-            pages = self._pages_after(session, query)
+            top, pages = 0, self._pages_after(conn)
         fresh = []
         for page in pages:
             for article_id, title, body, published_at, source, url in page:
@@ -110,10 +120,10 @@ class Pipeline:
                 if article_id not in self.dedup:
                     lead = f"{title} {body[:LEAD_CHARS]}".strip()
                     fresh.append((article_id, lead, published_at, source, url, title))
-        self._synced_id = max(self._synced_id, session.scalar(select(func.max(Article.id))) or 0)
+        self._synced_id = max(self._synced_id, top)
         return self.dedup.warm(fresh)
 
-    def _pages_after(self, session: Session, query):
+    def _pages_after(self, conn: Connection):
         """Rows with ids above the last synced one, in id order, a page at a time.
 
         ORDER BY id LIMIT keeps PostgreSQL on the primary key even without statistics: a bare `id > n` on a
@@ -122,9 +132,7 @@ class Pipeline:
         The caller advances `_synced_id` through each page before asking for the next.
         """
         while True:
-            rows = session.execute(
-                query.where(Article.id > self._synced_id).order_by(Article.id).limit(self.SYNC_PAGE)
-            ).all()
+            rows = conn.execute(_SYNC_PAGE, {"after": self._synced_id, "page": self.SYNC_PAGE}).all()
             yield rows
             if len(rows) < self.SYNC_PAGE:
                 return
@@ -324,12 +332,14 @@ class Pipeline:
                 )
         if mentions:
             conn.execute(insert(Mention.__table__), mentions)
-        for name, n in Counter(a.item.source for a in admitted).items():
-            session.execute(
-                update(Source)
-                .where(Source.id == self._source_ids[name])
-                .values(items_seen=Source.items_seen + n, last_success_at=now)
-            )
+        sources = Source.__table__  # Core, one executemany: an ORM update per source cost ~1.5 ms a batch
+        counts = Counter(a.item.source for a in admitted)
+        conn.execute(
+            update(sources)
+            .where(sources.c.id == bindparam("source"))
+            .values(items_seen=sources.c.items_seen + bindparam("n"), last_success_at=now),
+            [{"source": self._source_ids[name], "n": n} for name, n in counts.items()],
+        )
         return ids
 
 

@@ -11,6 +11,7 @@ worker retry with backoff and then stop loudly, without committing offsets for w
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -37,6 +38,18 @@ log = logging.getLogger(__name__)
 MAX_FAILED_IN_A_ROW = 10
 # Failures of the database connection rather than of the data: the whole batch is retried later, nothing rejected.
 TRANSIENT = (OperationalError, InterfaceError, DisconnectionError)
+
+
+def freeze_startup_objects() -> None:
+    """Take every object alive now out of the cyclic garbage collector's sight (`gc.freeze`). Call once, after the
+    scorer and the pipeline (which builds the ticker dictionary) are built.
+
+    A full collection walks every tracked object, and the network, tokenizer, dictionary and imported modules are
+    ~460,000 of them, none of which ever becomes garbage: measured, one full collection every ~4,000 items took
+    0.25 s (60 us an item, as much as the storage of its attributions), and freezing took it to 1 ms.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass(slots=True)

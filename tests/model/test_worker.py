@@ -5,8 +5,10 @@ Memory transport here (the Kafka side is in tests/model/test_worker_kafka.py); S
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
+import weakref
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +20,7 @@ from core.messages import Envelope
 from core.schema import Article, Attribution, Mention, Reject, Score, Source
 from core.transport import MemoryBroker, MemoryTransport
 from ingest.pipeline import Pipeline
-from model.worker import BatchProcessor, ScoringWorker, rescore
+from model.worker import BatchProcessor, ScoringWorker, freeze_startup_objects, rescore
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -422,3 +424,26 @@ def test_submit_checks_inputs_at_once_and_scores_like_score(scorer_default):
         scorer_default.submit(["fine", ""])
     texts = ["Nokia shares fall after profit warning", "Apple sales rise"]
     assert scorer_default.submit(texts).result() == scorer_default.score(texts)
+
+
+class _Node:
+    """A garbage cycle needs objects that reference each other; a weak reference tells when one is collected."""
+
+    def __init__(self) -> None:
+        self.other: _Node | None = None
+
+
+def test_freeze_startup_objects_hides_what_is_alive_now_and_still_collects_later_garbage():
+    survivor = _Node()  # alive at the freeze: a full collection must no longer walk it
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 0
+        assert not any(o is survivor for o in gc.get_objects())
+        a, b = _Node(), _Node()  # a batch's garbage, made after the freeze, in a reference cycle
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        gc.collect()
+        assert gone() is None, "a cycle created after the freeze was not collected"
+    finally:
+        gc.unfreeze()  # the rest of the test session collects as usual
