@@ -16,7 +16,6 @@ import argparse
 import random
 import sys
 import time
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,9 +25,9 @@ from sqlalchemy import delete, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from core.db import make_engine, make_session_factory  # noqa: E402
-from core.schema import Article, Mention, MonitorState, WindowBucket  # noqa: E402
+from core.schema import Article, MonitorState, WindowBucket  # noqa: E402
 from monitor import windows  # noqa: E402
-from monitor.windows import MARKET, _rows, aggregate, bucket_start, current_version  # noqa: E402
+from monitor.windows import _rows, aggregate, current_version  # noqa: E402
 
 
 def old_store_bucket(session: Session, *, key: str, window_s: int, start: datetime, version: str) -> None:
@@ -44,16 +43,6 @@ def old_store_bucket(session: Session, *, key: str, window_s: int, start: dateti
     session.add(WindowBucket(key=key, window_s=window_s, bucket_start=start, items=stats.items, stories=stats.stories,
                              mean_score=stats.mean_score, share_negative=stats.share_negative,
                              share_positive=stats.share_positive, updated_at=datetime.now(UTC)))  # fmt: skip
-
-
-def old_touched(session: Session, new, wins: list[int]) -> set:
-    tickers: dict[int, set[str]] = defaultdict(set)
-    ids = [r[0] for r in new]
-    for article_id, ticker in session.execute(
-        select(Mention.article_id, Mention.ticker).where(Mention.article_id.in_(ids))
-    ):
-        tickers[article_id].add(ticker)
-    return {(key, w, bucket_start(at, w)) for aid, at in new for w in wins for key in (MARKET, *tickers[aid])}
 
 
 def batches(session: Session, size: int, limit: int | None):
@@ -117,7 +106,7 @@ def main() -> None:
             fresh(s)
             started, count = time.perf_counter(), 0
             for new in batches(s, args.batch, args.old_batches):
-                touched = old_touched(s, new, wins)
+                touched = windows._touched_buckets(s, new, windows=wins)  # the set the old fold gathered too
                 for key, w, start in sorted(touched):
                     old_store_bucket(s, key=key, window_s=w, start=start, version=version)
                 count += len(touched)

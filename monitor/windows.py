@@ -152,25 +152,40 @@ def bucket_start(when: datetime, window_s: int) -> datetime:
     return datetime.fromtimestamp(ts - ts % window_s, UTC)
 
 
-def update_buckets(session: Session, *, windows: list[int], version: str | None = None, batch: int = 5000) -> int:
-    """Fold articles stored since the last call into the buckets; returns how many buckets were recomputed."""
+def update_buckets(
+    session: Session, *, windows: list[int], version: str | None = None, batch: int = 5000, max_buckets: int = 200_000
+) -> int:
+    """Fold articles stored since the last call into the buckets; returns how many buckets were recomputed.
+
+    New articles are read `batch` ids at a time, and the buckets they touch are gathered over batches, up to
+    `max_buckets`, before they are recomputed: history stored out of time order (a backfill of several files, a
+    bulk load) touches most market days in every batch, and recomputing per batch re-read those days every time
+    (a first fold over 1,000,000 such articles: ~15 s a batch on PostgreSQL, ~50 minutes in all).
+    """
     version = version or current_version(session)
     if version is None:
         return 0
     state = session.get(MonitorState, "buckets_article_id") or MonitorState(name="buckets_article_id", value=0)
     session.add(state)
-    recomputed = 0
+    recomputed, last = 0, state.value
+    touched: set[tuple[str, int, datetime]] = set()
     while True:
         new = session.execute(
-            select(Article.id, Article.published_at).where(Article.id > state.value).order_by(Article.id).limit(batch)
+            select(Article.id, Article.published_at).where(Article.id > last).order_by(Article.id).limit(batch)
         ).all()
-        if not new:
+        if new:
+            touched |= _touched_buckets(session, new, windows=windows)
+            last = new[-1][0]
+        done = len(new) < batch
+        if touched and (done or len(touched) >= max_buckets):
+            _store_buckets(session, touched, version=version)
+            recomputed += len(touched)
+            touched = set()
+        if last != state.value and not touched:  # advanced only past articles whose buckets are stored
+            state.value = last
+            session.flush()
+        if done:
             return recomputed
-        touched = _touched_buckets(session, new, windows=windows)
-        _store_buckets(session, touched, version=version)
-        recomputed += len(touched)
-        state.value = new[-1][0]
-        session.flush()
 
 
 def _touched_buckets(session: Session, new, *, windows: list[int]) -> set[tuple[str, int, datetime]]:

@@ -10,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+import monitor.windows
 from core.db import make_session_factory
-from core.schema import Article, Mention, Score, Source, WindowBucket
+from core.schema import Article, Mention, MonitorState, Score, Source, WindowBucket
 from monitor.windows import MARKET, _rows, aggregate, bucket_start, update_buckets
 
 VERSION = "test-model"
@@ -113,7 +114,8 @@ def test_many_keys_many_periods_out_of_order_with_windows_that_do_not_nest(facto
     batches = touched_per_batch(factory, after=0, batch=23)
     assert len(batches) > 5
     with factory() as s, s.begin():
-        assert update_buckets(s, windows=WINDOWS, version=VERSION, batch=23) == sum(map(len, batches))
+        # max_buckets=1: each batch's buckets are recomputed before the next batch is read
+        assert update_buckets(s, windows=WINDOWS, version=VERSION, batch=23, max_buckets=1) == sum(map(len, batches))
     n = assert_every_bucket_is_its_own_aggregate(factory)
     assert n > 800  # many keys x periods x windows
 
@@ -134,6 +136,43 @@ def test_many_keys_many_periods_out_of_order_with_windows_that_do_not_nest(facto
 
     with factory() as s, s.begin():
         assert update_buckets(s, windows=WINDOWS, version=VERSION) == 0  # nothing new
+
+
+@pytest.mark.parametrize("max_buckets", [300, 200_000])
+def test_batches_out_of_time_order_are_gathered_and_each_bucket_recomputed_once(factory, monkeypatch, max_buckets):
+    """A history stored out of time order: the buckets of many id batches are recomputed together (each once per
+    gathering, not once per batch), up to `max_buckets` at a time, and the fold's position only passes articles
+    whose buckets are stored."""
+    rng = random.Random(5)
+    store_articles(factory, rng, random_times(rng, 200, days=3), "bulk")
+    batches = touched_per_batch(factory, after=0, batch=20)
+    union = set().union(*batches)
+    assert sum(map(len, batches)) > 1.5 * len(union)  # batches share buckets, as with history out of order
+    stores: list[int] = []
+    positions: list[int] = []  # the fold's stored position when each gathering is recomputed
+    store = monitor.windows._store_buckets
+
+    def counted(session, touched, **kw):
+        stores.append(len(touched))
+        positions.append(session.get(MonitorState, "buckets_article_id").value or 0)
+        store(session, touched, **kw)
+
+    monkeypatch.setattr(monitor.windows, "_store_buckets", counted)
+    with factory() as s:
+        max_id = s.scalar(select(func.max(Article.id)))
+    with factory() as s, s.begin():
+        recomputed = update_buckets(s, windows=WINDOWS, version=VERSION, batch=20, max_buckets=max_buckets)
+    assert assert_every_bucket_is_its_own_aggregate(factory) == len(union)
+    assert recomputed == sum(stores)
+    if max_buckets >= len(union):
+        assert stores == [len(union)]  # one gathering for all ten batches
+    else:
+        assert 1 < len(stores) < len(batches) and all(n < max_buckets + len(max(batches, key=len)) for n in stores)
+    # It moved only when a gathering was stored: 0 before the first, past each one's last article after it.
+    assert positions[0] == 0 and positions == sorted(set(positions)) and positions[-1] < max_id
+    with factory() as s:
+        assert s.get(MonitorState, "buckets_article_id").value == max_id
+        assert update_buckets(s, windows=WINDOWS, version=VERSION) == 0
 
 
 def test_one_article_touches_one_bucket_per_key_and_window(factory):
