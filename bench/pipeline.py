@@ -11,7 +11,8 @@ worker scaling, backfill rows/s and a scoring worker's peak memory.
 5. peak RSS (VmHWM) of the `finsent score` process after all its runs.
 
 Load: saturation first (a burst of items published at once: throughput, median of `--saturation-repeats`; in the
-embedded case each burst is paired with a model-only run just before it, and the ratio is the median of the pairs'),
+embedded case each burst is bracketed by model-only runs just before and after it, and the ratio is the median of
+the bursts' ratios to them),
 then steady offered loads at fractions of it for `--seconds` each (latency p50/p99 from the score rows'
 `latency_ms`, the time from the broker's record timestamp to the commit; median of `--repeats`). Every ratio is of
 figures measured in this run.
@@ -52,7 +53,7 @@ from ingest.normalize import title_key  # noqa: E402
 from ingest.pipeline import Pipeline  # noqa: E402
 from ingest.sources.files import read_file  # noqa: E402
 from model.scorer import Scorer  # noqa: E402
-from model.worker import BatchProcessor, ScoringWorker  # noqa: E402
+from model.worker import BatchProcessor, ScoringWorker, freeze_startup_objects  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "news_stream"
 FILES = ("benzinga_analyst_ratings_sample.csv", "cnbc_guardian_2017_2020.csv", "reuters21578_1987.csv")
@@ -172,9 +173,10 @@ def sweep(
     """Saturation (`args.saturation_repeats` bursts), then offered loads at fractions of it (`args.repeats` runs
     each); medians.
 
-    With `ceiling` (model-only headlines/s on n new headlines), each burst is paired with a model-only run of the
-    same size just before it, and `vs_model_only` is the median of the pairs' ratios: this host's speed drifts by
-    tens of percent from minute to minute, and a ratio of figures taken minutes apart would measure the drift.
+    With `ceiling` (model-only headlines/s on n new headlines), each burst is bracketed by model-only runs of the
+    same size just before and just after it, and `vs_model_only` is the median of the bursts' ratios to their
+    brackets: this host's speed drifts by tens of percent from minute to minute, and a ratio of figures taken
+    minutes apart would measure the drift.
     """
 
     def run(values, rate):
@@ -186,9 +188,12 @@ def sweep(
         return result
 
     def burst():
-        model = ceiling(args.burst) if ceiling else None
+        before = ceiling(args.burst) if ceiling else None
         result = run(msgs.take(args.burst), None)
-        if model:
+        if before:
+            # Bracketed: model-only just before and just after, their mean time per headline, so a drift of the
+            # host's speed during the burst moves both sides of the ratio alike.
+            model = 2 / (1 / before + 1 / ceiling(args.burst))
             result |= {"model_only_per_s": model, "vs_model_only": result["items_per_s"] / model}
         return result
 
@@ -238,6 +243,7 @@ def embedded(scorer: Scorer, msgs: Messages, args, tmp: Path) -> dict:
         max_batch=args.max_batch,
         max_delay_s=args.max_delay,
     )
+    freeze_startup_objects()  # as `finsent run` and `finsent score` do once their worker is built
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
@@ -415,6 +421,7 @@ def backfill(scorer: Scorer, rows: int, tmp: Path, parts: int = 4) -> dict:
     engine = make_engine(url)
     factory = make_session_factory(engine)
     processor = BatchProcessor(session_factory=factory, scorer=scorer, pipeline=Pipeline())
+    freeze_startup_objects()  # as `finsent backfill` does
     job = Backfill(session_factory=factory, process=processor.process, batch_size=256, progress=False)
     per_file, total_start = [], time.perf_counter()
     for path in files:
@@ -451,7 +458,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=4.0, help="length of one offered-load run")
     parser.add_argument("--burst", type=int, default=1500, help="items in one saturation run")
-    parser.add_argument("--saturation-repeats", type=int, default=5, help="saturation runs (embedded: each paired)")
+    parser.add_argument("--saturation-repeats", type=int, default=9, help="saturation runs (embedded: bracketed)")
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--max-delay", type=float, default=0.02)
     parser.add_argument("--backfill-rows", type=int, default=100_000)
@@ -476,7 +483,7 @@ def main() -> None:
         results["embedded_vs_model_only"] = sat["vs_model_only"]
         print(
             f"embedded end-to-end / model-only: {sat['vs_model_only']:.2f} (median of {len(sat['runs'])} bursts, each "
-            f"against a model-only run just before it: median {sat['model_only_per_s']:.0f}/s)",
+            f"bracketed by model-only runs: median {sat['model_only_per_s']:.0f}/s)",
             flush=True,
         )
         if not args.skip_kafka:

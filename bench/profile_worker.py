@@ -31,7 +31,7 @@ def main() -> None:
     from core.messages import Envelope
     from ingest.pipeline import Pipeline
     from model.scorer import Scorer
-    from model.worker import BatchProcessor
+    from model.worker import BatchProcessor, freeze_startup_objects
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2048)
@@ -47,6 +47,7 @@ def main() -> None:
         upgrade(url)
         engine = make_engine(url)
         processor = BatchProcessor(session_factory=make_session_factory(engine), scorer=scorer, pipeline=Pipeline())
+        freeze_startup_objects()  # as the CLI does
         processor.process(envelopes[: args.batch])  # warm-up: caches, dictionaries, first allocation
         forward = 0.0
         original = scorer.net.forward

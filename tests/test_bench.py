@@ -73,7 +73,7 @@ def test_report_writes_every_section_and_plot_from_the_results(tmp_path, monkeyp
         "machine": {"torch": "2.13.0"}, "model_version": "minilm6-test",
         "accuracy_phrasebank_50agree_test": {"fp32": 0.845, "int8": 0.848}, "batch_sizes": by_batch,
     }))  # fmt: skip
-    embedded = sweep(360.0)  # bursts paired with model-only runs, as bench/pipeline.py writes them
+    embedded = sweep(360.0)  # bursts bracketed by model-only runs, as bench/pipeline.py writes them
     embedded["saturation"] |= {"model_only_per_s": 410.0, "vs_model_only": 0.9, "runs": [{}] * 5}
     (results / "pipeline.json").write_text(json.dumps({
         "scorer": {"version": "v", "precision": "int8", "model_batch": 32},
@@ -99,8 +99,8 @@ def test_report_writes_every_section_and_plot_from_the_results(tmp_path, monkeyp
     # Two decimals against a target: 4.99x must not read "5.0x ... missed".
     assert "| ours (int8) / FinBERT-size fp32, CPU, batch 32 | 16.52x | ≥ 10x | met |" in text
     assert (
-        "| embedded + SQLite end to end, saturation | 360 items/s = 0.90 of model-only (410/s; median of 5 paired runs)"
-        in text
+        "| embedded + SQLite end to end, saturation | 360 items/s = 0.90 of model-only "
+        "(410/s; median of 5 bracketed bursts)" in text
     )
     assert "| scoring worker peak RSS | 650 MB | ≤ 700 MB | met |" in text
     assert "| backfill, 100,000 rows into SQLite | 342 rows/s |" in text
