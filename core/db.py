@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, Table, create_engine, event, insert
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 ALEMBIC_DIR = Path(__file__).resolve().parent.parent / "alembic"
@@ -55,6 +58,53 @@ def make_engine(
         cursor.close()
 
     return engine
+
+
+# The driver's positional placeholder, by DBAPI paramstyle (psycopg takes %s beside its named %(name)s form).
+_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+@lru_cache(maxsize=64)
+def _plain_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[str | None, tuple]:
+    """(SQL with positional placeholders or None where the driver has none, each column's bind processor or None)."""
+    # Through the dialect's own type (SQLite's DATETIME writes microseconds; the generic DateTime leaves the value to
+    # the driver, which would write another text).
+    processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns)
+    mark = _PLACEHOLDER.get(dialect.paramstyle)
+    if mark is None:
+        return None, processors
+    quote = dialect.identifier_preparer
+    sql = (
+        f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(name) for name in columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    return sql, processors
+
+
+def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """INSERT `rows` (tuples in `columns` order) in one executemany on the driver.
+
+    The same rows as `conn.execute(insert(table), dicts)`, each value through its column type's bind processor
+    (UTCDateTime's conversion, for one), without SQLAlchemy's per-row parameter handling: a dict built and walked
+    for every row, ~40% of the statement's time for the five attribution rows of an item.
+    """
+    if not rows:
+        return
+    columns = tuple(columns)
+    sql, processors = _plain_insert(conn.dialect, table, columns)
+    if sql is None:  # a driver without positional placeholders: SQLAlchemy's own path
+        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    active: list[tuple[int, Callable[[Any], Any]]] = [(i, p) for i, p in enumerate(processors) if p is not None]
+    if active:
+        converted = []
+        for row in rows:
+            row = list(row)
+            for i, process in active:
+                row[i] = process(row[i])
+            converted.append(tuple(row))
+        rows = converted
+    conn.exec_driver_sql(sql, list(rows))
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

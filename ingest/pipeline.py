@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from core.db import insert_rows
 from core.messages import Envelope, MessageError, NewsMessage, decode
 from core.rejects import Rejection
 from core.schema import Article, Mention, Source
@@ -31,6 +32,7 @@ from ingest.normalize import NormalizedItem, NormalizeError, normalize
 log = logging.getLogger(__name__)
 
 LEAD_CHARS = 300  # near-duplicate detection compares the headline plus the start of the body
+MENTION_COLUMNS = ("article_id", "ticker", "published_at", "relevance", "in_headline")
 
 
 @dataclass(slots=True)
@@ -299,16 +301,7 @@ class Pipeline:
                 "is_first_of_story": result.is_first_of_story,
                 "similar_before": result.similar_before,
             }
-            mentions += [
-                {
-                    "article_id": article_id,
-                    "ticker": t.ticker,
-                    "published_at": item.published_at,
-                    "relevance": t.relevance,
-                    "in_headline": t.in_headline,
-                }
-                for t in a.tickers
-            ]
+            mentions += [(article_id, t.ticker, item.published_at, t.relevance, t.in_headline) for t in a.tickers]
         self._synced_id = max(self._synced_id, *ids)
         if reserved:
             conn.execute(insert(articles), rows)
@@ -330,8 +323,7 @@ class Pipeline:
                     .values(story_id=bindparam("story"), is_first_of_story=False, similar_before=bindparam("similar")),
                     stories,
                 )
-        if mentions:
-            conn.execute(insert(Mention.__table__), mentions)
+        insert_rows(conn, Mention.__table__, MENTION_COLUMNS, mentions)
         sources = Source.__table__  # Core, one executemany: an ORM update per source cost ~1.5 ms a batch
         counts = Counter(a.item.source for a in admitted)
         conn.execute(

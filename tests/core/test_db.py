@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, StatementError
 
-from core.db import DatabaseURLError, make_engine, make_session_factory, normalize_url
+from core.db import DatabaseURLError, insert_rows, make_engine, make_session_factory, normalize_url
 from core.schema import Article, Attribution, Mention, Reject, Score, Source
 
 NOON = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -151,3 +151,48 @@ def test_source_health_defaults(migrated_engine):
         session.add(Source(name="rss:reuters", kind="rss"))
     with migrated_engine.connect() as c:
         assert c.execute(sa.text("SELECT items_seen, last_error FROM sources")).one() == (0, None)
+
+
+def test_insert_rows_stores_what_sqlalchemys_insert_stores(migrated_engine):
+    """The driver-level executemany gives the same rows as `conn.execute(insert(table), dicts)`: types converted
+    (UTC timestamps from another zone, booleans, floats, reserved-word columns), on both backends."""
+    helsinki = timezone(timedelta(hours=3))
+    sessions = make_session_factory(migrated_engine)
+    with sessions.begin() as session:
+        first, second = add_article(session, content_hash="a").id, add_article(session, content_hash="b").id
+        columns = ("article_id", "ticker", "published_at", "relevance", "in_headline")
+        plain = [(first, "NOK", datetime(2024, 5, 1, 15, 0, tzinfo=helsinki), 0.85, True)]
+        via_sqlalchemy = [
+            {"article_id": second, "ticker": "NOK", "published_at": NOON, "relevance": 0.85, "in_headline": True}
+        ]
+        conn = session.connection()
+        insert_rows(conn, Mention.__table__, columns, plain)
+        conn.execute(sa.insert(Mention.__table__), via_sqlalchemy)
+        insert_rows(conn, Mention.__table__, columns, [])  # nothing to do
+        score = Score(
+            article_id=first, model_version="v", label="negative", p_negative=0.8, p_neutral=0.1, p_positive=0.1,
+            score=-0.7, confidence=0.8, n_chunks=1, scored_at=NOON,
+        )  # fmt: skip
+        session.add(score)
+        session.flush()
+        words = [(score.id, "pooling", rank, word, weight, start, end) for rank, word, weight, start, end in (
+            (1, "plunge", 0.5, 13, 19), (2, "Nokia", 0.25, 0, 5),
+        )]  # fmt: skip
+        insert_rows(
+            conn, Attribution.__table__, ("score_id", "method", "rank", "word", "weight", "start", "end"), words
+        )
+    with sessions() as session:
+        mentions = session.scalars(sa.select(Mention).order_by(Mention.article_id)).all()
+        stored = [(m.ticker, m.published_at, m.relevance, m.in_headline) for m in mentions]
+        assert stored == [("NOK", NOON, 0.85, True)] * 2  # the raw row reads back exactly as SQLAlchemy's
+        assert mentions[0].published_at.tzinfo == UTC
+        raw = session.execute(sa.text("SELECT published_at FROM mentions ORDER BY article_id")).scalars().all()
+        assert raw[0] == raw[1]  # byte for byte the value SQLAlchemy writes (SQLite keeps it as text)
+        # The same text in the column on SQLite, the same timestamptz on PostgreSQL: SQL comparisons see one time.
+        assert session.scalar(sa.select(sa.func.count()).where(Mention.published_at == NOON)) == 2
+        attributions = session.execute(
+            sa.select(
+                Attribution.rank, Attribution.word, Attribution.weight, Attribution.start, Attribution.end
+            ).order_by(Attribution.rank)
+        ).all()
+        assert [tuple(a) for a in attributions] == [(1, "plunge", 0.5, 13, 19), (2, "Nokia", 0.25, 0, 5)]

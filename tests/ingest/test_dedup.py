@@ -112,3 +112,24 @@ def test_item_already_outside_the_window_is_classified_but_not_remembered():
     assert (other.story_id, other.is_first_of_story, 4 in d) == (4, True, False)
     near = d.check(3, A2, T0 - timedelta(days=2), "cnbc")  # inside the window: joins item 1's story
     assert (near.story_id, near.similar_before, 3 in d) == (1, 1, True)
+
+
+def test_signature_is_the_minhash_of_the_shingles_and_shares_no_state():
+    """A signature starts as a copy of one empty MinHash: the same values as a MinHash built afresh, and filling one
+    leaves the empty one and every other signature untouched."""
+    import xxhash
+    from datasketch import MinHash
+
+    from ingest.dedup import SEED
+
+    d = Deduplicator()
+    texts = ["Nokia shares plunge after a profit warning", "Apple wins a 5G patent case in Texas", "Short"]
+    for text in texts:
+        fresh = MinHash(num_perm=d.num_perm, seed=SEED, hashfunc=xxhash.xxh32_intdigest)
+        fresh.update_batch([s.encode("utf-8") for s in sorted(shingles(text))])
+        assert (d.signature(text).hashvalues == fresh.hashvalues).all()
+    first, second = d.signature(texts[0]), d.signature(texts[1])
+    assert first.hashvalues is not second.hashvalues and first.jaccard(second) < 0.2
+    assert (d.signature(texts[0]).hashvalues == first.hashvalues).all()  # nothing carried over from earlier ones
+    empty = MinHash(num_perm=d.num_perm, seed=SEED, hashfunc=xxhash.xxh32_intdigest)
+    assert (d._empty.hashvalues == empty.hashvalues).all()
