@@ -1,7 +1,7 @@
 """End-to-end pipeline benchmark: items/s and latency (published → score committed) against offered load,
 worker scaling, backfill rows/s and a scoring worker's peak memory.
 
-    python bench/pipeline.py [--json FILE] [--repeats 3] [--seconds 4] [--backfill-rows 100000] [--skip-kafka]
+    python bench/pipeline.py [--json FILE] [--repeats 3] [--seconds 3] [--backfill-rows 100000] [--skip-kafka]
 
 1. model only: the same scorer, the worker's batch (`--max-batch`), real headlines: the ceiling;
 2. embedded + SQLite: MemoryTransport and one scoring-worker thread in this process (what `finsent run` does);
@@ -174,9 +174,9 @@ def sweep(
     each); medians.
 
     With `ceiling` (model-only headlines/s on n new headlines), each burst is bracketed by model-only runs of the
-    same size just before and just after it, and `vs_model_only` is the median of the bursts' ratios to their
-    brackets: this host's speed drifts by tens of percent from minute to minute, and a ratio of figures taken
-    minutes apart would measure the drift.
+    same size just before and just after it (one run between two bursts serves both), and `vs_model_only` is the
+    median of the bursts' ratios to their brackets: this host's speed drifts by tens of percent from minute to
+    minute, and a ratio of figures taken minutes apart would measure the drift.
     """
 
     def run(values, rate):
@@ -187,13 +187,17 @@ def sweep(
             result["mean_batch"] = (after[0] - before[0]) / (after[1] - before[1])
         return result
 
+    brackets: list[float] = []  # model-only runs between bursts: each is the after of one and the before of the next
+
     def burst():
-        before = ceiling(args.burst) if ceiling else None
+        if ceiling and not brackets:
+            brackets.append(ceiling(args.burst))
         result = run(msgs.take(args.burst), None)
-        if before:
+        if ceiling:
             # Bracketed: model-only just before and just after, their mean time per headline, so a drift of the
             # host's speed during the burst moves both sides of the ratio alike.
-            model = 2 / (1 / before + 1 / ceiling(args.burst))
+            brackets.append(ceiling(args.burst))
+            model = 2 / (1 / brackets[-2] + 1 / brackets[-1])
             result |= {"model_only_per_s": model, "vs_model_only": result["items_per_s"] / model}
         return result
 
@@ -456,8 +460,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of one offered-load run")
-    parser.add_argument("--burst", type=int, default=1500, help="items in one saturation run")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of one offered-load run")
+    parser.add_argument("--burst", type=int, default=1024, help="items in one saturation run (4 full batches)")
     parser.add_argument("--saturation-repeats", type=int, default=9, help="saturation runs (embedded: bracketed)")
     parser.add_argument("--max-batch", type=int, default=256)
     parser.add_argument("--max-delay", type=float, default=0.02)
@@ -475,7 +479,7 @@ def main() -> None:
         "worker": {"max_batch": args.max_batch, "max_delay_s": args.max_delay},
         "repeats": args.repeats,
     }
-    results["model_only_per_s"] = model_only(scorer, msgs, args.max_batch, args.repeats)
+    results["model_only_per_s"] = model_only(scorer, msgs, args.max_batch, args.repeats, n=args.burst)
     print(f"model only ({scorer.precision}, batches of {args.max_batch}): {results['model_only_per_s']:.0f}/s")
     with tempfile.TemporaryDirectory() as tmp:
         results["embedded"] = embedded(scorer, msgs, args, Path(tmp))
