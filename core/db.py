@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, insert
+from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -60,20 +60,19 @@ def make_engine(
     return engine
 
 
-# The driver's positional placeholder, by DBAPI paramstyle (psycopg takes %s beside its named %(name)s form).
+# The driver's positional placeholder, by DBAPI paramstyle: sqlite3's qmark, psycopg's %s (beside its named form).
+# normalize_url admits no other driver.
 _PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 @lru_cache(maxsize=64)
-def _plain_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[str | None, tuple]:
-    """(SQL with positional placeholders or None where the driver has none, each column's bind processor or None)."""
+def _plain_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> tuple[str, tuple]:
+    """(INSERT with positional placeholders, each column's bind processor or None) for `columns` of `table`."""
     # Through the dialect's own type (SQLite's DATETIME writes microseconds; the generic DateTime leaves the value to
     # the driver, which would write another text).
     processors = tuple(table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns)
-    mark = _PLACEHOLDER.get(dialect.paramstyle)
-    if mark is None:
-        return None, processors
     quote = dialect.identifier_preparer
+    mark = _PLACEHOLDER[dialect.paramstyle]
     sql = (
         f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.quote(name) for name in columns)}) "
         f"VALUES ({', '.join([mark] * len(columns))})"
@@ -93,21 +92,16 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
     """
     if not rows:
         return
-    columns = tuple(columns)
-    sql, processors = _plain_insert(conn.dialect, table, columns)
-    if sql is None:  # a driver without positional placeholders: SQLAlchemy's own path
-        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
-        return
-    active: list[tuple[int, Callable[[Any], Any]]] = [(i, p) for i, p in enumerate(processors) if p is not None]
-    if active:
-        converted = []
-        for row in rows:
+    sql, processors = _plain_insert(conn.dialect, table, tuple(columns))
+    active = [(i, process) for i, process in enumerate(processors) if process is not None]
+    params = []
+    for row in rows:
+        if active:
             row = list(row)
             for i, process in active:
                 row[i] = process(row[i])
-            converted.append(tuple(row))
-        rows = converted
-    conn.exec_driver_sql(sql, list(rows))
+        params.append(tuple(row))
+    conn.exec_driver_sql(sql, params)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
