@@ -8,7 +8,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from ingest.entities import link
+from scoring.entities import link
 
 GOLD = Path(__file__).resolve().parent.parent / "tests" / "ingest" / "fixtures" / "ticker_gold.csv"
 

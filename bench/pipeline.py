@@ -47,13 +47,13 @@ from sqlalchemy import func, select  # noqa: E402
 
 from core.db import make_engine, make_session_factory, upgrade  # noqa: E402
 from core.schema import Reject, Score  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from core.transport import KafkaTransport, MemoryBroker, MemoryTransport  # noqa: E402
 from ingest.backfill import Backfill  # noqa: E402
-from ingest.normalize import title_key  # noqa: E402
-from ingest.pipeline import Pipeline  # noqa: E402
 from ingest.sources.files import read_file  # noqa: E402
 from model.scorer import Scorer  # noqa: E402
-from model.worker import BatchProcessor, ScoringWorker, freeze_startup_objects  # noqa: E402
+from scoring.build import build_processor, build_worker  # noqa: E402
+from scoring.normalize import title_key  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "news_stream"
 FILES = ("benzinga_analyst_ratings_sample.csv", "cnbc_guardian_2017_2020.csv", "reuters21578_1987.csv")
@@ -241,13 +241,9 @@ def embedded(scorer: Scorer, msgs: Messages, args, tmp: Path) -> dict:
     engine = make_engine(url)
     factory = make_session_factory(engine)
     broker = MemoryBroker()
-    worker = ScoringWorker(
-        transport=MemoryTransport(broker),
-        processor=BatchProcessor(session_factory=factory, scorer=scorer, pipeline=Pipeline()),
-        max_batch=args.max_batch,
-        max_delay_s=args.max_delay,
-    )
-    freeze_startup_objects()  # as `finsent run` and `finsent score` do once their worker is built
+    settings = Settings(transport="memory", batch_max_size=args.max_batch, batch_max_delay_s=args.max_delay)
+    processor = build_processor(session_factory=factory, scorer=scorer)  # as `finsent run` builds it
+    worker = build_worker(settings=settings, transport=MemoryTransport(broker), processor=processor)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
@@ -308,7 +304,7 @@ def scraped_batches(ports: list[int]) -> tuple[float, float]:
 def kafka_postgres(msgs: Messages, args, tmp: Path) -> dict:
     import psycopg
 
-    from core.devbroker import local_broker
+    from tests.support.broker import local_broker
 
     name = f"finsent_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(f"{args.postgres}/postgres", autocommit=True) as conn:
@@ -424,9 +420,8 @@ def backfill(scorer: Scorer, rows: int, tmp: Path, parts: int = 4) -> dict:
     upgrade(url)
     engine = make_engine(url)
     factory = make_session_factory(engine)
-    processor = BatchProcessor(session_factory=factory, scorer=scorer, pipeline=Pipeline())
-    freeze_startup_objects()  # as `finsent backfill` does
-    job = Backfill(session_factory=factory, process=processor.process, batch_size=256, progress=False)
+    processor = build_processor(session_factory=factory, scorer=scorer)  # as `finsent backfill` builds it
+    job = Backfill(session_factory=factory, processor=processor, batch_size=256, progress=False)
     per_file, total_start = [], time.perf_counter()
     for path in files:
         before = job.report.rows

@@ -29,9 +29,8 @@ def main() -> None:
 
     from core.db import make_engine, make_session_factory, upgrade
     from core.messages import Envelope
-    from ingest.pipeline import Pipeline
     from model.scorer import Scorer
-    from model.worker import BatchProcessor, freeze_startup_objects
+    from scoring.build import build_processor
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2048)
@@ -46,8 +45,7 @@ def main() -> None:
         url = f"sqlite:///{Path(tmp) / 'profile.db'}"
         upgrade(url)
         engine = make_engine(url)
-        processor = BatchProcessor(session_factory=make_session_factory(engine), scorer=scorer, pipeline=Pipeline())
-        freeze_startup_objects()  # as the CLI does
+        processor = build_processor(session_factory=make_session_factory(engine), scorer=scorer)  # as the CLI does
         processor.process(envelopes[: args.batch])  # warm-up: caches, dictionaries, first allocation
         forward = 0.0
         original = scorer.net.forward

@@ -56,8 +56,8 @@ import psutil  # noqa: E402
 import psycopg  # noqa: E402
 
 from core.db import upgrade  # noqa: E402
-from core.devbroker import local_broker  # noqa: E402
 from core.transport import KafkaTransport, TransportError  # noqa: E402
+from tests.support.broker import local_broker  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "news_stream"
 FILES = ("benzinga_analyst_ratings_sample.csv", "cnbc_guardian_2017_2020.csv", "reuters21578_1987.csv")
@@ -68,8 +68,8 @@ LONGEST = 512  # the warm-up burst: this many of the longest headlines, publishe
 
 def headlines() -> list[dict]:
     """The news_stream records, interleaved across the files, one per (source, title key)."""
-    from ingest.normalize import clean_text, title_key
     from ingest.sources.files import read_file
+    from scoring.normalize import clean_text, title_key
 
     readers = [(r for r in read_file(DATA / name) if r.value is not None) for name in FILES]
     seen: set[tuple[str, str]] = set()

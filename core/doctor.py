@@ -2,7 +2,7 @@
 
 Each check returns a `Check` (ok, warn, fail or skip) and never raises. The checks of the stages (the model
 checkpoint, the sources and monitor configs) take the stage's own loader as an argument, so `core` imports no
-stage: `cli.py` hands them in. Details never carry a secret: URLs are shown with the password masked and every
+stage: the CLI hands them in. Details never carry a secret: URLs are shown with the password masked and every
 line goes through the log redaction (`core.logs.redact`) before it is printed.
 """
 
@@ -13,12 +13,13 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.logs import redact
 from core.settings import Settings, redact_url
 
 STATUSES = ("ok", "warn", "fail", "skip")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,26 @@ def _first_line(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------- database
+
+
+def check_settings() -> tuple[Settings, Check]:
+    """The FINSENT_ settings and how they read; bad variables are reported and the other checks run with those
+    variables at their defaults."""
+    from pydantic import ValidationError
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        what = f"FINSENT_{str(err['loc'][0]).upper()}: {err['msg']}"
+        bad = {str(e["loc"][0]) for e in exc.errors() if e["loc"]}
+        try:
+            settings = Settings(**{name: Settings.model_fields[name].default for name in bad})
+        except (ValidationError, KeyError):
+            settings = Settings.model_construct()
+        return settings, Check("settings", "fail", what, "fix that variable (see the README's settings tables)")
+    backend = settings.database_url.split(":", 1)[0]
+    return settings, Check("settings", "ok", f"transport {settings.transport}, database {backend}")
 
 
 def check_database(url: str, *, timeout_s: float = 5.0) -> list[Check]:
@@ -216,16 +237,16 @@ def check_checkpoint(
 
 
 def check_config(
-    name: str, path: Path | None, *, load: Callable[[Path], Any], describe: Callable[[Any], str], option: str
-) -> Check:
-    """A TOML config (sources, monitor) parses; skipped when no file was given."""
+    name: str, path: Path | None, *, load: Callable[[Path], T], describe: Callable[[T], str], option: str
+) -> tuple[Check, T | None]:
+    """A TOML config (sources, monitor) parses; skipped when no file was given. Returns the check and the config."""
     if path is None:
-        return Check(name, "skip", f"no {option} given")
+        return Check(name, "skip", f"no {option} given"), None
     try:
         loaded = load(path)
     except Exception as exc:
-        return Check(name, "fail", _first_line(exc), f"fix the key named above in {path}")
-    return Check(name, "ok", f"{path}: {describe(loaded)}")
+        return Check(name, "fail", _first_line(exc), f"fix the key named above in {path}"), None
+    return Check(name, "ok", f"{path}: {describe(loaded)}"), loaded
 
 
 def check_environment(name: str, needed: dict[str, str]) -> Check:

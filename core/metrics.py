@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -25,9 +24,6 @@ log = logging.getLogger(__name__)
 
 MAX_REASONS = 50  # distinct reject-reason labels per process; beyond this they are counted as "other"
 REASON_CHARS = 48
-BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
-BATCH_SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 EVALUATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ALERT_STATES = ("pending", "firing", "resolved")
@@ -47,137 +43,6 @@ def reason_class(reason: str) -> str:
     head = reason.split(":", 1)[0].strip()
     head = _UNSAFE.sub("?", _NUMBER.sub("N", head))
     return head[:REASON_CHARS] or "unknown"
-
-
-class WorkerMetrics:
-    """What scoring workers export: items, rejects by stage and reason class, batch sizes and times, lag."""
-
-    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self.received = Counter("finsent_items_received_total", "Messages taken from news.raw.", registry=registry)
-        self.stored = Counter("finsent_items_stored_total", "Articles scored and stored.", registry=registry)
-        self.duplicates = Counter(
-            "finsent_items_duplicate_total", "Messages recognised as already stored and skipped.", registry=registry
-        )
-        self.rejected = Counter(
-            "finsent_items_rejected_total",
-            "Messages rejected (each input once, redeliveries of a known reject not counted).",
-            registry=registry,
-        )
-        self.rejects = Counter(
-            "finsent_rejects_total",
-            "Rejections by stage and reason class (every rejection seen, a redelivered one included).",
-            ["stage", "reason"],
-            registry=registry,
-        )
-        self.batch_size = Histogram(
-            "finsent_batch_size", "Messages per batch.", buckets=BATCH_SIZE_BUCKETS, registry=registry
-        )
-        self.batch_seconds = Histogram(
-            "finsent_batch_seconds",
-            "Seconds to process a batch: admit, score, store, dead-letter, commit offsets.",
-            buckets=BATCH_SECONDS_BUCKETS,
-            registry=registry,
-        )
-        self.latency = Histogram(
-            "finsent_latency_seconds",
-            "Seconds from a message's publication on news.raw to its score being stored.",
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.last_batch = Gauge(
-            "finsent_last_batch_timestamp_seconds", "Unix time of the last processed batch.", registry=registry
-        )
-        self.lag = Gauge(
-            "finsent_consumer_lag",
-            "Messages in news.raw not yet read by this worker, per owned partition (highwater - position).",
-            ["topic", "partition"],
-            registry=registry,
-        )
-        self._reasons: set[tuple[str, str]] = set()
-        self._lock = threading.Lock()
-
-    def _reason_labels(self, key: str) -> tuple[str, str]:
-        stage, sep, reason = str(key).partition(":")
-        if not sep:
-            stage, reason = "unknown", stage
-        labels = (reason_class(stage)[:32], reason_class(reason))
-        with self._lock:
-            if labels not in self._reasons:
-                if len(self._reasons) >= MAX_REASONS:
-                    return labels[0], "other"
-                self._reasons.add(labels)
-        return labels
-
-    def record_batch(self, report: Any, duration_s: float | None = None) -> None:
-        """Count one `BatchReport` (received, stored, duplicates, rejected, reject_reasons, latencies_ms)."""
-        self.received.inc(report.received)
-        self.stored.inc(report.stored)
-        self.duplicates.inc(report.duplicates)
-        self.rejected.inc(report.rejected)
-        for key, n in dict(getattr(report, "reject_reasons", None) or {}).items():
-            stage, reason = self._reason_labels(key)
-            self.rejects.labels(stage=stage, reason=reason).inc(n)
-        self.batch_size.observe(report.received)
-        if duration_s is None:
-            duration_s = getattr(report, "duration_s", None)
-        if duration_s is not None:
-            self.batch_seconds.observe(duration_s)
-        for ms in getattr(report, "latencies_ms", None) or ():
-            self.latency.observe(max(0.0, ms / 1000))
-        self.last_batch.set(time.time())
-
-    def set_lag(self, lag: Mapping[tuple[str, int], int]) -> None:
-        """Replace the lag gauge with the partitions this worker owns now (revoked partitions disappear)."""
-        with self._lock:
-            self.lag.clear()
-            for (topic, partition), n in lag.items():
-                self.lag.labels(topic=topic, partition=str(partition)).set(max(0, n))
-
-
-class BatchClock:
-    """Wraps a worker's processor to note when each batch starts, so `on_batch` can time the whole batch.
-
-    The scoring worker calls `processor.process(...)`, then dead-letters rejects and commits offsets, then calls
-    `on_batch(report)`; `elapsed()` inside `on_batch` therefore covers all of it. Everything else is forwarded.
-    """
-
-    def __init__(self, processor: Any) -> None:
-        self._processor = processor
-        self._started: float | None = None
-
-    def process(self, *args: Any, **kwargs: Any) -> Any:
-        self._started = time.perf_counter()
-        return self._processor.process(*args, **kwargs)
-
-    def elapsed(self) -> float | None:
-        """Seconds since the current batch started (None before the first one)."""
-        return None if self._started is None else time.perf_counter() - self._started
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._processor, name)
-
-
-def batch_hook(
-    metrics: WorkerMetrics, *, clock: BatchClock | None = None, transport: Any = None
-) -> Callable[[Any], None]:
-    """An `on_batch` callback for `ScoringWorker`: records the report, its duration and the consumer lag.
-
-    It runs on the worker's own thread, so asking the (not thread-safe) Kafka consumer for its lag is safe here.
-    """
-
-    def on_batch(report: Any) -> None:
-        duration = getattr(report, "duration_s", None)  # the worker's own timing, where it reports one
-        if duration is None and clock is not None:
-            duration = clock.elapsed()
-        metrics.record_batch(report, duration)
-        lag = getattr(transport, "lag", None)
-        if lag is not None:
-            try:
-                metrics.set_lag(lag())
-            except Exception:  # a broker hiccup must not fail a batch that is already stored and committed
-                log.debug("consumer lag not available", exc_info=True)
-
-    return on_batch
 
 
 class MonitorMetrics:

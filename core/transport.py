@@ -182,6 +182,14 @@ class MemoryBroker:
         with self.changed:
             return self._groups[group].committed.get((topic, partition), 0)
 
+    def drained(self, group: str, topic: str) -> bool:
+        """True when `group` has committed every message of `topic` (what `finsent run --exit-when-done` waits for)."""
+        with self.changed:
+            g = self._groups.get(group)
+            return g is not None and all(
+                g.committed.get((topic, p), 0) >= len(entries) for p, entries in enumerate(self._logs.get(topic, []))
+            )
+
     def commit(self, group: str, member: int, generation: int, positions: dict[tuple[str, int], int]) -> None:
         """Store `positions` for the group, unless a rebalance happened since the member's poll."""
         with self.changed:

@@ -1,10 +1,10 @@
 """Backfill (`finsent backfill`): historical files through the live path, resumable, idempotent.
 
 Each file row becomes the same `news.raw` message bytes an outside producer would send, and goes either
-straight to the scoring path (`process`: the very `BatchProcessor.process` the live worker uses) or, with
-`--via-kafka`, onto the topic (`publish`). Progress is stored per file and filter after every batch, so Ctrl-C
-or a crash loses at most the batch in flight, and that batch is recognised as already stored when it comes
-again. Re-running a finished file adds nothing.
+straight to the scoring path (`processor`: the scoring stage's `BatchProcessor`, the very code the live worker
+runs) or, with `--via-kafka`, onto the topic (`transport`). Progress is stored per file and filter after every
+batch, so Ctrl-C or a crash loses at most the batch in flight, and that batch is recognised as already stored
+when it comes again. Re-running a finished file adds nothing.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from core.messages import Envelope
 from core.rejects import Rejection, record_rejects
 from core.schema import BackfillProgress
+from core.transport import Transport
 from ingest.sources.files import FieldMapping, count_rows, read_file
 
 log = logging.getLogger(__name__)
@@ -56,14 +58,28 @@ def _published(value: bytes) -> datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+class Processed(Protocol):
+    """What processing a batch reports back (the scoring stage's `BatchReport` has these and more)."""
+
+    stored: int
+    duplicates: int
+    rejected: int
+
+
+class Processor(Protocol):
+    """Scores and stores a batch of envelopes in one transaction (the scoring stage's `BatchProcessor`)."""
+
+    def process(self, envelopes: Sequence[Envelope]) -> Processed: ...
+
+
 @dataclass
 class Backfill:
-    """One backfill run over files: exactly one of `process` (direct) and `publish` (--via-kafka) is given."""
+    """One backfill run over files: exactly one of `processor` (direct) and `transport` (--via-kafka) is given."""
 
     session_factory: sessionmaker[Session]
-    process: Callable[[list[Envelope]], object] | None = None
-    publish: Callable[[bytes | None, bytes], None] | None = None
-    flush: Callable[[], None] | None = None
+    processor: Processor | None = None
+    transport: Transport | None = None
+    topic: str = "news.raw"
     since: datetime | None = None
     until: datetime | None = None
     source: str | None = None
@@ -73,8 +89,8 @@ class Backfill:
     report: BackfillReport = field(default_factory=BackfillReport)
 
     def __post_init__(self) -> None:
-        if (self.process is None) == (self.publish is None):
-            raise ValueError("give exactly one of process (direct) and publish (--via-kafka)")
+        if (self.processor is None) == (self.transport is None):
+            raise ValueError("give exactly one of processor (direct) and transport (--via-kafka)")
 
     def run(self, paths: Sequence[str | Path]) -> BackfillReport:
         """Score or publish every row of `paths` in [since, until); returns the run's totals."""
@@ -112,16 +128,15 @@ class Backfill:
         def commit_batch(finished: bool = False) -> None:
             nonlocal done, rows_in_batch, envelopes, rejections
             if envelopes:
-                if self.process is not None:
-                    out = self.process(envelopes)
+                if self.processor is not None:
+                    out = self.processor.process(envelopes)
                     report.stored += out.stored
                     report.duplicates += out.duplicates
                     report.rejected += out.rejected
                 else:
                     for env in envelopes:
-                        self.publish(env.key, env.value)
-                    if self.flush:
-                        self.flush()  # the broker has the batch before progress says so
+                        self.transport.publish(self.topic, env.key, env.value)
+                    self.transport.flush()  # the broker has the batch before progress says so
                 report.sent += len(envelopes)
             with self.session_factory() as session, session.begin():
                 report.rejected += record_rejects(session=session, rejections=rejections)

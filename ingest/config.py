@@ -7,6 +7,8 @@ Relative file paths are read from the TOML file's folder, so a config works from
 from __future__ import annotations
 
 import tomllib
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlparse
@@ -110,6 +112,12 @@ def load_sources(path: str | Path) -> list[SourceConfig]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: TOML syntax error: {exc}") from None
     return parse_sources(data, base_dir=path.resolve().parent, origin=str(path))
+
+
+def describe_sources(configs: Sequence[SourceConfig]) -> str:
+    """One line for `finsent doctor`: how many sources of each kind."""
+    kinds = Counter(c.kind for c in configs)
+    return f"{len(configs)} source(s): " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
 
 
 def parse_sources(data: dict[str, Any], *, base_dir: Path, origin: str = "<sources>") -> list[SourceConfig]:

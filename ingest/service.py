@@ -7,13 +7,18 @@ became a message is published keyed by `source:position`; one that did not is ke
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.rejects import Rejection, dlq_value, record_rejects
 from core.transport import Transport
+from ingest.config import FileSourceConfig, RssSourceConfig, SourceConfig
+from ingest.scheduler import poll_feed, schedule_feeds
+from ingest.sources.files import read_file
 from ingest.sources.health import record_health
 from ingest.sources.record import RawRecord
 from ingest.sources.rss import PollResult
@@ -84,3 +89,27 @@ class IngestService:
                 )
             return
         self.publish(result.records, kind="rss", health_name=result.source)
+
+
+@dataclass(slots=True)
+class SourcesStarted:
+    """What `start_sources` did: file sources published once, feeds being polled."""
+
+    files: list[tuple[str, int, int]] = field(default_factory=list)  # (source, published, rejected)
+    feeds: list[str] = field(default_factory=list)
+
+
+def start_sources(configs: Sequence[SourceConfig], *, service: IngestService, scheduler: Any) -> SourcesStarted:
+    """Publish file sources once, poll every feed once now, then register the feeds' jobs on `scheduler`."""
+    out = SourcesStarted()
+    for cfg in configs:
+        if isinstance(cfg, FileSourceConfig):
+            records = read_file(cfg.path, source=cfg.name, mapping=cfg.field_mapping())
+            published, rejected = service.publish(records, kind="file", health_name=cfg.name)
+            out.files.append((cfg.name, published, rejected))
+    pollers = [cfg.poller() for cfg in configs if isinstance(cfg, RssSourceConfig)]
+    for poller in pollers:  # a first poll now, so what the feeds hold is in before anything waits on it
+        poll_feed(poller, service.handle_poll)
+    schedule_feeds(scheduler, pollers, service.handle_poll)
+    out.feeds = [p.name for p in pollers]
+    return out

@@ -155,7 +155,7 @@ def migrated_engine(empty_url):
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory) -> Iterator[str]:
     """A real Kafka-protocol broker (tansu, in memory) on a free 127.0.0.1 port: its bootstrap address."""
-    from core.devbroker import BrokerError, local_broker
+    from tests.support.broker import BrokerError, local_broker
 
     try:
         with local_broker(tmp_path_factory.mktemp("tansu") / "tansu.log") as bootstrap:

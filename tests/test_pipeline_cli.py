@@ -20,7 +20,7 @@ SAMPLE = REPO / "ingest" / "samples" / "news_sample.csv"
 def finsent(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
     return subprocess.run(
-        [sys.executable, str(REPO / "cli.py"), *args],
+        [sys.executable, "-m", "cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

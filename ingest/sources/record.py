@@ -1,7 +1,7 @@
 """The record every source yields: a `news.raw` message, or a reason why the input could not become one.
 
 Sources map fields and nothing more: HTML stripping, UTC conversion of the wire value and the ingest-time fallback
-happen downstream (`ingest.normalize`). The one change a source makes is to cut a body that would push the message
+happen downstream (`scoring.normalize`). The one change a source makes is to cut a body that would push the message
 over `core.messages.MAX_MESSAGE_BYTES` (the broker would refuse it and `decode` would reject it); the cut is flagged
 in `extras["body_truncated_at_source"]` with the original length in characters.
 """

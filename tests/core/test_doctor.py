@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from core.db import upgrade
-from core.devbroker import free_port
+from tests.support.broker import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
 PASSWORD = "Doctor-Pw-7f3a9c"
@@ -200,7 +200,7 @@ def test_passwords_never_reach_the_output_or_the_logs(tmp_path):
     }
     for extra in ([], ["--json"]):
         out = subprocess.run(
-            [sys.executable, str(REPO / "cli.py"), "doctor", "--timeout", "2", *extra],
+            [sys.executable, "-m", "cli", "doctor", "--timeout", "2", *extra],
             capture_output=True,
             text=True,
             timeout=300,

@@ -38,7 +38,7 @@ def dashboard(seeded, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(REPO / "cli.py"), "dashboard", "--port", str(port), "--database-url", seeded.url],
+            [sys.executable, "-m", "cli", "dashboard", "--port", str(port), "--database-url", seeded.url],
             stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO,
         )  # fmt: skip
     try:

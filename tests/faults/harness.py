@@ -84,7 +84,7 @@ class S3Broker:
 
     def start(self) -> None:
         """Start (or restart, on the same port) the broker and wait until it accepts connections."""
-        from core.devbroker import tansu_binary
+        from tests.support.broker import tansu_binary
 
         self.starts += 1
         log = self.log_dir / f"tansu-{self.starts}.log"
@@ -171,7 +171,7 @@ def stream_messages(n: int, *, bad_every: int = 400, now: datetime | None = None
     item per (source, title key)), so every one of them must be stored and none is a legitimate duplicate. With
     `now`, published_at is set to it (alert windows are relative to the wall clock).
     """
-    from ingest.normalize import clean_text, title_key
+    from scoring.normalize import clean_text, title_key
     from ingest.sources.files import read_file
 
     run = uuid.uuid4().hex[:6]
@@ -260,7 +260,7 @@ def ledger(database_url: str, messages: list[bytes], bad: int) -> dict:
     """
     import psycopg
 
-    from ingest.normalize import clean_text, title_key
+    from scoring.normalize import clean_text, title_key
 
     good = [json.loads(m) for m in messages if m.endswith(b"}")]
     ids = [d["external_id"] for d in good]

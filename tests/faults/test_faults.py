@@ -197,7 +197,7 @@ def test_database_connections_terminated_mid_transaction(s3_broker, fault_db, fi
     assert worker.stop() == 0
     log = worker.stderr()
     # One warning per failed batch: the reason (the server's message) and the retry.
-    failed = re.findall(r"WARNING model.worker: batch failed \((.*?)\); its offsets are not committed", log, re.S)
+    failed = re.findall(r"WARNING scoring.worker: batch failed \((.*?)\); its offsets are not committed", log, re.S)
     report(
         "database connections terminated",
         counts,

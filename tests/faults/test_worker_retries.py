@@ -7,7 +7,8 @@ import pytest
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
 from core.transport import MemoryBroker, MemoryTransport
-from model.worker import BatchReport, ScoringWorker
+from scoring.processor import BatchReport
+from scoring.worker import ScoringWorker
 
 
 class FlakyProcessor:

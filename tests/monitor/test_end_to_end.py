@@ -12,8 +12,8 @@ import pytest
 
 from core.db import make_session_factory
 from core.messages import Envelope
-from ingest.pipeline import Pipeline
-from model.worker import BatchProcessor
+from scoring.pipeline import Pipeline
+from scoring.processor import BatchProcessor
 from monitor.alerts import run_evaluation
 from monitor.notify import SIGNATURE_HEADER, deliver_pending, verify
 from monitor.rules import MonitorConfig

@@ -20,8 +20,8 @@ import pytest
 from core.db import make_session_factory
 from core.messages import Envelope
 from dashboard.render import evidence_table, news_table
-from ingest.pipeline import Pipeline
-from model.worker import BatchProcessor
+from scoring.pipeline import Pipeline
+from scoring.processor import BatchProcessor
 from monitor.alerts import run_evaluation
 from monitor.feed import AlertFilter, atom_feed, json_feed, load_alerts
 from monitor.notify import SIGNATURE_HEADER, deliver_pending, verify

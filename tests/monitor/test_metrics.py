@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.db import make_session_factory, upgrade
-from core.devbroker import free_port
+from tests.support.broker import free_port
 from core.metrics import MonitorMetrics
 from core.schema import Alert, Notification
 from monitor.feed import make_server
@@ -163,7 +163,7 @@ def test_finsent_monitor_serves_metrics_while_it_runs(tmp_path):
     proc = subprocess.Popen(
         [
             sys.executable,
-            str(REPO / "cli.py"),
+            "-m", "cli",
             "monitor",
             "--config",
             str(REPO / "monitor.example.toml"),

@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def finsent(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
-    return subprocess.run([sys.executable, str(REPO / "cli.py"), *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
                           timeout=120, env=env, cwd=REPO)  # fmt: skip
 
 
@@ -95,7 +95,7 @@ def test_tail_prints_alert_events(tmp_path, db):
     config.write_text('[[rule]]\nname = "burst"\ntype = "negative_burst"\nwindow = "1h"\nmin_stories = 3\n')
     assert finsent("monitor", "--config", str(config), "--once", "--database-url", url).returncode == 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
-    tail = subprocess.Popen([sys.executable, str(REPO / "cli.py"), "alerts", "tail", "--interval", "0.5",
+    tail = subprocess.Popen([sys.executable, "-m", "cli", "alerts", "tail", "--interval", "0.5",
                              "--database-url", url], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)  # fmt: skip
     try:
         first = tail.stdout.readline()

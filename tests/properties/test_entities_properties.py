@@ -8,8 +8,8 @@ import re
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from ingest.entities import METHOD_WEIGHT, dictionary, link
-from ingest.normalize import clean_text
+from scoring.entities import METHOD_WEIGHT, dictionary, link
+from scoring.normalize import clean_text
 
 from .strategies import HOSTILE_TEXT, PROPERTY
 

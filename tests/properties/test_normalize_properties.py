@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from ingest.normalize import (
+from scoring.normalize import (
     EARLIEST,
     MAX_BODY_BYTES,
     MAX_FUTURE,

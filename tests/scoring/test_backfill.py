@@ -13,8 +13,9 @@ from core.db import make_session_factory
 from core.schema import Article, BackfillProgress, Mention, Reject, Score
 from core.transport import MemoryBroker, MemoryTransport
 from ingest.backfill import Backfill
-from ingest.pipeline import Pipeline
-from model.worker import BatchProcessor, ScoringWorker
+from scoring.pipeline import Pipeline
+from scoring.processor import BatchProcessor
+from scoring.worker import ScoringWorker
 
 
 @pytest.fixture
@@ -42,18 +43,18 @@ def counts(engine) -> dict[str, int]:
 
 
 def test_backfill_twice_adds_nothing(sample, processor, migrated_engine):
-    run = Backfill(session_factory=processor.session_factory, process=processor.process, batch_size=50, progress=False)
+    run = Backfill(session_factory=processor.session_factory, processor=processor, batch_size=50, progress=False)
     report = run.run([sample])
     first = counts(migrated_engine)
     assert report.rows == 120 and report.sent == 120
     assert report.stored + report.duplicates == 120 and report.stored == first["articles"] == first["scores"]
     assert first["mentions"] >= first["articles"]  # every Benzinga row names its ticker
-    again = Backfill(session_factory=processor.session_factory, process=processor.process, progress=False)
+    again = Backfill(session_factory=processor.session_factory, processor=processor, progress=False)
     assert again.run([sample]).already_done == [str(sample)]
     # Even with the progress forgotten, the rows are recognised as stored.
     with processor.session_factory() as s, s.begin():
         s.execute(BackfillProgress.__table__.delete())
-    forced = Backfill(session_factory=processor.session_factory, process=processor.process, progress=False)
+    forced = Backfill(session_factory=processor.session_factory, processor=processor, progress=False)
     assert forced.run([sample]).stored == 0
     assert counts(migrated_engine) == first
 
@@ -61,19 +62,22 @@ def test_backfill_twice_adds_nothing(sample, processor, migrated_engine):
 def test_backfill_resumes_after_an_interrupt(sample, processor, migrated_engine, tmp_path):
     calls = itertools.count()
 
-    def flaky(envelopes):
-        if next(calls) == 1:
-            raise KeyboardInterrupt  # Ctrl-C during the second batch
-        return processor.process(envelopes)
+    class Flaky:
+        def process(self, envelopes):
+            if next(calls) == 1:
+                raise KeyboardInterrupt  # Ctrl-C during the second batch
+            return processor.process(envelopes)
 
     with pytest.raises(KeyboardInterrupt):
-        Backfill(session_factory=processor.session_factory, process=flaky, batch_size=40, progress=False).run([sample])
+        Backfill(session_factory=processor.session_factory, processor=Flaky(), batch_size=40, progress=False).run(
+            [sample]
+        )
     with processor.session_factory() as s:
         assert s.scalar(select(BackfillProgress.rows_done)) == 40
-    resumed = Backfill(session_factory=processor.session_factory, process=processor.process, batch_size=40)
+    resumed = Backfill(session_factory=processor.session_factory, processor=processor, batch_size=40)
     report = resumed.run([sample])
     assert report.rows == 80  # only the rest was read
-    whole = Backfill(session_factory=processor.session_factory, process=processor.process, progress=False)
+    whole = Backfill(session_factory=processor.session_factory, processor=processor, progress=False)
     with processor.session_factory() as s, s.begin():
         s.execute(BackfillProgress.__table__.delete())
     assert whole.run([sample]).stored == 0  # interrupted + resumed stored every row once
@@ -86,7 +90,7 @@ def test_backfill_resumes_after_an_interrupt(sample, processor, migrated_engine,
     upgrade(url)
     clean = make_engine(url)
     one = BatchProcessor(session_factory=make_session_factory(clean), scorer=processor.scorer, pipeline=Pipeline())
-    Backfill(session_factory=one.session_factory, process=one.process, batch_size=40, progress=False).run([sample])
+    Backfill(session_factory=one.session_factory, processor=one, batch_size=40, progress=False).run([sample])
     assert counts(migrated_engine) == counts(clean)
     clean.dispose()
 
@@ -102,7 +106,7 @@ def test_since_until_and_bad_rows(tmp_path, processor, migrated_engine):
     path.write_bytes(("\n".join(rows) + "\n").encode() + b'{"headline": "caf\xe9"}\n')
     since, until = datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 2, 1, tzinfo=UTC)
     run = Backfill(
-        session_factory=processor.session_factory, process=processor.process, since=since, until=until, progress=False
+        session_factory=processor.session_factory, processor=processor, since=since, until=until, progress=False
     )
     report = run.run([path])
     assert (report.rows, report.skipped_rows, report.stored, report.rejected) == (5, 2, 1, 2)
@@ -117,8 +121,7 @@ def test_via_topic_is_the_same_path(sample, processor, migrated_engine):
     producer = MemoryTransport(broker)
     report = Backfill(
         session_factory=processor.session_factory,
-        publish=lambda key, value: producer.publish("news.raw", key, value),
-        flush=producer.flush,
+        transport=producer,
         progress=False,
     ).run([sample])
     assert report.sent == 120 and report.stored == 0

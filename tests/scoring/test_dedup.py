@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.dedup import Deduplicator, shingles
+from scoring.dedup import Deduplicator, shingles
 
 T0 = datetime(2024, 6, 3, 9, tzinfo=UTC)
 A = "Apple shares jump after the iPhone maker reports record quarterly revenue and raises its dividend"
@@ -120,7 +120,7 @@ def test_signature_is_the_minhash_of_the_shingles_and_shares_no_state():
     import xxhash
     from datasketch import MinHash
 
-    from ingest.dedup import SEED
+    from scoring.dedup import SEED
 
     d = Deduplicator()
     texts = ["Nokia shares plunge after a profit warning", "Apple wins a 5G patent case in Texas", "Short"]

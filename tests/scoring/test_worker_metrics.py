@@ -16,11 +16,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.db import make_session_factory, upgrade
-from core.devbroker import free_port
-from core.metrics import BatchClock, WorkerMetrics, batch_hook
 from core.transport import MemoryBroker, MemoryTransport
-from ingest.pipeline import Pipeline
-from model.worker import BatchProcessor, ScoringWorker
+from scoring.metrics import WorkerMetrics, batch_hook
+from scoring.pipeline import Pipeline
+from scoring.processor import BatchProcessor
+from scoring.worker import ScoringWorker
+from tests.support.broker import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
@@ -42,12 +43,9 @@ def test_the_worker_hook_records_every_batch(migrated_engine, scorer_default):
     processor = BatchProcessor(
         session_factory=make_session_factory(migrated_engine), scorer=scorer_default, pipeline=Pipeline()
     )
-    clock = BatchClock(processor)
     consumer = MemoryTransport(broker)
     worker = ScoringWorker(
-        transport=consumer,
-        processor=clock,
-        on_batch=batch_hook(WorkerMetrics(registry), clock=clock, transport=consumer),
+        transport=consumer, processor=processor, on_batch=batch_hook(WorkerMetrics(registry), transport=consumer)
     )
     while worker.step() is not None:
         pass
@@ -78,7 +76,8 @@ def test_finsent_run_serves_worker_metrics_while_it_runs(tmp_path):
     proc = subprocess.Popen(
         [
             sys.executable,
-            str(REPO / "cli.py"),
+            "-m",
+            "cli",
             "--log-format",
             "json",
             "run",

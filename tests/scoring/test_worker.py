@@ -19,8 +19,10 @@ from core.db import make_session_factory
 from core.messages import Envelope
 from core.schema import Article, Attribution, Mention, Reject, Score, Source
 from core.transport import MemoryBroker, MemoryTransport
-from ingest.pipeline import Pipeline
-from model.worker import BatchProcessor, ScoringWorker, freeze_startup_objects, rescore
+from scoring.pipeline import Pipeline
+from scoring.processor import BatchProcessor, freeze_startup_objects
+from scoring.rescore import rescore
+from scoring.worker import ScoringWorker
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -234,14 +236,13 @@ def test_two_workers_in_a_group_store_every_item_once(processor, migrated_engine
 
 
 def test_rescore_adds_a_new_version_and_keeps_the_old(processor, migrated_engine, tiny_checkpoint):
-    from ingest.pipeline import scoring_text
     from model.scorer import Scorer
 
     processor.process(envelopes([msg(f"Item {i} beats forecasts") for i in range(7)]), now=NOW)
     other = Scorer(tiny_checkpoint, device="cpu", precision="fp32")
-    done = rescore(session_factory=processor.session_factory, scorer=other, batch_size=3, text_of=scoring_text)
+    done = rescore(session_factory=processor.session_factory, scorer=other, batch_size=3)
     assert done == 7
-    assert rescore(session_factory=processor.session_factory, scorer=other, text_of=scoring_text) == 0
+    assert rescore(session_factory=processor.session_factory, scorer=other) == 0
     with make_session_factory(migrated_engine)() as s:
         versions = dict(s.execute(select(Score.model_version, func.count()).group_by(Score.model_version)).all())
     assert versions == {processor.scorer.version: 7, other.version: 7}
@@ -392,10 +393,10 @@ def test_storage_is_prepared_while_the_model_scores_and_a_failure_there_is_isola
 ):
     """Ticker links and dedup signatures are computed on the worker's thread while the torch thread scores; an
     unexpected error there waits for the model, then isolates and rejects only the item that caused it."""
-    import ingest.pipeline
+    import scoring.pipeline
 
     threads = []
-    real_link = ingest.pipeline.link
+    real_link = scoring.pipeline.link
 
     def link(title, body, tickers):
         threads.append(threading.current_thread().name)
@@ -403,7 +404,7 @@ def test_storage_is_prepared_while_the_model_scores_and_a_failure_there_is_isola
             raise ValueError("linker tripped on this input")
         return real_link(title, body, tickers)
 
-    monkeypatch.setattr(ingest.pipeline, "link", link)
+    monkeypatch.setattr(scoring.pipeline, "link", link)
     processor = BatchProcessor(
         session_factory=make_session_factory(migrated_engine), scorer=scorer_default, pipeline=Pipeline()
     )

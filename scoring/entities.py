@@ -26,7 +26,7 @@ from functools import lru_cache
 from pytickersymbols import PyTickerSymbols
 from trieregex import TrieRegEx
 
-from ingest.normalize import symbol_tags
+from scoring.normalize import symbol_tags
 
 INDICES = ("S&P 500", "NASDAQ 100", "DOW JONES", "FTSE 100", "DAX")
 

@@ -24,10 +24,10 @@ from core.db import insert_rows
 from core.messages import Envelope, MessageError, NewsMessage, decode
 from core.rejects import Rejection
 from core.schema import Article, Mention, Source
-from ingest.dedup import Deduplicator
-from ingest.entities import Mention as LinkedTicker
-from ingest.entities import link, load
-from ingest.normalize import NormalizedItem, NormalizeError, normalize
+from scoring.dedup import Deduplicator
+from scoring.entities import Mention as LinkedTicker
+from scoring.entities import link, load
+from scoring.normalize import NormalizedItem, NormalizeError, normalize
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from core.db import make_engine, make_session_factory, upgrade
 from core.schema import Article, Reject, Score
 from core.transport import KafkaTransport
-from ingest.pipeline import Pipeline
-from model.worker import BatchProcessor, ScoringWorker
+from scoring.pipeline import Pipeline
+from scoring.processor import BatchProcessor
+from scoring.worker import ScoringWorker
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 PARTITIONS = 4

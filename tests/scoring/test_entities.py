@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.entities import evaluate
-from ingest.entities import INDICES, WORD_TICKERS, dictionary, link
+from scoring.entities import INDICES, WORD_TICKERS, dictionary, link
 
 
 def tickers(title: str, body: str = "", provided=()) -> set[str]:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from ingest.normalize import MAX_BODY_BYTES, NormalizeError, clean_text, normalize, title_key
+from scoring.normalize import MAX_BODY_BYTES, NormalizeError, clean_text, normalize, title_key
 
 NOW = datetime(2024, 6, 3, 12, 0, tzinfo=UTC)
 

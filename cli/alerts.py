@@ -1,0 +1,286 @@
+"""The monitor's commands: `finsent monitor` (rules on a schedule, deliveries), `finsent alerts ...` (list,
+acknowledge, silence, follow, replay over history) and `finsent feed serve` (the Atom and JSON feeds)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli import wiring
+from cli.wiring import DatabaseOpt, MetricsPortOpt, fail
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+    from core.transport import KafkaTransport
+    from monitor.rules import MonitorConfig
+
+alerts_app = typer.Typer(help="Alerts: list, acknowledge, silence, follow, replay over history.", no_args_is_help=True)
+feed_app = typer.Typer(help="The alert feed server (Atom and JSON).", no_args_is_help=True)
+ConfigOpt = Annotated[Path, typer.Option("--config", help="Monitor TOML (see monitor.example.toml).")]
+
+
+def monitor_config(path: Path) -> MonitorConfig:
+    """The validated monitor config (its secrets registered for redaction), or one line naming the file and key."""
+    from monitor.rules import RuleConfigError, load_monitor_config
+
+    try:
+        return load_monitor_config(path)
+    except RuleConfigError as exc:
+        fail(str(exc))
+
+
+def _alerts_transport(settings: Settings, config: MonitorConfig) -> KafkaTransport | None:
+    """A Kafka transport when a receiver of kind kafka is configured (the `alerts` topic), else None."""
+    if not any(r.get("kind") == "kafka" for r in config.receivers):
+        return None
+    from core.transport import KafkaTransport
+
+    return KafkaTransport.from_settings(settings)
+
+
+def monitor_command(
+    config: ConfigOpt,
+    evaluate_every: Annotated[float, typer.Option(help="Seconds between rule evaluations.")] = 30,
+    deliver_every: Annotated[float, typer.Option(help="Seconds between outbox deliveries.")] = 5,
+    once: Annotated[bool, typer.Option(help="Evaluate and deliver once, then exit.")] = False,
+    database_url: DatabaseOpt = None,
+    metrics_port: MetricsPortOpt = None,
+) -> None:
+    """Evaluate the alert rules on a schedule and deliver notifications (webhooks, Slack, Kafka, log).
+
+    Example: finsent monitor --config monitor.example.toml --once
+    """
+    import signal
+
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from core.metrics import shared
+    from monitor.metrics import MonitorMetrics
+    from monitor.scheduler import delivery_job, evaluation_job, receivers_of, schedule_monitor
+
+    cfg = monitor_config(config)
+    settings = wiring.settings(database_url)
+    wiring.setup_logging(settings, "INFO")
+    _, session_factory = wiring.database(settings)
+    transport = _alerts_transport(settings, cfg)
+    if once:
+        report = evaluation_job(session_factory=session_factory, config=cfg)
+        sent = delivery_job(session_factory=session_factory, receivers=receivers_of(cfg), transport=transport)
+        typer.echo(
+            f"findings {report.findings}, fired {report.fired}, resolved {report.resolved}, "
+            f"notifications queued {report.notifications}, sent {sent.sent}, failed {sent.failed}"
+        )
+        return
+    server = wiring.metrics_server(settings, metrics_port)
+    scheduler = BlockingScheduler(timezone="UTC")
+    schedule_monitor(scheduler, session_factory=session_factory, config=cfg, evaluate_every_s=evaluate_every,
+                     deliver_every_s=deliver_every, transport=transport,
+                     metrics=shared(MonitorMetrics) if server is not None else None)  # fmt: skip
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+    try:
+        scheduler.start()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        wiring.stop_metrics(server)
+
+
+@alerts_app.command("list")
+def alerts_list(
+    status: Annotated[str | None, typer.Option(help="pending | firing | resolved")] = None,
+    ticker: str | None = None,
+    limit: int = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Alerts, newest first, with their evidence (with --json: the objects of the /alerts.json feed)."""
+    from monitor.feed import AlertFilter, load_alerts
+
+    if status not in (None, "pending", "firing", "resolved"):
+        fail(f"--status: {status!r} is not pending, firing or resolved")
+    session_factory = wiring.session_factory(database_url)
+    filters = AlertFilter(tickers=(ticker,) if ticker else (), statuses=(status,) if status else (), limit=limit,
+                          replayed=True)  # fmt: skip
+    with session_factory() as session:
+        out = load_alerts(session=session, filters=filters)
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    for a in out:
+        typer.echo(_alert_line(a))
+        for e in a["evidence"][:3]:
+            words = ", ".join(w for w, _ in e["words"][:3])
+            typer.echo(f"      {e['published_at'][:16]}  {e['title'][:90]}  [{words}]")
+
+
+def _alert_line(a: dict) -> str:
+    subject = a["ticker"] or a["labels"].get("source", "")
+    when = (a["starts_at"] or a["active_at"])[:16]
+    flags = (" acked by " + a["acked_by"] if a["acked_by"] else "") + (" (replayed)" if a["replayed"] else "")
+    summary = a["annotations"].get("summary", "")
+    return f"#{a['id']:<5} {a['status']:<8} {a['severity']:<8} {a['rule']:<20} {subject:<8} {when}  {summary}{flags}"
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_id: int,
+    by: Annotated[str, typer.Option("--by", help="Who acknowledges.")],
+    comment: str = "",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Acknowledge an alert: no more reminders for it."""
+    from monitor.alerts import ack
+
+    session_factory = wiring.session_factory(database_url)
+    try:
+        with session_factory() as session, session.begin():
+            ack(session, alert_id, by=by, now=wiring.now(), comment=comment)
+    except LookupError as exc:
+        fail(str(exc))
+    typer.echo(f"alert {alert_id} acknowledged by {by}")
+
+
+@alerts_app.command("silence")
+def alerts_silence(
+    match: Annotated[list[str], typer.Option("--match", help="NAME=VALUE, NAME!=VALUE, NAME=~RE, NAME!~RE")],
+    author: Annotated[str, typer.Option(help="Who silences.")],
+    comment: Annotated[str, typer.Option(help="Why.")],
+    duration: Annotated[str, typer.Option(help="How long, e.g. 2h.")] = "2h",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Silence notifications of alerts matching every matcher, for a while.
+
+    Example: finsent alerts silence --match ticker=NOK --author ana --comment "known story" --duration 4h
+    """
+    from monitor.alerts import add_silence
+
+    session_factory = wiring.session_factory(database_url)
+    try:
+        with session_factory() as session, session.begin():
+            silence = add_silence(session, matchers=match, author=author, comment=comment, now=wiring.now(),
+                                  duration=duration)  # fmt: skip
+            typer.echo(f"silence {silence.id} until {silence.ends_at.isoformat(timespec='minutes')}")
+    except ValueError as exc:
+        fail(str(exc))
+
+
+@alerts_app.command("expire")
+def alerts_expire(silence_id: int, database_url: DatabaseOpt = None) -> None:
+    """End a silence now."""
+    from monitor.alerts import expire_silence
+
+    session_factory = wiring.session_factory(database_url)
+    try:
+        with session_factory() as session, session.begin():
+            expire_silence(session, silence_id, now=wiring.now())
+    except LookupError as exc:
+        fail(str(exc))
+    typer.echo(f"silence {silence_id} expired")
+
+
+@alerts_app.command("silences")
+def alerts_silences(database_url: DatabaseOpt = None) -> None:
+    """Active silences."""
+    from monitor.alerts import active_silences
+
+    session_factory = wiring.session_factory(database_url)
+    with session_factory() as session:
+        for s in active_silences(session, wiring.now()):
+            matchers = ", ".join(f"{m['name']}{m['op']}{m['value']}" for m in json.loads(s.matchers))
+            typer.echo(
+                f"#{s.id} until {s.ends_at.isoformat(timespec='minutes')} by {s.author}: {matchers} ({s.comment})"
+            )
+
+
+@alerts_app.command("tail")
+def alerts_tail(
+    interval: Annotated[float, typer.Option(help="Seconds between looks at the database.")] = 2.0,
+    history: Annotated[int, typer.Option(help="Show this many past events first.")] = 10,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Print alert events as they happen (pending, firing, resolved, reminders, acks, silenced)."""
+    import time
+
+    from monitor.alerts import events_after, last_event_id
+
+    session_factory = wiring.session_factory(database_url)
+    with session_factory() as session:
+        last = last_event_id(session) - history
+    try:
+        while True:
+            with session_factory() as session:
+                rows = events_after(session, after_id=last)
+            for event, alert in rows:
+                summary = json.loads(alert.annotations).get("summary", "")
+                subject = alert.ticker or json.loads(alert.labels).get("source", "")
+                typer.echo(f"{event.at.isoformat(timespec='seconds')} {event.event:<9} {alert.severity:<8} "
+                           f"{alert.rule} {subject}  {summary}")  # fmt: skip
+                last = event.id
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
+@alerts_app.command("replay")
+def alerts_replay(
+    config: ConfigOpt,
+    since: Annotated[str, typer.Option(help="ISO date or time.")],
+    until: Annotated[str, typer.Option(help="ISO date or time.")],
+    step: Annotated[str, typer.Option(help="Evaluate every this long, e.g. 15m.")] = "1h",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Evaluate the rules over stored history and record what would have fired (notifying nobody).
+
+    Example: finsent alerts replay --config monitor.example.toml --since 2020-03-01 --until 2020-04-01 --step 1h
+    """
+    from monitor.alerts import replay_history
+    from monitor.windows import parse_duration
+
+    cfg = monitor_config(config)
+    start, end = wiring.when(since, "since"), wiring.when(until, "until")
+    try:
+        delta = timedelta(seconds=parse_duration(step))
+    except ValueError as exc:
+        fail(f"--step: {exc}")
+    session_factory = wiring.session_factory(database_url)
+    report = replay_history(session_factory=session_factory, config=cfg, since=start, until=end, step=delta)
+    typer.echo(
+        f"replayed {start.date()} .. {end.date()} every {step}: {report.fired} alerts fired, {report.resolved} resolved"
+    )
+
+
+@feed_app.command("serve")
+def feed_serve(
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 unless told otherwise).")] = "127.0.0.1",
+    port: int = 8080,
+    token_env: Annotated[
+        str | None, typer.Option(help="Name of an environment variable holding a bearer token to require.")
+    ] = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Serve /alerts.atom, /alerts.json, /healthz and /metrics (Prometheus; token rule as the feeds)."""
+    from core.logs import register_secrets
+    from monitor.feed import make_server
+
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            fail(f"--token-env: environment variable {token_env} is not set")
+        register_secrets(token)
+    settings = wiring.settings(database_url)
+    wiring.setup_logging(settings, "INFO")
+    _, session_factory = wiring.database(settings)
+    server = make_server(session_factory=session_factory, host=host, port=port, token=token)
+    typer.echo(f"alert feeds on http://{host}:{server.server_address[1]}/alerts.atom and /alerts.json")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

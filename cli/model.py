@@ -1,0 +1,197 @@
+"""`finsent model ...`: train, inspect, evaluate and explain the sentiment model (the `model/` library)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import wiring
+from cli.wiring import SHARED_DATA, CheckpointOpt
+
+model_app = typer.Typer(help="Train, inspect, evaluate and explain the sentiment model.", no_args_is_help=True)
+
+
+@model_app.command("train")
+def model_train(
+    data_dir: Annotated[Path, typer.Option(help="Folder with the labelled development data.")] = SHARED_DATA,
+    out_dir: Annotated[Path | None, typer.Option(help="Where to write <version>/ (default: model/weights).")] = None,
+    epochs: int = 5,
+    lr: float = 1e-4,
+    batch_size: int = 32,
+    seed: int = 13,
+    max_length: int = 128,
+    phrasebank_repeat: int = 2,
+    class_weighting: str = "sqrt",
+    label_smoothing: float = 0.0,
+    mlm_epochs: Annotated[float, typer.Option(help="Domain-adaptive MLM epochs on news_stream first.")] = 0.0,
+    head_lr: float = 1e-3,
+    align_rollout: Annotated[
+        float, typer.Option(help="Weight of the loss aligning pooling weights with attention rollout (0: off).")
+    ] = 0.0,
+    init_from: Annotated[Path | None, typer.Option(help="Continue from this checkpoint instead of a new head.")] = None,
+    device: str = "auto",
+    max_train: Annotated[int, typer.Option(help="Cap the training set (smoke runs); 0 = all.")] = 0,
+    faithfulness_n: int = 300,
+    evaluate_paths: Annotated[bool, typer.Option(help="Evaluate CPU paths and faithfulness into the card.")] = True,
+    set_default: Annotated[bool, typer.Option(help="Point model/weights/DEFAULT at the new checkpoint.")] = True,
+) -> None:
+    """Train the model on ../shared/data and write a checkpoint with its model card."""
+    from model.train import WEIGHTS_DIR, TrainConfig, train
+
+    if not data_dir.is_dir():
+        wiring.fail(f"{data_dir}: no such data folder")
+    cfg = TrainConfig(
+        data_dir=str(data_dir),
+        out_dir=str(out_dir or WEIGHTS_DIR),
+        epochs=epochs,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        max_length=max_length,
+        phrasebank_repeat=phrasebank_repeat,
+        class_weighting=class_weighting,
+        label_smoothing=label_smoothing,
+        mlm_epochs=mlm_epochs,
+        head_lr=head_lr,
+        align_rollout=align_rollout,
+        init_from=str(init_from) if init_from else None,
+        device=device,
+        max_train=max_train,
+        faithfulness_n=faithfulness_n,
+        evaluate_paths=evaluate_paths,
+    )
+    path = train(cfg, log=typer.echo, command="finsent " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    if set_default:
+        (Path(cfg.out_dir) / "DEFAULT").write_text(path.name + "\n")
+        typer.echo(f"DEFAULT -> {path.name}")
+
+
+@model_app.command("info")
+def model_info(checkpoint: CheckpointOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Version, architecture, inference paths and headline metrics of a checkpoint."""
+    from model.scorer import CheckpointError, default_checkpoint
+
+    try:
+        path = checkpoint or default_checkpoint()
+    except CheckpointError as exc:
+        wiring.fail(str(exc))
+    card_path = Path(path) / "card.json"
+    if not card_path.is_file():
+        wiring.fail(f"{path}: no card.json")
+    card = json.loads(card_path.read_text())
+    if as_json:
+        typer.echo(json.dumps(card, indent=2))
+        return
+    typer.echo(f"version      {card['version']}")
+    typer.echo(f"path         {path}")
+    typer.echo(f"encoder      {card['architecture']['encoder']}")
+    typer.echo(f"parameters   {card['architecture']['parameters']:,}")
+    if "inference" in card:
+        typer.echo(
+            f"cpu default  {card['inference']['cpu_default']}   cuda default  {card['inference']['cuda_default']}"
+        )
+    typer.echo(f"temperature  {card['calibration']['temperature']:.3f}")
+    for precision, metrics in card.get("metrics", {}).get("test", {}).items():
+        typer.echo(f"\ntest metrics ({precision})")
+        for name, m in metrics.items():
+            typer.echo(f"  {name:<22} n={m['n']:<5} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+
+
+def mark_words(text: str, spans: list[tuple[int, int]]) -> str:
+    """The text with each [start, end) span wrapped in [[ ]]."""
+    out, pos = [], 0
+    for s, e in sorted(spans):
+        out += [text[pos:s], "[[", text[s:e], "]]"]
+        pos = e
+    out.append(text[pos:])
+    return "".join(out)
+
+
+@model_app.command("explain")
+def model_explain(
+    texts: Annotated[list[str] | None, typer.Argument(help="Text(s) to classify and explain.")] = None,
+    file: Annotated[Path | None, typer.Option(help="A file with one text per line.")] = None,
+    method: Annotated[str, typer.Option(help="pooling | rollout | ig")] = "pooling",
+    top_k: int = 5,
+    checkpoint: CheckpointOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per text.")] = False,
+) -> None:
+    """Label, probabilities, and the text with its most-attended words marked [[like this]]."""
+    from model.explain import METHODS, Explainer
+    from model.scorer import CheckpointError, ScoreInputError
+
+    if method not in METHODS:
+        wiring.fail(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
+    items = list(texts or [])
+    if file is not None:
+        if not file.is_file():
+            wiring.fail(f"{file}: no such file")
+        items += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not items:
+        wiring.fail("nothing to explain: give a TEXT argument or --file")
+    try:
+        explainer = Explainer(checkpoint)
+    except CheckpointError as exc:
+        wiring.fail(str(exc))
+    for text in items:
+        try:
+            explanation = explainer.explain(text, method=method, top_k=top_k)
+        except ScoreInputError as exc:
+            wiring.fail(str(exc))
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "text": text,
+                        "label": explanation.label,
+                        "probabilities": explanation.probabilities,
+                        "method": method,
+                        "model_version": explainer.version,
+                        "attributions": [a.__dict__ for a in explanation.attributions],
+                    }
+                )
+            )
+            continue
+        probs = "  ".join(f"{k} {v:.3f}" for k, v in explanation.probabilities.items())
+        typer.echo(f"\n{mark_words(text, [(a.start, a.end) for a in explanation.attributions])}")
+        typer.echo(f"  label {explanation.label}   {probs}   ({method})")
+        for a in explanation.attributions:
+            typer.echo(f"  {a.rank}. {a.word!r:<24} {a.weight:.4f}  [{a.start}:{a.end}]")
+
+
+@model_app.command("evaluate")
+def model_evaluate(
+    file: Annotated[Path, typer.Argument(help="CSV with a text column and a negative/neutral/positive label.")],
+    text_col: str = "text",
+    label_col: str = "label",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    checkpoint: CheckpointOpt = None,
+    precision: Annotated[str, typer.Option(help="auto | fp32 | int8 | bf16")] = "auto",
+    device: str = "cpu",
+    batch_size: int = 64,
+) -> None:
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix on a labelled CSV."""
+    from model.evaluate import EvaluationInputError, evaluate_texts, format_report, read_labelled_csv
+    from model.scorer import ScoreInputError
+
+    try:
+        texts, labels = read_labelled_csv(file, text_col, label_col)
+    except EvaluationInputError as exc:
+        wiring.fail(str(exc))
+    scorer = wiring.scorer(checkpoint, device, precision)
+    try:
+        metrics = evaluate_texts(scorer, texts, labels, batch_size=batch_size)
+    except ScoreInputError as exc:
+        wiring.fail(f"{file}: {exc} (row numbers count from the first data row as item 0)")
+    if as_json:
+        keys = ("n", "accuracy", "macro_f1", "per_class", "confusion", "ece")
+        typer.echo(
+            json.dumps({k: metrics[k] for k in keys} | {"model_version": scorer.version, "precision": scorer.precision})
+        )
+    else:
+        typer.echo(f"model {scorer.version} ({scorer.device.type} {scorer.precision})\n{format_report(metrics)}")

@@ -1,0 +1,101 @@
+"""Operations: `finsent db upgrade` (the schema), `finsent doctor` (is everything a deployment needs in place?)
+and `finsent dashboard` (the Streamlit app as its own process)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import wiring
+from cli.wiring import CheckpointOpt, DatabaseOpt
+
+db_app = typer.Typer(help="The database schema (Alembic migrations).", no_args_is_help=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Create or migrate the database schema (alembic upgrade head); safe to run on every start."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.db import DatabaseURLError, current_revision, make_engine, upgrade
+    from core.settings import redact_url
+
+    url = database_url or wiring.settings().database_url
+    try:
+        upgrade(url, revision)
+        engine = make_engine(url)
+        try:
+            now_at = current_revision(engine)
+        finally:
+            engine.dispose()
+    except (DatabaseURLError, SQLAlchemyError) as exc:
+        wiring.fail(f"{redact_url(url)}: {str(exc).splitlines()[0]}")
+    typer.echo(f"{redact_url(url)} at revision {now_at}")
+
+
+DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
+
+
+def dashboard_command_line(*, host: str, port: int) -> list[str]:
+    """How to start the Streamlit dashboard as its own process."""
+    return [
+        sys.executable, "-m", "streamlit", "run", str(DASHBOARD),
+        "--server.headless", "true", "--server.address", host, "--server.port", str(port),
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+
+
+def dashboard_command(
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 unless told otherwise).")] = "127.0.0.1",
+    port: int = 8501,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Start the analyst dashboard (Streamlit); it reads the database only."""
+    settings = wiring.settings(database_url)
+    wiring.database(settings)  # migrated before anyone looks
+    env = {**os.environ, "FINSENT_DATABASE_URL": settings.database_url}
+    typer.echo(f"dashboard on http://{host}:{port}", err=True)
+    command = dashboard_command_line(host=host, port=port)
+    # exec, not a child: signals (Ctrl-C, SIGTERM from a supervisor or a test) reach Streamlit itself.
+    os.execve(command[0], command, env)
+
+
+def doctor_command(
+    sources: Annotated[Path | None, typer.Option(help="Also check this sources TOML.")] = None,
+    monitor: Annotated[Path | None, typer.Option(help="Also check this monitor TOML.")] = None,
+    checkpoint: CheckpointOpt = None,
+    database_url: DatabaseOpt = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the database and the broker.")] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: {ok, checks: [...]}.")] = False,
+) -> None:
+    """Check the database, migrations, broker, model checkpoint and configs; say what is wrong and how to fix it."""
+    from core import doctor
+    from ingest.config import describe_sources, load_sources
+    from model.scorer import default_checkpoint, load_network
+    from monitor.rules import describe_config, load_monitor_config, required_secrets
+
+    settings, settings_check = doctor.check_settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    wiring.setup_logging(settings, "WARNING")
+    checks = [settings_check, *doctor.check_database(settings.database_url, timeout_s=timeout)]
+    checks.append(doctor.check_broker(settings, timeout_s=timeout))
+    checks.append(doctor.check_checkpoint(checkpoint, default=default_checkpoint, load=load_network))
+    sources_check, _ = doctor.check_config("sources", sources, load=load_sources, describe=describe_sources,
+                                           option="--sources")  # fmt: skip
+    monitor_check, config = doctor.check_config("monitor", monitor, load=load_monitor_config,
+                                                describe=describe_config, option="--monitor")  # fmt: skip
+    checks += [sources_check, monitor_check]
+    if monitor is not None:
+        checks.append(doctor.check_environment("secrets", required_secrets(config) if config is not None else {}))
+    typer.echo(json.dumps(doctor.as_json(checks), indent=2) if as_json else doctor.as_text(checks))
+    if doctor.failed(checks):
+        raise typer.Exit(code=1)

@@ -1,0 +1,169 @@
+"""The news path as separate processes: `finsent ingest` (sources → news.raw), `finsent score` (news.raw →
+database), and the batch jobs over history, `finsent backfill` and `finsent rescore`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cli import wiring
+from cli.wiring import CheckpointOpt, DatabaseOpt, DateOpt, MetricsPortOpt, fail
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from core.settings import Settings
+    from core.transport import Transport
+
+
+def score_command(
+    database_url: DatabaseOpt = None,
+    checkpoint: CheckpointOpt = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    idle_exit: Annotated[float | None, typer.Option(help="Exit after this many idle seconds (default: never).")] = None,
+    metrics_port: MetricsPortOpt = None,
+) -> None:
+    """Run a scoring worker: consume news.raw from Kafka (FINSENT_KAFKA_BOOTSTRAP) in the consumer group."""
+    from core.metrics import shared
+    from scoring.build import build_processor, build_worker
+    from scoring.metrics import WorkerMetrics
+
+    settings = wiring.settings(database_url)
+    wiring.setup_logging(settings, "INFO")
+    if settings.transport != "kafka":
+        fail("`finsent score` consumes from Kafka: set FINSENT_TRANSPORT=kafka (embedded mode is `finsent run`)")
+    _, session_factory = wiring.database(settings)
+    transport = wiring.kafka(settings)
+    server = wiring.metrics_server(settings, metrics_port)
+    processor = build_processor(session_factory=session_factory, scorer=wiring.scorer(checkpoint, device))
+    worker = build_worker(settings=settings, transport=transport, processor=processor,
+                          metrics=shared(WorkerMetrics) if server is not None else None)  # fmt: skip
+    try:
+        stats = worker.run(wiring.stop_on_sigterm(), idle_exit_s=idle_exit)
+    finally:
+        wiring.stop_metrics(server)
+    typer.echo(
+        f"received {stats.received}, stored {stats.stored}, duplicates {stats.duplicates}, rejected {stats.rejected}"
+    )
+
+
+def backfill_command(
+    paths: Annotated[list[Path], typer.Argument(help="CSV / JSONL files (news_stream columns by default).")],
+    since: DateOpt = None,
+    until: DateOpt = None,
+    source: Annotated[
+        str | None, typer.Option(help="Source name for rows without one (default: the file name).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    via_kafka: Annotated[
+        bool, typer.Option(help="Publish to news.raw for the workers instead of scoring here.")
+    ] = False,
+    database_url: DatabaseOpt = None,
+    checkpoint: CheckpointOpt = None,
+    device: str = "auto",
+) -> None:
+    """Score historical files through the live path; resumable, and re-running a file adds nothing.
+
+    Example: finsent backfill ../shared/data/news_stream/benzinga_analyst_ratings_sample.csv --since 2020-01-01
+    """
+    from core.transport import TransportError
+    from ingest.backfill import Backfill
+    from scoring.build import build_processor
+
+    for path in paths:
+        if not path.is_file():
+            fail(f"{path}: no such file")
+    settings = wiring.settings(database_url)
+    _, session_factory = wiring.database(settings)
+    job = Backfill(session_factory=session_factory, since=wiring.when(since, "since"),
+                   until=wiring.when(until, "until"), source=source, batch_size=batch_size)  # fmt: skip
+    if via_kafka:
+        job.transport, job.topic = wiring.kafka(settings), settings.topic_raw
+        try:
+            report = job.run(paths)
+        except TransportError as exc:
+            fail(str(exc))
+        finally:
+            job.transport.close()
+    else:
+        job.processor = build_processor(session_factory=session_factory, scorer=wiring.scorer(checkpoint, device))
+        report = job.run(paths)
+    for path in report.already_done:
+        typer.echo(f"{path}: already backfilled with these filters; nothing added")
+    typer.echo(
+        f"rows read {report.rows}, outside the dates {report.skipped_rows}, "
+        + (f"published {report.sent}" if via_kafka else f"stored {report.stored}, duplicates {report.duplicates}")
+        + f", rejected {report.rejected}"
+    )
+
+
+def rescore_command(
+    model: Annotated[str, typer.Option("--model", help="Model version (a folder in model/weights) or a path.")],
+    since: DateOpt = None,
+    until: DateOpt = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 256,
+    database_url: DatabaseOpt = None,
+    device: str = "auto",
+) -> None:
+    """Score stored articles with another model version; existing scores of other versions are kept."""
+    from model.scorer import WEIGHTS_DIR
+    from scoring.rescore import rescore
+
+    path = Path(model) if Path(model).is_dir() else WEIGHTS_DIR / model
+    if not path.is_dir():
+        fail(f"model {model!r}: no such checkpoint (looked in {WEIGHTS_DIR})")
+    session_factory = wiring.session_factory(database_url)
+    scorer = wiring.scorer(path, device)
+    done = rescore(session_factory=session_factory, scorer=scorer, since=wiring.when(since, "since"),
+                   until=wiring.when(until, "until"), batch_size=batch_size)  # fmt: skip
+    typer.echo(f"scored {done} articles with {scorer.version}")
+
+
+def ingest_command(
+    sources: Annotated[Path, typer.Option(help="Sources TOML (see sources.example.toml).")],
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Run the sources on their own, publishing to Kafka's news.raw for `finsent score` workers."""
+    settings = wiring.settings(database_url)
+    wiring.setup_logging(settings, "INFO")
+    if settings.transport != "kafka":
+        fail("`finsent ingest` publishes to Kafka: set FINSENT_TRANSPORT=kafka (embedded mode is `finsent run`)")
+    _, session_factory = wiring.database(settings)
+    transport = wiring.kafka(settings)
+    stop = wiring.stop_on_sigterm()
+    scheduler = launch_sources(sources, settings, transport, session_factory)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        scheduler.shutdown(wait=False)
+        transport.close()
+
+
+def launch_sources(
+    path: Path, settings: Settings, transport: Transport, session_factory: sessionmaker[Session]
+) -> BackgroundScheduler:
+    """Start the sources of a TOML file on a background scheduler (file sources published once); returns it."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from ingest.config import ConfigError, load_sources
+    from ingest.service import IngestService, start_sources
+
+    try:
+        configs = load_sources(path)
+    except ConfigError as exc:
+        fail(str(exc))
+    service = IngestService(transport=transport, session_factory=session_factory, topic=settings.topic_raw,
+                            dlq_topic=settings.topic_dlq)  # fmt: skip
+    scheduler = BackgroundScheduler(timezone="UTC")
+    started = start_sources(configs, service=service, scheduler=scheduler)
+    scheduler.start()
+    for name, published, rejected in started.files:
+        typer.echo(f"source {name}: {published} items published, {rejected} rejected")
+    if started.feeds:
+        typer.echo(f"polling {len(started.feeds)} feed(s): " + ", ".join(started.feeds))
+    return scheduler

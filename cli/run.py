@@ -1,0 +1,142 @@
+"""`finsent run`: every stage in one process on the in-process transport, the laptop mode `make run` uses.
+
+Composes the stages: a replay or the configured sources (ingest) publish to news.raw, a scoring worker thread
+consumes it, the monitor's jobs run on a background scheduler, the dashboard as a child process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import wiring
+from cli.alerts import monitor_config
+from cli.operations import dashboard_command_line
+from cli.pipeline import launch_sources
+from cli.wiring import CheckpointOpt, DatabaseOpt, MetricsPortOpt, fail
+
+
+def run_command(
+    replay: Annotated[Path | None, typer.Option(help="Play this news file as a live stream.")] = None,
+    speed: Annotated[float, typer.Option(help="Replay speed: original gaps divided by this.")] = 1.0,
+    max_gap: Annotated[float, typer.Option(help="Longest pause between two replayed items, seconds.")] = 1.0,
+    shift: Annotated[bool, typer.Option(help="Re-time replayed items to now (the original time is kept).")] = True,
+    limit: Annotated[int | None, typer.Option(help="Replay at most this many items.")] = None,
+    exit_when_done: Annotated[bool, typer.Option(help="Exit once the replay is scored and stored.")] = False,
+    sources: Annotated[Path | None, typer.Option(help="Sources TOML (see sources.example.toml).")] = None,
+    monitor: Annotated[Path | None, typer.Option(help="Monitor TOML: evaluate alert rules alongside.")] = None,
+    evaluate_every: Annotated[float, typer.Option(help="Seconds between rule evaluations (with --monitor).")] = 10,
+    dashboard: Annotated[bool, typer.Option(help="Start the dashboard beside the pipeline (port 8501).")] = False,
+    database_url: DatabaseOpt = None,
+    checkpoint: CheckpointOpt = None,
+    device: str = "auto",
+    metrics_port: MetricsPortOpt = None,
+) -> None:
+    """Everything in one process (memory transport + the configured database): replay, scoring, storage.
+
+    Example: finsent run --replay ingest/samples/news_sample.csv --speed 1000 --monitor monitor.example.toml
+    """
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from core.metrics import shared
+    from core.transport import MemoryBroker, MemoryTransport
+    from ingest.replay import replay as replay_file
+    from ingest.service import IngestService
+    from monitor.metrics import MonitorMetrics
+    from monitor.alerts import OPEN, list_alerts
+    from monitor.scheduler import delivery_job, evaluation_job, receivers_of, schedule_monitor
+    from scoring.build import build_processor, build_worker
+    from scoring.metrics import WorkerMetrics
+
+    if replay is not None and not replay.is_file():
+        fail(f"{replay}: no such file")
+    monitor_cfg = monitor_config(monitor) if monitor else None
+    settings = wiring.settings(database_url, transport="memory")
+    wiring.setup_logging(settings, "WARNING")
+    _, session_factory = wiring.database(settings)
+    server = wiring.metrics_server(settings, metrics_port)
+    broker = MemoryBroker(default_partitions=settings.topic_partitions)
+    producer = MemoryTransport(broker)
+    producer.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
+    processor = build_processor(session_factory=session_factory, scorer=wiring.scorer(checkpoint, device))
+    worker = build_worker(settings=settings, transport=MemoryTransport(broker), processor=processor,
+                          metrics=shared(WorkerMetrics) if server is not None else None)  # fmt: skip
+    stop = wiring.stop_on_sigterm()
+    viewer = None
+    if dashboard:
+        import subprocess
+
+        env = {**os.environ, "FINSENT_DATABASE_URL": settings.database_url}
+        viewer = subprocess.Popen(dashboard_command_line(host="127.0.0.1", port=8501), env=env)
+        typer.echo("dashboard on http://127.0.0.1:8501 (Ctrl-C stops everything)")
+    scoring = threading.Thread(target=worker.run, args=(stop,), name="scoring-worker", daemon=True)
+    scoring.start()
+    started = time.monotonic()
+    scheduler = launch_sources(sources, settings, producer, session_factory) if sources else None
+    if monitor_cfg is not None:
+        if scheduler is None:
+            scheduler = BackgroundScheduler(timezone="UTC")
+            scheduler.start()
+        schedule_monitor(scheduler, session_factory=session_factory, config=monitor_cfg,
+                         evaluate_every_s=evaluate_every, deliver_every_s=2,
+                         metrics=shared(MonitorMetrics) if server is not None else None)  # fmt: skip
+
+    def status() -> str:
+        s = worker.stats
+        rate = s.stored / max(1e-9, time.monotonic() - started)
+        return (f"received {s.received}, stored {s.stored} ({rate:.0f}/s), duplicates {s.duplicates}, "
+                f"rejected {s.rejected}")  # fmt: skip
+
+    replaying = None
+    try:
+        if replay is not None:
+            # Unreadable rows take the sources' path: the rejects table and news.dlq.
+            rejects = IngestService(transport=producer, session_factory=session_factory, topic=settings.topic_raw,
+                                    dlq_topic=settings.topic_dlq)  # fmt: skip
+            typer.echo(f"replaying {replay} at {speed:g}x into {settings.database_url.split('://')[0]}")
+
+            def play() -> None:
+                done = replay_file(
+                    replay,
+                    publish=lambda k, v: producer.publish(settings.topic_raw, k, v),
+                    reject=lambda record: rejects.publish([record], kind="file"),
+                    speed=speed, max_gap_s=max_gap, shift=shift, limit=limit, stop=stop,
+                )  # fmt: skip
+                typer.echo(f"replay finished: {done.published} published, {done.errors} unreadable rows")
+
+            replaying = threading.Thread(target=play, name="replay", daemon=True)
+            replaying.start()
+        last = time.monotonic()
+        while not stop.is_set() and scoring.is_alive():
+            replayed = replaying is None or not replaying.is_alive()
+            if exit_when_done and replayed and broker.drained(settings.consumer_group, settings.topic_raw):
+                break
+            if time.monotonic() - last >= 5:
+                typer.echo(status())
+                last = time.monotonic()
+            stop.wait(0.2)
+    except KeyboardInterrupt:
+        typer.echo("stopping")
+    finally:
+        stop.set()
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
+        if replaying is not None:
+            replaying.join(timeout=10)
+        scoring.join(timeout=30)
+        if viewer is not None:
+            viewer.terminate()
+            viewer.wait(timeout=10)
+        wiring.stop_metrics(server)
+    typer.echo(status())
+    if monitor_cfg is not None:  # a last look, so what the stored news says is in the alerts before exiting
+        evaluation_job(session_factory=session_factory, config=monitor_cfg)
+        delivery_job(session_factory=session_factory, receivers=receivers_of(monitor_cfg))
+        with session_factory() as session:
+            current = [a for a in list_alerts(session, limit=1000) if a.status in OPEN]
+        typer.echo(f"alerts open: {len(current)} (finsent alerts list shows them with their evidence)")

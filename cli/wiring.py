@@ -1,0 +1,168 @@
+"""What every command builds (settings, logging, database, transport, scorer, /metrics) and how a command fails:
+one clear line on stderr and exit 1. Stages are imported inside the functions so `finsent --help` stays instant."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from http.server import HTTPServer
+
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from core.settings import Settings
+    from core.transport import KafkaTransport
+    from model.scorer import Scorer
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+CheckpointOpt = Annotated[
+    Path | None, typer.Option("--checkpoint", help="Checkpoint directory (default: model/weights/DEFAULT).")
+]
+MetricsPortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve Prometheus /metrics on this port (0: off; default FINSENT_METRICS_PORT; bound to "
+        "FINSENT_METRICS_HOST, 127.0.0.1 unless set).",
+    ),
+]
+DatabaseOpt = Annotated[
+    str | None, typer.Option(help="Database URL (default: FINSENT_DATABASE_URL, else sqlite:///finsent.db).")
+]
+DateOpt = Annotated[str | None, typer.Option(help="ISO date or time, UTC unless an offset is given.")]
+
+LOGGING: dict[str, str | None] = {}  # --log-format / --log-level of this invocation (set by the root callback)
+
+
+def fail(message: str) -> NoReturn:
+    """One clear line on stderr and a non-zero exit."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=1)
+
+
+def settings(database_url: str | None = None, **overrides: object) -> Settings:
+    """FINSENT_ settings with this command's options on top; a bad variable is one line naming it."""
+    from pydantic import ValidationError
+
+    from core.settings import Settings
+
+    try:
+        loaded = Settings()
+    except ValidationError as exc:
+        fail(f"bad FINSENT_ setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
+    updates = {k: v for k, v in {"database_url": database_url, **overrides}.items() if v is not None}
+    return loaded.model_copy(update=updates)
+
+
+def setup_logging(settings: Settings, default_level: str = "INFO") -> None:
+    """Configure logging (text or JSON on stderr) with every secret we know of redacted from it."""
+    from core.logs import setup_logging as setup
+
+    # Secrets handed in through the environment under a telling name (the feed token, webhook secrets, passwords).
+    named = [v for k, v in os.environ.items() if re.fullmatch(r"FINSENT_\w*(PASSWORD|SECRET|TOKEN)", k.upper())]
+    setup(
+        LOGGING.get("level") or settings.log_level or default_level,
+        LOGGING.get("format") or settings.log_format,
+        secrets=[*settings.secret_values(), *named],
+    )
+
+
+def database(settings: Settings, migrate: bool = True) -> tuple[Engine, sessionmaker[Session]]:
+    """(engine, session factory) for the settings' database, migrated to head first."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.db import DatabaseURLError, make_engine, make_session_factory, upgrade
+    from core.settings import redact_url
+
+    try:
+        if migrate:
+            upgrade(settings.database_url)
+        engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    except (DatabaseURLError, SQLAlchemyError) as exc:
+        fail(f"{redact_url(settings.database_url)}: {str(exc).splitlines()[0]}")
+    return engine, make_session_factory(engine)
+
+
+def session_factory(database_url: str | None) -> sessionmaker[Session]:
+    """The session factory of the migrated database named by the option or FINSENT_DATABASE_URL."""
+    return database(settings(database_url))[1]
+
+
+def kafka(settings: Settings) -> KafkaTransport:
+    """A Kafka transport with news.raw and news.dlq created; one clear line when the broker cannot be reached."""
+    from core.transport import KafkaTransport, TransportError
+
+    transport = KafkaTransport.from_settings(settings)
+    try:
+        transport.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
+    except TransportError as exc:
+        fail(str(exc))
+    return transport
+
+
+def scorer(checkpoint: Path | None, device: str = "cpu", precision: str = "auto") -> Scorer:
+    """The model, or one line saying why the checkpoint cannot be used."""
+    from model.scorer import CheckpointError, Scorer
+
+    try:
+        return Scorer(checkpoint, device=device, precision=precision)
+    except (CheckpointError, ValueError) as exc:
+        fail(str(exc))
+
+
+def metrics_server(settings: Settings, port: int | None) -> HTTPServer | None:
+    """Start the Prometheus /metrics endpoint when a port is set (option, else FINSENT_METRICS_PORT); else None."""
+    port = settings.metrics_port if port is None else port
+    if not port:
+        return None
+    from core.metrics import serve_metrics
+
+    try:
+        server = serve_metrics(port, settings.metrics_host)
+    except OSError as exc:
+        fail(f"--metrics-port {port}: cannot listen on {settings.metrics_host}: {exc.strerror or exc}")
+    typer.echo(f"metrics on http://{settings.metrics_host}:{server.server_address[1]}/metrics", err=True)
+    return server
+
+
+def stop_metrics(server: HTTPServer | None) -> None:
+    """Shut the /metrics endpoint down, if one was started."""
+    if server is not None:
+        server.shutdown()
+        server.server_close()
+
+
+def stop_on_sigterm() -> threading.Event:
+    """An event set by SIGTERM (Ctrl-C arrives as KeyboardInterrupt)."""
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
+
+
+def when(value: str | None, name: str) -> datetime | None:
+    """An ISO date or time option, UTC unless it carries an offset."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"--{name}: {value!r} is not an ISO date or time (e.g. 2020-01-31 or 2020-01-31T09:30:00Z)")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def now() -> datetime:
+    """The current time, UTC."""
+    return datetime.now(UTC)
