@@ -78,19 +78,19 @@ def backfill_command(
             fail(f"{path}: no such file")
     settings = wiring.settings(database_url)
     _, session_factory = wiring.database(settings)
-    job = Backfill(session_factory=session_factory, since=wiring.when(since, "since"),
-                   until=wiring.when(until, "until"), source=source, batch_size=batch_size)  # fmt: skip
+    common = dict(session_factory=session_factory, since=wiring.when(since, "since"), until=wiring.when(until, "until"),
+                  source=source, batch_size=batch_size)  # fmt: skip
     if via_kafka:
-        job.transport, job.topic = wiring.kafka(settings), settings.topic_raw
+        transport = wiring.kafka(settings)
         try:
-            report = job.run(paths)
+            report = Backfill(transport=transport, topic=settings.topic_raw, **common).run(paths)
         except TransportError as exc:
             fail(str(exc))
         finally:
-            job.transport.close()
+            transport.close()
     else:
-        job.processor = build_processor(session_factory=session_factory, scorer=wiring.scorer(checkpoint, device))
-        report = job.run(paths)
+        processor = build_processor(session_factory=session_factory, scorer=wiring.scorer(checkpoint, device))
+        report = Backfill(processor=processor, **common).run(paths)
     for path in report.already_done:
         typer.echo(f"{path}: already backfilled with these filters; nothing added")
     typer.echo(
