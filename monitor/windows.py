@@ -4,9 +4,12 @@
 - `update_buckets`: tumbling buckets of each window length, kept up to date incrementally: every article stored
   since the last run (live or backfilled, in any time order) marks its buckets for recomputation.
 - `baseline`: mean and spread of the buckets over the trailing `days` before the current window.
+- `aggregate_sql`: the same numbers computed in the database, for readers (the dashboard) that must not load rows.
 
 Stories, not copies: near-duplicates (one `story_id`) count once. A story's score is the mean of its articles'
-scores; the window mean weights each story by relevance x confidence. The market-wide key is "*".
+scores; the window mean weights each story by relevance x confidence; a story's label is that of its most confident
+article. The market-wide key is "*". `aggregate` (Python, over `_rows`) and `aggregate_sql` (SQL) are the two
+implementations of this one definition; tests/monitor/test_windows.py holds them equal on the same data.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
-from sqlalchemy import Float, String, and_, literal, or_, select
+from sqlalchemy import BigInteger, Float, Integer, String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -67,7 +71,7 @@ class Baseline:
 
 
 def current_version(session: Session) -> str | None:
-    """The model version of the newest score: windows use one version so a rescore never mixes into them."""
+    """The model version of the newest score (None while none): one version per view, so a rescore never mixes in."""
     return session.scalar(select(Score.model_version).order_by(Score.scored_at.desc(), Score.id.desc()).limit(1))
 
 
@@ -128,6 +132,111 @@ def aggregate(rows, *, key: str, window_s: int, start: datetime, end: datetime) 
     return stats
 
 
+class BucketStats(TypedDict):
+    """One (key, bucket) as `aggregate_sql` computes it: the numbers of `WindowStats`, without the article ids."""
+
+    items: int
+    stories: int
+    mean_score: float | None
+    share_negative: float
+    share_positive: float
+
+
+def aggregate_sql(
+    *, session: Session, keys: list[str], start: datetime, end: datetime, window_s: int | None, version: str
+) -> dict[tuple[str, int], BucketStats]:
+    """`aggregate`'s numbers per key and tumbling bucket of [start, end), computed by the database.
+
+    Keyed by (key, bucket start as Unix time); `window_s=None`: all of [start, end) as one bucket, keyed 0. Rows are
+    those of `_rows` (the market's by the article's time, a ticker's by its mention's), stories are grouped, weighted
+    and labelled as in `aggregate`; only keys with rows appear."""
+    market = MARKET in keys
+    tickers = [k for k in keys if k != MARKET]
+
+    def bucket(column):
+        return literal(0) if window_s is None else bucket_epoch(session, column, window_s)
+
+    parts = []
+    if market:
+        parts.append(
+            select(
+                literal(MARKET).label("key"),
+                bucket(Article.published_at).label("bucket"),
+                func.coalesce(Article.story_id, Article.id).label("story"),
+                Article.id.label("article_id"),
+                literal(1.0).label("relevance"),
+                Score.score,
+                Score.confidence,
+                Score.label,
+            )
+            .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
+            .where(Article.published_at >= start, Article.published_at < end)
+        )
+    if tickers:
+        parts.append(
+            select(
+                Mention.ticker.label("key"),
+                bucket(Mention.published_at).label("bucket"),
+                func.coalesce(Article.story_id, Article.id).label("story"),
+                Article.id.label("article_id"),
+                Mention.relevance.label("relevance"),
+                Score.score,
+                Score.confidence,
+                Score.label,
+            )
+            .join(Article, Article.id == Mention.article_id)
+            .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
+            .where(Mention.ticker.in_(tickers), Mention.published_at >= start, Mention.published_at < end)
+        )
+    out: dict[tuple[str, int], BucketStats] = {}
+    for part in parts:
+        rows = part.subquery("r")
+        ranked = select(
+            rows,
+            func.row_number()
+            .over(
+                partition_by=(rows.c.key, rows.c.bucket, rows.c.story),
+                order_by=(rows.c.confidence.desc(), rows.c.article_id),
+            )
+            .label("rn"),
+        ).subquery("ranked")
+        lead = ranked.c.rn == 1  # the story's most confident article, as `aggregate`'s `lead`
+        stories = (
+            select(
+                ranked.c.key,
+                ranked.c.bucket,
+                func.count().label("n"),
+                func.avg(ranked.c.score).label("s"),
+                func.avg(ranked.c.relevance * ranked.c.confidence).label("w"),
+                func.max(case((and_(lead, ranked.c.label == "negative"), 1), else_=0)).label("neg"),
+                func.max(case((and_(lead, ranked.c.label == "positive"), 1), else_=0)).label("pos"),
+            )
+            .group_by(ranked.c.key, ranked.c.bucket, ranked.c.story)
+            .subquery("stories")
+        )
+        total_w = func.sum(stories.c.w)
+        query = select(
+            stories.c.key,
+            stories.c.bucket,
+            func.sum(stories.c.n).label("items"),
+            func.count().label("stories"),
+            total_w.label("total_w"),
+            func.sum(stories.c.w * stories.c.s).label("total"),
+            func.sum(stories.c.neg).label("neg"),
+            func.sum(stories.c.pos).label("pos"),
+        ).group_by(stories.c.key, stories.c.bucket)
+        for r in session.execute(query):
+            total_w = float(r.total_w or 0.0)
+            out[(r.key, int(r.bucket))] = {
+                "items": int(r.items),
+                "stories": int(r.stories),
+                "mean_score": float(r.total) / total_w if total_w > 0 else None,
+                "share_negative": int(r.neg) / int(r.stories),
+                "share_positive": int(r.pos) / int(r.stories),
+            }
+    return out
+
+
 def rolling(session: Session, *, key: str, window_s: int, now: datetime, version: str) -> WindowStats:
     """The exact window [now - window_s, now) for one ticker or the market."""
     start = now - timedelta(seconds=window_s)
@@ -150,6 +259,17 @@ def bucket_start(when: datetime, window_s: int) -> datetime:
     """The start of the tumbling bucket holding `when` (buckets are aligned to the Unix epoch)."""
     ts = when.timestamp()
     return datetime.fromtimestamp(ts - ts % window_s, UTC)
+
+
+def bucket_epoch(session: Session, column, window_s: int):
+    """SQL for `bucket_start` of `column` as Unix time: the start of its tumbling bucket (aligned to the epoch)."""
+    w = int(window_s)
+    if session.get_bind().dialect.name == "sqlite":
+        # UTC text without offset: strftime('%s') reads it as UTC; integer division floors for positive times. Only
+        # the whole seconds go in: strftime rounds to milliseconds, which moved 23:59:59.9999 into the next bucket.
+        seconds = func.substr(column, 1, 19)
+        return cast(func.strftime("%s", seconds), Integer) // w * w  # `//`: SQLAlchemy's `/` is true division
+    return cast(func.floor(func.extract("epoch", column) / w) * w, BigInteger)
 
 
 def update_buckets(
