@@ -69,8 +69,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.metrics import FeedMetrics, shared
+from core.metrics import shared
 from core.schema import Alert, AlertEvidence, Article, Source
+from monitor.metrics import FeedMetrics
 
 log = logging.getLogger("monitor.feed")
 

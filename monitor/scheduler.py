@@ -13,7 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.schema import Alert, Notification
+from core.transport import Transport
 from monitor.alerts import EvaluationReport, run_evaluation
+from monitor.metrics import MonitorMetrics
 from monitor.notify import DeliveryReport, Receiver, deliver_pending
 from monitor.rules import MonitorConfig, RuleConfigError
 
@@ -53,7 +55,7 @@ def state_counts(session: Session) -> tuple[dict[str, int], dict[str, int], dict
     return alerts, pending, failing
 
 
-def _refresh(metrics: Any, session_factory: sessionmaker[Session]) -> None:
+def _refresh(metrics: MonitorMetrics, session_factory: sessionmaker[Session]) -> None:
     try:
         with session_factory() as session:
             metrics.set_state(*state_counts(session))
@@ -66,9 +68,9 @@ def evaluation_job(
     session_factory: sessionmaker[Session],
     config: MonitorConfig,
     now: datetime | None = None,
-    metrics: Any = None,
+    metrics: MonitorMetrics | None = None,
 ) -> EvaluationReport:
-    """One evaluation; logs every alert state change (and records it in `metrics`, a MonitorMetrics, if given)."""
+    """One evaluation; logs every alert state change (and records it in `metrics`, if given)."""
     started = time.perf_counter()
     report = run_evaluation(session_factory=session_factory, config=config, now=now or datetime.now(UTC))
     for event, rule, subject in report.changes:
@@ -84,10 +86,10 @@ def delivery_job(
     session_factory: sessionmaker[Session],
     receivers: dict[str, Receiver],
     now: datetime | None = None,
-    transport: Any = None,
-    metrics: Any = None,
+    transport: Transport | None = None,
+    metrics: MonitorMetrics | None = None,
 ) -> DeliveryReport:
-    """Send what the outbox holds that is due (and record it in `metrics`, a MonitorMetrics, if given)."""
+    """Send what the outbox holds that is due (and record it in `metrics`, if given)."""
     report = deliver_pending(
         session_factory=session_factory, receivers=receivers, now=now or datetime.now(UTC), transport=transport
     )
@@ -104,8 +106,8 @@ def schedule_monitor(
     config: MonitorConfig,
     evaluate_every_s: float = 30,
     deliver_every_s: float = 5,
-    transport: Any = None,
-    metrics: Any = None,
+    transport: Transport | None = None,
+    metrics: MonitorMetrics | None = None,
 ) -> list[Any]:
     """Register the evaluation and delivery jobs (ids `monitor:evaluate`, `monitor:deliver`); `metrics` is optional."""
     receivers = receivers_of(config)

@@ -18,12 +18,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.db import make_session_factory, upgrade
-from tests.support.broker import free_port
-from core.metrics import MonitorMetrics
 from core.schema import Alert, Notification
 from monitor.feed import make_server
+from monitor.metrics import MonitorMetrics
 from monitor.rules import load_config
 from monitor.scheduler import delivery_job, evaluation_job, receivers_of
+from tests.support.broker import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
 TOKEN = "metrics-token-for-tests"
@@ -163,7 +163,8 @@ def test_finsent_monitor_serves_metrics_while_it_runs(tmp_path):
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m", "cli",
+            "-m",
+            "cli",
             "monitor",
             "--config",
             str(REPO / "monitor.example.toml"),
