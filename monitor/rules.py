@@ -21,6 +21,7 @@ optionally `tickers` to restrict it.
 
 from __future__ import annotations
 
+import os
 import statistics
 import tomllib
 from dataclasses import dataclass, field
@@ -33,7 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.logs import register_secrets
 from core.schema import Article, Score, Source
+from monitor.notify import Receiver
 from monitor.windows import MARKET, baseline, parse_duration, rolling_all
 
 
@@ -127,14 +130,6 @@ Rule = Annotated[NegativeBurst | SentimentShift | VolumeSpike | Watchlist | Sour
 RULE = TypeAdapter(Rule)
 
 
-class Receiver(BaseModel):
-    """Where notifications go (delivery itself lives in monitor.notify)."""
-
-    model_config = ConfigDict(extra="allow")
-    name: str
-    kind: str
-
-
 class MonitorConfig(BaseModel):
     """The whole monitor file: rules, receivers and routing."""
 
@@ -196,6 +191,53 @@ def load_config(path: str | Path) -> MonitorConfig:
         if name not in known:
             raise RuleConfigError(f"{path}: route_receivers: no [[receiver]] named {name!r}")
     return config
+
+
+def describe_config(config: MonitorConfig) -> str:
+    """What a monitor config holds, in a few words: `3 rule(s), 1 receiver(s)`."""
+    return f"{len(config.rules)} rule(s), {len(config.receivers)} receiver(s)"
+
+
+def receivers_of(config: MonitorConfig) -> dict[str, Receiver]:
+    """The configured receivers by name, validated; RuleConfigError names the receiver and the field."""
+    out = {}
+    for i, raw in enumerate(config.receivers):
+        try:
+            receiver = Receiver.model_validate(raw)
+        except ValidationError as exc:  # one line: the first error's field and reason (inputs hidden: secrets)
+            err = exc.errors(include_url=False)[0]
+            key = ".".join(str(p) for p in err["loc"]) or "receiver"
+            reason = err["msg"].removeprefix("Value error, ")
+            raise RuleConfigError(f"receiver #{i + 1} ({raw.get('name')!r}): {key}: {reason}") from None
+        out[receiver.name] = receiver
+    return out
+
+
+def load_monitor_config(path: str | Path) -> MonitorConfig:
+    """The monitor file loaded, its receivers validated and its secrets registered for redaction from logs.
+
+    Secrets: a Slack receiver's URL (itself a credential) and the values of the receivers' `secret_env` variables
+    that are set. RuleConfigError (one line naming the file, or the receiver, and the key) otherwise."""
+    config = load_config(path)
+    try:
+        receivers = receivers_of(config)
+    except RuleConfigError as exc:
+        raise RuleConfigError(f"{path}: {exc}") from None
+    for receiver in receivers.values():
+        register_secrets(
+            receiver.url if receiver.kind == "slack" else None,
+            os.environ.get(receiver.secret_env) if receiver.secret_env else None,
+        )
+    return config
+
+
+def required_secrets(config: MonitorConfig) -> dict[str, str]:
+    """Environment variables the config needs, with what each holds: {"HOOK_SECRET": "HMAC secret of receiver 'x'"}."""
+    return {
+        receiver.secret_env: f"HMAC secret of receiver {receiver.name!r}"
+        for receiver in receivers_of(config).values()
+        if receiver.secret_env
+    }
 
 
 @dataclass(slots=True)

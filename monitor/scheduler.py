@@ -17,21 +17,9 @@ from core.transport import Transport
 from monitor.alerts import EvaluationReport, run_evaluation
 from monitor.metrics import MonitorMetrics
 from monitor.notify import DeliveryReport, Receiver, deliver_pending
-from monitor.rules import MonitorConfig, RuleConfigError
+from monitor.rules import MonitorConfig, receivers_of
 
 log = logging.getLogger(__name__)
-
-
-def receivers_of(config: MonitorConfig) -> dict[str, Receiver]:
-    """The configured receivers, validated; RuleConfigError names the receiver and the field."""
-    out = {}
-    for i, raw in enumerate(config.receivers):
-        try:
-            receiver = Receiver.model_validate(raw)
-        except ValueError as exc:
-            raise RuleConfigError(f"receiver #{i + 1} ({raw.get('name')!r}): {exc}") from None
-        out[receiver.name] = receiver
-    return out
 
 
 def state_counts(session: Session) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:

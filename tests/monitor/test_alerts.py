@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +13,14 @@ from sqlalchemy import func, select
 from core.db import make_session_factory
 from core.schema import Alert, AlertEvent, AlertEvidence, Article, Attribution, Mention, Notification, Score, Source
 from monitor.alerts import ack, add_silence, expire_silence, fingerprint, run_evaluation
-from monitor.rules import MonitorConfig, RuleConfigError, load_config
+from monitor.rules import (
+    MonitorConfig,
+    RuleConfigError,
+    describe_config,
+    load_config,
+    load_monitor_config,
+    required_secrets,
+)
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 VERSION = "test-model"
@@ -257,6 +265,54 @@ def test_bad_config_names_file_and_key(tmp_path, toml, message):
     with pytest.raises(RuleConfigError) as err:
         load_config(path)
     assert str(err.value).startswith(str(path)) and message in str(err.value)
+
+
+def test_monitor_config_registers_its_secrets_and_names_the_ones_it_needs(tmp_path, monkeypatch):
+    """The Slack URL and the HMAC secrets that are set are redacted from logs from then on; every `secret_env` is
+    listed, set or not, for `finsent doctor` to check."""
+    from core.logs import redact
+
+    slack = f"https://hooks.slack.com/services/T0/B0/{uuid.uuid4().hex}"
+    secret = f"hmac-{uuid.uuid4().hex}"
+    monkeypatch.setenv("FINSENT_TEST_DESK_SECRET", secret)
+    monkeypatch.delenv("FINSENT_TEST_UNSET_SECRET", raising=False)
+    path = tmp_path / "monitor.toml"
+    path.write_text(
+        '[[receiver]]\nname = "desk"\nkind = "webhook"\nurl = "http://127.0.0.1:9/x"\n'
+        'secret_env = "FINSENT_TEST_DESK_SECRET"\n'
+        f'[[receiver]]\nname = "chat"\nkind = "slack"\nurl = "{slack}"\n'
+        '[[receiver]]\nname = "other"\nkind = "webhook"\nurl = "http://127.0.0.1:9/y"\n'
+        'secret_env = "FINSENT_TEST_UNSET_SECRET"\n'
+        '[[receiver]]\nname = "ops"\nkind = "log"\n'
+    )
+    cfg = load_monitor_config(path)
+    assert [r["name"] for r in cfg.receivers] == ["desk", "chat", "other", "ops"]
+    assert describe_config(cfg) == "0 rule(s), 4 receiver(s)"
+    assert redact(f"posting to {slack} signed with {secret}") == "posting to *** signed with ***"
+    assert required_secrets(cfg) == {
+        "FINSENT_TEST_DESK_SECRET": "HMAC secret of receiver 'desk'",
+        "FINSENT_TEST_UNSET_SECRET": "HMAC secret of receiver 'other'",
+    }
+    assert required_secrets(config()) == {}
+
+
+@pytest.mark.parametrize(
+    "receiver, message",
+    [
+        ('name = "hook"\nkind = "webhook"\n', "receiver #1 ('hook'): url: url is required for a webhook receiver"),
+        ('name = "hook"\nkind = "pager"\n', "receiver #1 ('hook'): kind: Input should be"),
+        ('name = "hook"\nkind = "log"\nretries = 3\n', "receiver #1 ('hook'): retries: Extra inputs"),
+        ('name = "hook"\nkind = "webhook"\nurl = "http://h/x"\nsecret_env = "s3cr3t value!"\n',
+         "receiver #1 ('hook'): secret_env: secret_env must be the NAME of an environment variable"),
+    ],
+)  # fmt: skip
+def test_a_bad_receiver_is_one_line_naming_file_receiver_and_field(tmp_path, receiver, message):
+    path = tmp_path / "monitor.toml"
+    path.write_text("[[receiver]]\n" + receiver)
+    with pytest.raises(RuleConfigError) as err:
+        load_monitor_config(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: {message}") and "\n" not in text and "s3cr3t" not in text
 
 
 def test_example_config_loads():

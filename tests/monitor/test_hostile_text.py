@@ -20,13 +20,12 @@ import pytest
 from core.db import make_session_factory
 from core.messages import Envelope
 from dashboard.render import evidence_table, news_table
-from scoring.pipeline import Pipeline
-from scoring.processor import BatchProcessor
 from monitor.alerts import run_evaluation
 from monitor.feed import AlertFilter, atom_feed, json_feed, load_alerts
 from monitor.notify import SIGNATURE_HEADER, deliver_pending, verify
-from monitor.rules import MonitorConfig
-from monitor.scheduler import receivers_of
+from monitor.rules import MonitorConfig, receivers_of
+from scoring.pipeline import Pipeline
+from scoring.processor import BatchProcessor
 
 T = datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
 SECRET = "hostile-text-secret"

@@ -21,8 +21,8 @@ from core.db import make_session_factory, upgrade
 from core.schema import Alert, Notification
 from monitor.feed import make_server
 from monitor.metrics import MonitorMetrics
-from monitor.rules import load_config
-from monitor.scheduler import delivery_job, evaluation_job, receivers_of
+from monitor.rules import load_config, receivers_of
+from monitor.scheduler import delivery_job, evaluation_job
 from tests.support.broker import free_port
 
 REPO = Path(__file__).resolve().parent.parent.parent
