@@ -10,7 +10,7 @@
   state make evaluation idempotent: a restarted monitor re-evaluates and sends nothing twice.
 - Silences (matchers with =, !=, =~, !~; author, comment, expiry) suppress notifications while active; an alert
   still firing when its silence ends is notified then.
-- Each alert keeps its evidence: the articles that made it fire and their top-attended words.
+- Each alert keeps its evidence: the articles that made it fire and their top-attended words (monitor.evidence).
 - Replay (`replay=True`) records historical alerts flagged `replayed` and notifies nobody.
 """
 
@@ -26,14 +26,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.schema import Alert, AlertEvent, AlertEvidence, Notification, Score, Silence
-from core.schema import Attribution as AttributionRow
-from monitor.feed import load_evidence
+from core.schema import Alert, AlertEvent, Notification, Silence
+from monitor.evidence import load_evidence, record_evidence
 from monitor.rules import Finding, MonitorConfig, SourceSilent, evaluate, render
 from monitor.windows import DEFAULT_WINDOWS, current_version, parse_duration, update_buckets
 
 OPEN = ("pending", "firing")
-MAX_EVIDENCE = 10
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
 
 
@@ -206,7 +204,7 @@ def apply_findings(
             report.pending += 1
         else:
             alert.value, alert.annotations, alert.updated_at = f.value, json.dumps(annotations), now
-        _add_evidence(session, alert, f.evidence, version)
+        record_evidence(session=session, alert_id=alert.id, article_ids=f.evidence, version=version)
         if alert.status == "pending" and (now - alert.active_at).total_seconds() >= f.rule.for_s:
             alert.status, alert.starts_at = "firing", now
             event(alert, "firing", f"value {f.value:.3g}")
@@ -231,38 +229,6 @@ def apply_findings(
     if not replay:
         _queue(session, outgoing, config=config, now=now, silences=silences, report=report, event=event)
     return report
-
-
-def _add_evidence(session: Session, alert: Alert, article_ids: list[int], version: str | None) -> None:
-    have = set(session.scalars(select(AlertEvidence.article_id).where(AlertEvidence.alert_id == alert.id)))
-    room = MAX_EVIDENCE - len(have)
-    new = [a for a in article_ids if a not in have][: max(0, room)]
-    if not new:
-        return
-    scores = {
-        article_id: (score_id, value)
-        for article_id, score_id, value in session.execute(
-            select(Score.article_id, Score.id, Score.score).where(
-                Score.article_id.in_(new), *([Score.model_version == version] if version else [])
-            )
-        )
-    }
-    words: dict[int, list] = defaultdict(list)
-    score_ids = [s for s, _ in scores.values()]
-    if score_ids:
-        for score_id, word, weight in session.execute(
-            select(AttributionRow.score_id, AttributionRow.word, AttributionRow.weight)
-            .where(AttributionRow.score_id.in_(score_ids), AttributionRow.method == "pooling")
-            .order_by(AttributionRow.score_id, AttributionRow.rank)
-        ):
-            words[score_id].append([word, round(weight, 4)])
-    for article_id in new:
-        score_id, value = scores.get(article_id, (None, None))
-        session.add(
-            AlertEvidence(
-                alert_id=alert.id, article_id=article_id, score=value, words=json.dumps(words.get(score_id, []))
-            )
-        )
 
 
 def _queue(session, outgoing, *, config, now, silences, report, event) -> None:
@@ -322,7 +288,7 @@ def notification_payload(
 ) -> dict:
     """An Alertmanager-compatible webhook body (version 4), with each alert's evidence."""
     status = "resolved" if kind == "resolved" else "firing"
-    evidence = load_evidence(session, [a.id for a in alerts])
+    evidence = load_evidence(session=session, alert_ids=[a.id for a in alerts])
     items = []
     for alert in alerts:
         labels = json.loads(alert.labels)
@@ -335,7 +301,7 @@ def notification_payload(
                 "endsAt": _iso(alert.ends_at),
                 "fingerprint": alert.fingerprint,
                 "generatorURL": "",
-                "evidence": evidence[alert.id],
+                "evidence": [e.as_json() for e in evidence[alert.id]],
             }
         )
     common = set.intersection(*(set(json.loads(a.labels).items()) for a in alerts)) if alerts else set()
@@ -353,11 +319,82 @@ def notification_payload(
     }
 
 
-def list_alerts(session: Session, *, status: str | None = None, ticker: str | None = None, limit: int = 50):
-    """Alerts newest first, for `finsent alerts list`."""
-    query = select(Alert).order_by(Alert.updated_at.desc(), Alert.id.desc()).limit(limit)
-    if status:
-        query = query.where(Alert.status == status)
-    if ticker:
-        query = query.where(Alert.ticker == ticker)
+@dataclass(frozen=True)
+class AlertFilter:
+    """Which alerts to list (empty tuples: any); replayed history only with `replayed`."""
+
+    tickers: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    since: datetime | None = None  # updated at or after
+    limit: int = 100
+    replayed: bool = False
+
+
+def find_alerts(*, session: Session, filters: AlertFilter) -> list[Alert]:
+    """Alerts matching `filters`, most recently changed first (the index on updated_at), at most `filters.limit`."""
+    query = select(Alert).order_by(Alert.updated_at.desc(), Alert.id.desc()).limit(filters.limit)
+    if filters.tickers:
+        query = query.where(Alert.ticker.in_(filters.tickers))
+    if filters.severities:
+        query = query.where(Alert.severity.in_(filters.severities))
+    if filters.statuses:
+        query = query.where(Alert.status.in_(filters.statuses))
+    if filters.since is not None:
+        query = query.where(Alert.updated_at >= filters.since)
+    if not filters.replayed:
+        query = query.where(Alert.replayed.is_(False))
     return list(session.scalars(query))
+
+
+def list_alerts(
+    session: Session, *, status: str | None = None, ticker: str | None = None, limit: int = 50
+) -> list[Alert]:
+    """Alerts newest first, replayed ones included (kept for the CLI; `find_alerts` is the query)."""
+    filters = AlertFilter(
+        tickers=(ticker,) if ticker else (), statuses=(status,) if status else (), limit=limit, replayed=True
+    )
+    return find_alerts(session=session, filters=filters)
+
+
+def last_event_id(session: Session) -> int:
+    """The id of the newest alert event (0 when there is none): where following the events starts."""
+    return session.scalar(select(func.max(AlertEvent.id))) or 0
+
+
+def events_after(session: Session, *, after_id: int) -> list[tuple[AlertEvent, Alert]]:
+    """Alert events with an id above `after_id`, oldest first, each with its alert."""
+    return [
+        (event, alert)
+        for event, alert in session.execute(
+            select(AlertEvent, Alert)
+            .join(Alert, Alert.id == AlertEvent.alert_id)
+            .where(AlertEvent.id > after_id)
+            .order_by(AlertEvent.id)
+        )
+    ]
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    """What a replay over history recorded: alerts fired and resolved, over how many evaluations."""
+
+    fired: int = 0
+    resolved: int = 0
+    evaluations: int = 0
+
+
+def replay_history(
+    *, session_factory: sessionmaker[Session], config: MonitorConfig, since: datetime, until: datetime, step: timedelta
+) -> ReplayReport:
+    """Evaluate the rules at since, since + step, ... up to until (inclusive) as `replay` alerts, notifying nobody."""
+    if step <= timedelta(0):
+        raise ValueError(f"the replay step must be positive, got {step}")
+    report, now = ReplayReport(), since
+    while now <= until:
+        evaluation = run_evaluation(session_factory=session_factory, config=config, now=now, replay=True)
+        report.fired += evaluation.fired
+        report.resolved += evaluation.resolved
+        report.evaluations += 1
+        now += step
+    return report

@@ -54,11 +54,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import math
 import re
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -70,7 +68,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.metrics import shared
-from core.schema import Alert, AlertEvidence, Article, Source
+from core.schema import Alert
+from monitor.alerts import AlertFilter, find_alerts
+from monitor.evidence import json_number, json_time, load_evidence
 from monitor.metrics import FeedMetrics
 
 log = logging.getLogger("monitor.feed")
@@ -79,7 +79,7 @@ SCHEMA_PATH = Path(__file__).resolve().parent / "alerts.schema.json"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 STATUSES = ("pending", "firing", "resolved")
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+DEFAULT_LIMIT, MAX_LIMIT = AlertFilter.limit, 1000
 TOP_WORDS = 5
 _TICKER = re.compile(r"^[A-Za-z0-9.\-:^=]{1,16}$")
 _SEVERITY = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
@@ -95,18 +95,6 @@ class BadParameter(ValueError):
     def __init__(self, parameter: str, message: str) -> None:
         super().__init__(f"bad parameter {parameter!r}: {message}")
         self.parameter = parameter
-
-
-@dataclass(frozen=True)
-class AlertFilter:
-    """Which alerts a feed shows."""
-
-    tickers: tuple[str, ...] = ()
-    severities: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = ()
-    since: datetime | None = None
-    limit: int = DEFAULT_LIMIT
-    replayed: bool = False
 
 
 def parse_filters(query: str) -> AlertFilter:
@@ -178,10 +166,6 @@ def parse_filters(query: str) -> AlertFilter:
 # ------------------------------------------------------------------------------------------------------ query
 
 
-def _iso(when: datetime | None) -> str | None:
-    return when.astimezone(UTC).isoformat() if when else None
-
-
 def _json_field(text: str | None, default: Any, *, what: str, alert_id: int) -> Any:
     try:
         value = json.loads(text) if text else default
@@ -191,70 +175,10 @@ def _json_field(text: str | None, default: Any, *, what: str, alert_id: int) -> 
     return value if isinstance(value, type(default)) else default
 
 
-def _finite(value: float | None) -> float | None:
-    # JSON has no NaN or Infinity; a number that is not finite is shown as unknown.
-    return value if value is None or math.isfinite(value) else None
-
-
-def _word_pairs(words: Any) -> list[list]:
-    pairs = []
-    for item in words:
-        if isinstance(item, list | tuple) and len(item) == 2 and isinstance(item[1], int | float):
-            if math.isfinite(item[1]):
-                pairs.append([str(item[0]), float(item[1])])
-    return pairs
-
-
-def load_evidence(session: Session, alert_ids: list[int]) -> dict[int, list[dict]]:
-    """Each alert's evidence articles, newest first, with their top words: one query for all the alerts."""
-    evidence: dict[int, list[dict]] = {alert_id: [] for alert_id in alert_ids}
-    if alert_ids:
-        rows = session.execute(
-            select(
-                AlertEvidence.alert_id,
-                Article.id,
-                Article.title,
-                Source.name,
-                Article.published_at,
-                AlertEvidence.score,
-                AlertEvidence.words,
-            )
-            .join(Article, Article.id == AlertEvidence.article_id)
-            .join(Source, Source.id == Article.source_id)
-            .where(AlertEvidence.alert_id.in_(list(evidence)))
-            .order_by(AlertEvidence.alert_id, Article.published_at.desc(), Article.id)
-        )
-        for alert_id, article_id, title, source, published_at, score, words in rows:
-            evidence[alert_id].append(
-                {
-                    "article_id": article_id,
-                    "title": title,
-                    "source": source,
-                    "published_at": _iso(published_at),
-                    "score": _finite(score),
-                    "words": _word_pairs(_json_field(words, [], what="evidence words", alert_id=alert_id)),
-                }
-            )
-    return evidence
-
-
 def load_alerts(*, session: Session, filters: AlertFilter) -> list[dict]:
     """Alerts matching `filters`, newest `updated_at` first, as the dicts of the JSON feed (with evidence)."""
-    query = select(Alert).order_by(Alert.updated_at.desc(), Alert.id.desc()).limit(filters.limit)
-    if filters.tickers:
-        query = query.where(Alert.ticker.in_(filters.tickers))
-    if filters.severities:
-        query = query.where(Alert.severity.in_(filters.severities))
-    if filters.statuses:
-        query = query.where(Alert.status.in_(filters.statuses))
-    if filters.since is not None:
-        query = query.where(Alert.updated_at >= filters.since)
-    if not filters.replayed:
-        query = query.where(Alert.replayed.is_(False))
-    alerts = list(session.scalars(query))
-
-    evidence = load_evidence(session, [a.id for a in alerts])
-
+    alerts = find_alerts(session=session, filters=filters)
+    evidence = load_evidence(session=session, alert_ids=[a.id for a in alerts])
     return [
         {
             "id": a.id,
@@ -267,15 +191,15 @@ def load_alerts(*, session: Session, filters: AlertFilter) -> list[dict]:
             "annotations": {
                 str(k): str(v) for k, v in _json_field(a.annotations, {}, what="annotations", alert_id=a.id).items()
             },
-            "value": _finite(a.value),
-            "active_at": _iso(a.active_at),
-            "starts_at": _iso(a.starts_at),
-            "ends_at": _iso(a.ends_at),
-            "updated_at": _iso(a.updated_at),
+            "value": json_number(a.value),
+            "active_at": json_time(a.active_at),
+            "starts_at": json_time(a.starts_at),
+            "ends_at": json_time(a.ends_at),
+            "updated_at": json_time(a.updated_at),
             "acked_by": a.acked_by,
-            "acked_at": _iso(a.acked_at),
+            "acked_at": json_time(a.acked_at),
             "replayed": bool(a.replayed),
-            "evidence": evidence[a.id],
+            "evidence": [e.as_json() for e in evidence[a.id]],
         }
         for a in alerts
     ]
@@ -283,7 +207,7 @@ def load_alerts(*, session: Session, filters: AlertFilter) -> list[dict]:
 
 def json_feed(alerts: list[dict], *, now: datetime) -> bytes:
     """The `/alerts.json` body."""
-    body = {"version": 1, "generated_at": _iso(now), "alerts": alerts}
+    body = {"version": 1, "generated_at": json_time(now), "alerts": alerts}
     return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
@@ -358,7 +282,7 @@ def atom_feed(alerts: list[dict], *, self_url: str, feed_id: str, now: datetime)
     _sub(feed, "id", feed_id)
     _sub(feed, "title", "finsent alerts")
     updated = max((a["updated_at"] for a in alerts if a["updated_at"]), default=None, key=datetime.fromisoformat)
-    _sub(feed, "updated", updated or _iso(now))
+    _sub(feed, "updated", updated or json_time(now))
     _sub(feed, "link", rel="self", type="application/atom+xml", href=_xml_text(self_url))
     _sub(_sub(feed, "author"), "name", "finsent")
     _sub(feed, "generator", "finsent monitor")
@@ -366,7 +290,7 @@ def atom_feed(alerts: list[dict], *, self_url: str, feed_id: str, now: datetime)
         entry = _sub(feed, "entry")
         _sub(entry, "id", f"urn:finsent:alert:{alert['id']}:{alert['status']}")
         _sub(entry, "title", entry_title(alert), type="text")
-        _sub(entry, "updated", alert["updated_at"] or _iso(now))
+        _sub(entry, "updated", alert["updated_at"] or json_time(now))
         _sub(entry, "published", alert["starts_at"] or alert["active_at"])
         _sub(entry, "category", term=_xml_text(alert["severity"]), scheme="urn:finsent:severity", label="severity")
         if alert["ticker"]:
@@ -559,7 +483,7 @@ def _canonical_query(filters: AlertFilter) -> str:
         ("ticker", ",".join(filters.tickers)),
         ("severity", ",".join(filters.severities)),
         ("status", ",".join(filters.statuses)),
-        ("since", _iso(filters.since) or ""),
+        ("since", json_time(filters.since) or ""),
         ("limit", str(filters.limit) if filters.limit != DEFAULT_LIMIT else ""),
         ("replayed", "1" if filters.replayed else ""),
     ]
@@ -590,7 +514,7 @@ def serve(
     token: str | None = None,
     base_url: str | None = None,
 ) -> None:
-    """Serve the feeds until interrupted (Ctrl-C)."""
+    """Serve the feeds until interrupted (Ctrl-C, SIGINT), then close the socket and return; logs where it listens."""
     server = make_server(session_factory=session_factory, host=host, port=port, token=token, base_url=base_url)
     log.info(
         "alert feeds on %s/alerts.atom and /alerts.json (%s)",

@@ -12,7 +12,20 @@ from sqlalchemy import func, select
 
 from core.db import make_session_factory
 from core.schema import Alert, AlertEvent, AlertEvidence, Article, Attribution, Mention, Notification, Score, Source
-from monitor.alerts import ack, add_silence, expire_silence, fingerprint, run_evaluation
+from monitor.alerts import (
+    AlertFilter,
+    ReplayReport,
+    ack,
+    add_silence,
+    events_after,
+    expire_silence,
+    find_alerts,
+    fingerprint,
+    last_event_id,
+    list_alerts,
+    replay_history,
+    run_evaluation,
+)
 from monitor.rules import (
     MonitorConfig,
     RuleConfigError,
@@ -245,6 +258,42 @@ def test_replay_records_history_without_notifying(factory):
         assert s.scalar(select(func.count()).select_from(AlertEvidence)) == 2
     run_evaluation(session_factory=factory, config=cfg, now=T0)  # live evaluation: its own episode, notified
     assert [x.replayed for x in alerts(factory)] == [True, False] and len(notifications(factory)) == 1
+
+
+def test_replay_history_evaluates_every_step_and_sums_what_it_recorded(factory):
+    cfg = config(rules=[{"name": "burst", "type": "negative_burst", "window": "1d", "min_stories": 2}])
+    for i in range(2):
+        add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=i + 1))
+    # Hourly from two hours before the stories to a day after them: fires at T0, resolves when they leave the window.
+    report = replay_history(session_factory=factory, config=cfg, since=T0 - timedelta(hours=2),
+                            until=T0 + timedelta(hours=25), step=timedelta(hours=1))  # fmt: skip
+    assert report == ReplayReport(fired=1, resolved=1, evaluations=28)
+    (a,) = alerts(factory)
+    assert a.replayed and (a.starts_at, a.ends_at) == (T0, T0 + timedelta(days=1)) and notifications(factory) == []
+    with factory() as s:
+        assert find_alerts(session=s, filters=AlertFilter()) == []  # replayed history is asked for, not shown
+        assert [x.id for x in find_alerts(session=s, filters=AlertFilter(replayed=True))] == [a.id]
+        assert [x.id for x in list_alerts(s, status="resolved", ticker="AAPL")] == [a.id]
+    with pytest.raises(ValueError, match="step must be positive"):
+        replay_history(session_factory=factory, config=cfg, since=T0, until=T0, step=timedelta(0))
+
+
+def test_events_after_follows_the_lifecycle_in_order(factory):
+    """What `finsent alerts tail` prints: every event past the last one seen, oldest first, with its alert."""
+    with factory() as s:
+        assert last_event_id(s) == 0 and events_after(s, after_id=0) == []
+    cfg = config(rules=[{"name": "burst", "type": "negative_burst", "window": "1d", "min_stories": 2}])
+    for i in range(2):
+        add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=i + 1))
+    run_evaluation(session_factory=factory, config=cfg, now=T0)  # for = 0: pending and firing at once
+    with factory() as s:
+        rows = events_after(s, after_id=0)
+        last = last_event_id(s)
+    assert [(e.event, a.rule, a.ticker) for e, a in rows] == [("pending", "burst", "AAPL"), ("firing", "burst", "AAPL")]
+    assert rows[-1][0].id == last
+    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(days=1))
+    with factory() as s:
+        assert [(e.event, a.status) for e, a in events_after(s, after_id=last)] == [("resolved", "resolved")]
 
 
 @pytest.mark.parametrize(

@@ -336,3 +336,37 @@ def test_feed_server_binds_loopback_unless_told(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_serve_runs_until_interrupted_then_returns_with_the_port_closed(tmp_path):
+    """`serve` is how a process runs the feeds: it logs where it listens, serves, and returns on Ctrl-C."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core.db import upgrade
+
+    url = f"sqlite:///{tmp_path / 'feed.db'}"
+    upgrade(url)
+    code = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stdout)\n"
+        "from core.db import make_engine, make_session_factory\n"
+        "from monitor.feed import serve\n"
+        f"serve(session_factory=make_session_factory(make_engine({url!r})), port=0)\n"
+        "print('serve returned', flush=True)\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        line = next(line for line in process.stdout if "alert feeds on" in line)
+        port = int(line.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()["status"] == "ok"
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0 and "serve returned" in rest and "Traceback" not in rest
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
