@@ -5,19 +5,21 @@ Written for a database with millions of articles (PostgreSQL in production, SQLi
   `mentions(ticker, published_at)`, `alerts.updated_at`); details for the listed rows (tickers, words) are fetched
   by primary or unique key for exactly those rows;
 - aggregates are computed in SQL (GROUP BY), never by loading rows into Python; time series read the monitor's
-  `window_buckets` where they are complete and aggregate only the rest;
-- one model version is shown, the version of the newest score (as the monitor's windows do), so a partial rescore
-  never mixes two models into one view.
+  `window_buckets` where they are complete and aggregate only the rest with the monitor's own SQL
+  (`monitor.windows.aggregate_sql`: story-weighted sentiment is defined there, once);
+- one model version is shown, the version of the newest score (`monitor.windows.current_version`), so a partial
+  rescore never mixes two models into one view.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import BigInteger, Integer, and_, case, cast, func, literal, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from core.schema import (
@@ -33,8 +35,10 @@ from core.schema import (
     Source,
     WindowBucket,
 )
+from monitor.alerts import AlertFilter, find_alerts, matches
+from monitor.evidence import load_evidence
+from monitor.windows import MARKET, aggregate_sql, bucket_epoch, bucket_start, current_version
 
-MARKET = "*"
 LABELS = ("negative", "neutral", "positive")
 MAX_ROWS = 1000  # the most rows any list returns, whatever the caller asks
 MAX_BUCKETS = 2000  # per key and series: a longer range needs a longer window
@@ -51,32 +55,12 @@ SERIES_COLUMNS = [
 ]
 
 
-def current_version(session: Session) -> str | None:
-    """The model version of the newest score (index on scores.scored_at); None while nothing is scored."""
-    return session.scalar(select(Score.model_version).order_by(Score.scored_at.desc(), Score.id.desc()).limit(1))
-
-
 def _limit(limit: int) -> int:
     return max(1, min(int(limit), MAX_ROWS))
 
 
 def _tickers(tickers) -> list[str]:
     return sorted({t.strip().upper() for t in (tickers or []) if t and t.strip()})
-
-
-def _bucket_epoch(session: Session, column, window_s: int):
-    """SQL for the Unix time of the start of the tumbling bucket holding `column` (aligned to the epoch)."""
-    w = int(window_s)
-    if session.get_bind().dialect.name == "sqlite":
-        # UTC text without offset: strftime('%s') reads it as UTC; integer division floors for positive times.
-        return cast(func.strftime("%s", column), Integer) // w * w  # `//`: SQLAlchemy's `/` is true division
-    return cast(func.floor(func.extract("epoch", column) / w) * w, BigInteger)
-
-
-def bucket_start(when: datetime, window_s: int) -> datetime:
-    """The start of the bucket holding `when` (the same alignment as monitor.windows)."""
-    ts = when.timestamp()
-    return datetime.fromtimestamp(ts - ts % window_s, UTC)
 
 
 # ----------------------------------------------------------------------------------------------------- news rows
@@ -310,99 +294,6 @@ def source_names(session: Session, *, limit: int = 500) -> list[str]:
 # ------------------------------------------------------------------------------------------------- time series
 
 
-def _computed_buckets(
-    session: Session, *, keys: list[str], start: datetime, end: datetime, window_s: int | None, version: str
-) -> dict[tuple[str, int], dict]:
-    """Buckets aggregated in SQL exactly as monitor.windows does: stories once (near-duplicates share a story),
-    a story's score the mean of its articles', weighted by relevance x confidence; a story's label is that of its
-    most confident article. Keyed by (key, bucket start as Unix time); `window_s=None`: one bucket, keyed 0."""
-    market = MARKET in keys
-    tickers = [k for k in keys if k != MARKET]
-
-    def bucket(column):
-        return literal(0) if window_s is None else _bucket_epoch(session, column, window_s)
-
-    parts = []
-    if market:
-        parts.append(
-            select(
-                literal(MARKET).label("key"),
-                bucket(Article.published_at).label("bucket"),
-                func.coalesce(Article.story_id, Article.id).label("story"),
-                Article.id.label("article_id"),
-                literal(1.0).label("relevance"),
-                Score.score,
-                Score.confidence,
-                Score.label,
-            )
-            .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
-            .where(Article.published_at >= start, Article.published_at < end)
-        )
-    if tickers:
-        parts.append(
-            select(
-                Mention.ticker.label("key"),
-                bucket(Mention.published_at).label("bucket"),
-                func.coalesce(Article.story_id, Article.id).label("story"),
-                Article.id.label("article_id"),
-                Mention.relevance.label("relevance"),
-                Score.score,
-                Score.confidence,
-                Score.label,
-            )
-            .join(Article, Article.id == Mention.article_id)
-            .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
-            .where(Mention.ticker.in_(tickers), Mention.published_at >= start, Mention.published_at < end)
-        )
-    out: dict[tuple[str, int], dict] = {}
-    for part in parts:
-        rows = part.subquery("r")
-        ranked = select(
-            rows,
-            func.row_number()
-            .over(
-                partition_by=(rows.c.key, rows.c.bucket, rows.c.story),
-                order_by=(rows.c.confidence.desc(), rows.c.article_id),
-            )
-            .label("rn"),
-        ).subquery("ranked")
-        lead = ranked.c.rn == 1
-        stories = (
-            select(
-                ranked.c.key,
-                ranked.c.bucket,
-                func.count().label("n"),
-                func.avg(ranked.c.score).label("s"),
-                func.avg(ranked.c.relevance * ranked.c.confidence).label("w"),
-                func.max(case((and_(lead, ranked.c.label == "negative"), 1), else_=0)).label("neg"),
-                func.max(case((and_(lead, ranked.c.label == "positive"), 1), else_=0)).label("pos"),
-            )
-            .group_by(ranked.c.key, ranked.c.bucket, ranked.c.story)
-            .subquery("stories")
-        )
-        total_w = func.sum(stories.c.w)
-        query = select(
-            stories.c.key,
-            stories.c.bucket,
-            func.sum(stories.c.n).label("items"),
-            func.count().label("stories"),
-            total_w.label("total_w"),
-            func.sum(stories.c.w * stories.c.s).label("total"),
-            func.sum(stories.c.neg).label("neg"),
-            func.sum(stories.c.pos).label("pos"),
-        ).group_by(stories.c.key, stories.c.bucket)
-        for r in session.execute(query):
-            total_w = float(r.total_w or 0.0)
-            out[(r.key, int(r.bucket))] = {
-                "items": int(r.items),
-                "stories": int(r.stories),
-                "mean_score": float(r.total) / total_w if total_w > 0 else None,
-                "share_negative": int(r.neg) / int(r.stories),
-                "share_positive": int(r.pos) / int(r.stories),
-            }
-    return out
-
-
 def _series(
     session: Session, *, keys: list[str], start: datetime, end: datetime, window_s: int, now: datetime
 ) -> pd.DataFrame:
@@ -442,7 +333,7 @@ def _series(
 
     missing = [s for s in starts for k in keys if not complete(k, s)]
     computed = (
-        _computed_buckets(session, keys=keys, start=min(missing), end=end, window_s=window_s, version=version)
+        aggregate_sql(session=session, keys=keys, start=min(missing), end=end, window_s=window_s, version=version)
         if missing
         else {}
     )
@@ -497,7 +388,7 @@ def sentiment_now(session: Session, *, now: datetime, window_s: int = 3600, key:
     if version is None:
         return result
     start = now - timedelta(seconds=window_s)
-    buckets = _computed_buckets(session, keys=[key], start=start, end=now, window_s=None, version=version)
+    buckets = aggregate_sql(session=session, keys=[key], start=start, end=now, window_s=None, version=version)
     return result | buckets.get((key, 0), {})
 
 
@@ -596,7 +487,7 @@ def pipeline_status(session: Session, *, now: datetime) -> dict:
     """
     start = now - timedelta(minutes=15)
     first_minute = bucket_start(start, 60) + timedelta(minutes=1)
-    minute = _bucket_epoch(session, Article.ingested_at, 60).label("minute")
+    minute = bucket_epoch(session, Article.ingested_at, 60).label("minute")
     counts = {
         int(m): int(n)
         for m, n in session.execute(
@@ -665,12 +556,6 @@ def pipeline_status(session: Session, *, now: datetime) -> dict:
 # ------------------------------------------------------------------------------------------------------ alerts
 
 
-def _matches(matchers: list[dict], labels: dict) -> bool:
-    from monitor.alerts import matches  # the monitor's own matcher semantics (anchored regexes)
-
-    return matches(matchers, labels)
-
-
 def silences(session: Session, *, now: datetime, include_expired: bool = True, limit: int = 100) -> list[dict]:
     """Silences, newest first: id, matchers (list), matchers_text, author, comment, starts_at, ends_at,
     expired_early_at, active."""
@@ -709,39 +594,15 @@ def alerts(
     evidence: article_id, title, source, published_at, score, label, words ([word, weight] pairs). events: the 20
     latest (at, event, detail). With `now`, `silenced_by` lists the active silences whose matchers hold.
     """
-    query = select(Alert).order_by(Alert.updated_at.desc(), Alert.id.desc()).limit(_limit(limit))
-    if statuses:
-        query = query.where(Alert.status.in_(list(statuses)))
-    if not include_replayed:
-        query = query.where(Alert.replayed.is_(False))
-    found = list(session.scalars(query))
+    filters = AlertFilter(statuses=tuple(statuses or ()), limit=_limit(limit), replayed=include_replayed)
+    found = find_alerts(session=session, filters=filters)
     if not found:
         return []
     ids = [a.id for a in found]
-    version = current_version(session)
-    evidence: dict[int, list[dict]] = {i: [] for i in ids}
-    ev_query = (
-        select(
-            AlertEvidence.alert_id,
-            Article.id.label("article_id"),
-            Article.title,
-            Source.name.label("source"),
-            Article.published_at,
-            AlertEvidence.score,
-            Score.label,
-            AlertEvidence.words,
-        )
-        .join(Article, Article.id == AlertEvidence.article_id)
-        .join(Source, Source.id == Article.source_id)
-        .outerjoin(Score, and_(Score.article_id == Article.id, Score.model_version == version))
-        .where(AlertEvidence.alert_id.in_(ids))
-        .order_by(AlertEvidence.alert_id, Article.published_at.desc())
-    )
-    for r in session.execute(ev_query):
-        row = dict(r._mapping)
-        alert_id = row.pop("alert_id")
-        row["words"] = json.loads(row["words"] or "[]")
-        evidence[alert_id].append(row)
+    evidence = {
+        alert_id: [asdict(e) for e in items]
+        for alert_id, items in load_evidence(session=session, alert_ids=ids, version=current_version(session)).items()
+    }
     ranked = (
         select(
             AlertEvent.alert_id,
@@ -787,7 +648,7 @@ def alerts(
                 "updated_at": a.updated_at,
                 "evidence": evidence[a.id],
                 "events": events[a.id],
-                "silenced_by": [s["id"] for s in active if _matches(s["matchers"], labels)],
+                "silenced_by": [s["id"] for s in active if matches(s["matchers"], labels)],
             }
         )
     return out

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from core.db import make_engine
 from core.schema import WindowBucket
 from dashboard import queries
-from monitor.windows import rolling
+from monitor.windows import aggregate_sql, rolling
 
 from .conftest import HOSTILE, ITEMS, VERSION, Seeded, seed, stories_in_buckets
 
@@ -136,8 +136,8 @@ def test_market_series_matches_the_monitor(db):
         assert series.iloc[-1]["origin"] == "computed"  # the bucket in progress
         assert (series[series["items"] > 0].iloc[:-1]["origin"] == "stored").all()
         hour = queries.market_sentiment(session, now=s.now, window_s=3600, buckets=24)
-        computed = queries._computed_buckets(
-            session, keys=["*"], start=s.now - timedelta(days=2), end=s.now, window_s=3600, version=VERSION
+        computed = aggregate_sql(
+            session=session, keys=["*"], start=s.now - timedelta(days=2), end=s.now, window_s=3600, version=VERSION
         )
         stored = {
             int(b.bucket_start.timestamp()): b
