@@ -235,8 +235,8 @@ def search(
     that index it computes a tsvector for every row it reads. ILIKE instead is evaluated while walking the
     published_at index (or mentions(ticker, published_at) with tickers) newest first and stops at LIMIT, bounded
     by the date range: fast for the terms people search (recent, common), at worst one pass over the range
-    (about 0.4 s for a million headlines on PostgreSQL, bench/dashboard.py's data). Substring matching also finds
-    tickers and word fragments ("downgrad") that stemming would not. Rows have the shape of `latest_news`.
+    (docs/performance.md, "Dashboard pages at 1,000,000 articles"). Substring matching also finds tickers and word
+    fragments ("downgrad") that stemming would not. Rows have the shape of `latest_news`.
     """
     version = current_version(session)
     if version is None:

@@ -280,7 +280,7 @@ def update_buckets(
     New articles are read `batch` ids at a time, and the buckets they touch are gathered over batches, up to
     `max_buckets`, before they are recomputed: history stored out of time order (a backfill of several files, a
     bulk load) touches most market days in every batch, and recomputing per batch re-read those days every time
-    (a first fold over 1,000,000 such articles: ~15 s a batch on PostgreSQL, ~50 minutes in all).
+    (docs/performance.md, "Alert buckets after a bulk load").
     """
     version = version or current_version(session)
     if version is None:
