@@ -67,7 +67,8 @@ soak: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/soak.py --minutes 30 --json bench/results/soak.json
 
-# Every benchmark, then BENCHMARKS.md and bench/plots/ from their results (17 min 44 s on the slowest 2-core host seen).
+# Every benchmark, then BENCHMARKS.md and bench/plots/ from their results (kept within a 20-minute budget on the
+# slowest 2-core host seen; docs/performance.md, 'Measurements behind code choices').
 bench: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/scoring.py --json bench/results/scoring.json

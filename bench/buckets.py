@@ -4,10 +4,11 @@
     python bench/buckets.py postgresql://postgres@127.0.0.1:5432/finsent_bench --old-batches 1
 
 The old fold (a SELECT, `aggregate`, a DELETE and an ORM add per bucket; copied below) runs for the first
---old-batches batches only (it needs ~2.5 ms a bucket, tens of minutes for a whole 100k-article seed); the new one
-runs for the same batches, whose buckets must come out the same, and then (unless --no-all) for the whole history, of
-which --check random buckets are compared with `aggregate` over their own rows. Every run is rolled back: the database
-is left as it was (window_buckets is emptied only inside the transactions).
+--old-batches batches only (one query round per bucket is far too slow for a whole seed's history; docs/performance.md,
+'Measurements behind code choices'); the new one runs for the same batches, whose buckets must come out the same, and
+then (unless --no-all) for the whole history, of which --check random buckets are compared with `aggregate` over their
+own rows. Every run is rolled back: the database is left as it was (window_buckets is emptied only inside the
+transactions).
 """
 
 from __future__ import annotations

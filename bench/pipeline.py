@@ -175,8 +175,9 @@ def sweep(
 
     With `ceiling` (model-only headlines/s on n new headlines), each burst is bracketed by model-only runs of the
     same size just before and just after it (one run between two bursts serves both), and `vs_model_only` is the
-    median of the bursts' ratios to their brackets: this host's speed drifts by tens of percent from minute to
-    minute, and a ratio of figures taken minutes apart would measure the drift.
+    median of the bursts' ratios to their brackets: the host's speed drifts from minute to minute, and a ratio
+    of figures taken minutes apart would measure the drift (docs/performance.md, 'Measurements behind code
+    choices').
     """
 
     def run(values, rate):

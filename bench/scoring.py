@@ -80,9 +80,10 @@ def main() -> None:
 
     ours = default_checkpoint()
     paths = ["fp32", "int8"] + (["bf16"] if cpu_has_bf16() else [])
-    # Headlines per timed run, by batch size, the same for both models. The FinBERT-size runs dominate the time
-    # (8-50 headlines/s, by host and path): whole batches, and few enough that `make bench` stays under its 20-minute
-    # budget on the slowest 2-core host seen, while every figure is still a median of `repeats` runs.
+    # Headlines per timed run, by batch size, the same for both models. The FinBERT-size runs dominate the time:
+    # whole batches, and few enough that `make bench` stays under its 20-minute budget on the slowest 2-core host
+    # seen, while every figure is still a median of `repeats` runs (docs/performance.md, 'Measurements behind code
+    # choices').
     counts = {1: 16, 32: 64, 256: 256} if args.quick else {1: 32, 32: 128, 256: 256}
     texts = headlines(max(counts.values()))
     split = ours / "splits" / "phrasebank_50agree_test.csv"

@@ -120,8 +120,8 @@ def seed(
             source_ids = [i for i, name in cur.fetchall() if name in sources]
             counts = {"articles": 0, "mentions": 0, "scores": 0, "attributions": 0}
             chunks: queue.Queue = queue.Queue(maxsize=1)
-            # Rows are made in Python (~2.6 s a chunk) while the server copies the chunk before (~11 s): the two
-            # overlap on the two cores instead of taking turns.
+            # Rows are made in Python while the server copies the chunk before, the slower of the two: they overlap
+            # on the two cores instead of taking turns (docs/performance.md, 'Measurements behind code choices').
             maker = threading.Thread(
                 target=_make_chunks,
                 args=(chunks, n, base, titles, tickers, source_ids, version, end, span, rng, seed_value, counts),

@@ -14,10 +14,10 @@
 Before the capacity burst, the 512 longest headlines are published at once (the largest batches the worker will
 see), so the memory it needs for them is taken before anything is measured. The warm-up excluded from the memory
 comparison lasts until the soak has handled --warmup-items (20,000) items, at least 10% of the run and at most half
-of it: glibc's heap keeps growing with the mix of batch shapes for about that long and then levels off (measured
-in-process, 20,000 items through BatchProcessor on PostgreSQL: 595 → 675 MiB with glibc's defaults, flat at 597 MiB
-with MALLOC_MMAP_THRESHOLD_ fixed at 128 KiB, which costs 1.7× the time; no Python objects accumulate), so growth
-before that is the allocator settling, and growth after it is what a leak would look like.
+of it: glibc's heap keeps growing with the mix of batch shapes for about that long and then levels off (the growth
+is the allocator's, not accumulating Python objects: a fixed mmap threshold keeps it flat but slows the worker too
+much; docs/performance.md, 'Measurements behind code choices'), so growth before that is the allocator settling,
+and growth after it is what a leak would look like.
 
 Criteria (exit 1 if one fails): memory growth (median RSS of the last quarter of the samples after the warm-up
 against the first quarter's) under 10%; lag bounded (the last quarter's median lag at most twice the first

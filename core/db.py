@@ -85,7 +85,8 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Se
 
     The same rows as `conn.execute(insert(table), dicts)`, each value through its column type's bind processor
     (UTCDateTime's conversion, for one), without SQLAlchemy's per-row parameter handling: a dict built and walked
-    for every row, more than half the time of the attribution insert on SQLite (39 -> 16 us for an item's five).
+    for every row, most of the time of the attribution insert (docs/performance.md, 'Measurements behind code
+    choices').
     Through `exec_driver_sql`, so a driver error still comes wrapped as SQLAlchemy's (a lost connection is an
     OperationalError the worker retries) and a dead connection is invalidated. (COPY on PostgreSQL would be faster
     still, but only on the raw driver cursor, outside that handling.)

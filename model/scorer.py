@@ -15,8 +15,8 @@ what produced the probabilities.
 Every torch computation of every Scorer in a process runs on one thread, `finsent-torch` (`on_torch_thread`).
 torch's CPU kernels use OpenMP, and OpenMP keeps a thread team per calling thread: once a second thread has run
 a parallel kernel (a scoring worker thread after the model was loaded or warmed up on the main thread), the
-process holds more OpenMP threads than cores and libgomp stops spinning at its barriers, which cost 15-20% of CPU
-throughput in our measurements (856 -> 675-744 headlines/s on 2 cores). One torch thread keeps one team.
+process holds more OpenMP threads than cores and libgomp stops spinning at its barriers, which costs a clear share
+of CPU throughput (docs/performance.md, 'Measurements behind code choices'). One torch thread keeps one team.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ CHUNK_OVERLAP = 32
 MAX_CHARS = 200_000
 # Padded tokens a model batch may hold per row of its batch size: a typical headline fills a row (~15-25 word-pieces
 # with [CLS] and [SEP]), so short texts run in full batches while long ones run in fewer rows. Activations grow with
-# tokens, not rows: 32 rows of 95 tokens raised a worker's resident memory by 55-75 MB that glibc kept afterwards.
+# tokens, not rows: a full batch of long texts raised a worker's resident memory, and glibc kept it afterwards
+# (docs/performance.md, 'Measurements behind code choices').
 TOKENS_PER_ROW = 32
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
@@ -178,8 +179,8 @@ def cpu_has_bf16() -> bool:
 def quantize_int8(net: SentimentNet) -> torch.nn.Module:
     """Dynamic int8 quantisation of every Linear layer: weights per output channel, activations per batch.
 
-    Per-channel weight scales kept more accuracy than per-tensor ones in our measurements (PhraseBank
-    50Agree test: -0.6 instead of -1.2 points) at the same speed.
+    Per-channel weight scales keep more accuracy than per-tensor ones at the same speed (docs/performance.md,
+    'Measurements behind code choices').
     """
     from torch.ao.quantization import per_channel_dynamic_qconfig
 
@@ -287,7 +288,8 @@ class Scorer:
                 self.amp = torch.autocast("cpu", dtype=torch.bfloat16)
             # The word-embedding table (30k x 384, a third of the network) is kept in fp16 when the checkpoint
             # ships it so: the rows it returns are added to fp32 embeddings, so every sum is the fp32 value it was
-            # before, and a worker keeps 23 MB less resident. (On the torch thread: the cast is a parallel kernel.)
+            # before, and a worker keeps half the table's bytes less resident (docs/performance.md, 'Measurements
+            # behind code choices'). (On the torch thread: the cast is a parallel kernel.)
             if _stored_dtype(self.path, "encoder.embeddings.word_embeddings.weight") == "F16":
                 on_torch_thread(net.encoder.embeddings.word_embeddings.half)
         self.net = net

@@ -85,7 +85,8 @@ class Deduplicator:
         self._by_time: list[tuple[datetime, int, Hashable]] = []
         self._seq = 0  # tie-breaker, so the heap never compares item ids of different types
         # The permutations depend only on (num_perm, SEED): drawn once, in an empty MinHash that every signature
-        # starts as a copy of (a copy is 5 us, a MinHash built from the permutations 17 us: it checks them again).
+        # starts as a copy of (a MinHash built from the permutations checks them again, and costs more than a copy;
+        # docs/performance.md, 'Measurements behind code choices').
         self._empty = MinHash(num_perm=num_perm, seed=SEED, hashfunc=xxhash.xxh32_intdigest)
 
     def __len__(self) -> int:
@@ -93,8 +94,9 @@ class Deduplicator:
 
     def signature(self, text: str) -> MinHash:
         """The MinHash `check` compares `text` by (callers with time to spare compute it ahead and pass it in)."""
-        # xxh32 as the shingle hash: 10x faster than datasketch's default sha1 (0.04 vs 0.43 us a shingle) and as
-        # uniform for MinHash; signatures are memory only, rebuilt from stored text, so nothing depends on the old.
+        # xxh32 as the shingle hash: much faster than datasketch's default sha1 and as uniform for MinHash
+        # (docs/performance.md, 'Measurements behind code choices'); signatures are memory only, rebuilt from
+        # stored text, so nothing depends on the old.
         mh = copy.copy(self._empty)  # through MinHash's own pickling state
         mh.hashvalues = mh.hashvalues.copy()  # its own array: the empty one must stay empty
         mh.update_batch([shingle.encode("utf-8") for shingle in sorted(shingles(text, self.shingle_size))])

@@ -121,7 +121,8 @@ _LON_EXCHANGES = {"LON", "LSE"}
 _DE_EXCHANGES = {"ETR", "XETRA", "FRA"}
 
 # The "$" comes first and the check of the character before it follows (a lookbehind over "x$"), so the regex engine
-# jumps from "$" to "$" instead of trying the lookbehind at every position (10 -> 2 us per item).
+# jumps from "$" to "$" instead of trying the lookbehind at every position (docs/performance.md, 'Measurements behind
+# code choices').
 _CASHTAG = re.compile(r"\$(?<![\w$]\$)([A-Z]{1,6}(?:[.\-/][A-Z]{1,2})?)(?!\w)")
 _EXCHANGE = re.compile(
     r"(?<!\w)(NASDAQ|NYSE(?:ARCA|AMERICAN)?|AMEX|BATS|OTC(?:MKTS)?|LON|LSE|ETR|XETRA|FRA)\s?:\s?"
@@ -139,8 +140,8 @@ _BROKER_AFTER = re.compile(
 )
 _BROKER_BEFORE = re.compile(r"(?:\b(?:at|by|from|per|according to)|'s analyst)\s+$", re.IGNORECASE)
 
-# Only the lead of a long body is scanned: what an article is about is said early, and the name regex costs about
-# 3 s per MB of text.
+# Only the lead of a long body is scanned: what an article is about is said early, and the name regex's time grows
+# with the text, so a huge body would stall the batch (docs/performance.md, 'Measurements behind code choices').
 MAX_BODY_SCAN = 20_000
 
 METHOD_WEIGHT = {"provided": 1.0, "cashtag": 0.95, "exchange": 0.95, "symbol": 0.85, "name": 0.7}
@@ -230,9 +231,9 @@ def dictionary() -> Dictionary:
         if " " in alias and alias not in names
     }
     # One trie-shaped alternation (trieregex): the same matches, longest alias first at each position, as a flat
-    # longest-first alternation of ~1,900 names, but 40x faster (measured: 280 -> 6 us per headline).
-    # Matched against lower-cased text rather than with re.IGNORECASE, which compares every character case-folded:
-    # half the time (5.3 -> 2.6 us per headline).
+    # longest-first alternation of ~1,900 names, but far faster. Matched against lower-cased text rather than with
+    # re.IGNORECASE, which compares every character case-folded and is slower (docs/performance.md, 'Measurements
+    # behind code choices').
     alternation = TrieRegEx(*{alias.lower() for alias in set(names) | shields}).regex()
     pattern = re.compile(rf"(?<![\w&$.-])(?:{alternation})(?![\w&-])")
     return Dictionary(frozenset(symbols), by_exchange, names, pattern)
@@ -270,7 +271,8 @@ def _find(text: str, in_headline: bool, found: list[tuple[str, str, str, bool]])
         ticker = resolve_symbol(m.group(1))
         if ticker:
             found.append((ticker, m.group(0), "cashtag", in_headline))
-    # An exchange prefix needs its colon: most texts have none, and the case-blind regex costs 17 us an item.
+    # An exchange prefix needs its colon: most texts have none, and the case-blind regex is the costly part
+    # (docs/performance.md, 'Measurements behind code choices').
     for m in _EXCHANGE.finditer(text) if ":" in text else ():
         ticker = resolve_symbol(m.group(2), m.group(1))
         if ticker:
@@ -311,7 +313,8 @@ def _folded_aliases() -> dict[str, str]:
 
 
 def load() -> None:
-    """Build the dictionary and its case-blind forms now (a worker does, before its first batch: ~0.15 s)."""
+    """Build the dictionary and its case-blind forms now (a worker does, so its first batch does not wait for it;
+    docs/performance.md, 'Measurements behind code choices')."""
     _folding_pattern()
     _folded_aliases()
 

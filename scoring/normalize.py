@@ -31,8 +31,8 @@ MAX_BODY_BYTES = MAX_MESSAGE_BYTES
 MAX_SOURCE_CHARS = 200  # sources.name
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 MAX_FUTURE = timedelta(days=1)
-# Raw input is cut before parsing so a hostile 100 MB body costs bounded time (measured: 2.5 s, 173 MB peak RSS at
-# 2 MB of dense HTML); 2x leaves room for ordinary markup.
+# Raw input is cut before parsing so a hostile 100 MB body costs bounded time and memory; 2x leaves room for ordinary
+# markup (docs/performance.md, 'Measurements behind code choices').
 MAX_RAW_BODY_CHARS = 2 * MAX_BODY_BYTES
 
 # Elements whose text is never prose: dropped with their content, not just untagged.

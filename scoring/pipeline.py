@@ -75,7 +75,8 @@ def _lead(item: NormalizedItem) -> str:
 
 
 # What `sync` reads of an article. Built once: SQLAlchemy memoises a statement's cache key on the object, and
-# building it again for every batch cost ~1 ms (the page query runs before every batch, and mostly finds nothing).
+# building it again for every batch cost time for nothing (the page query runs before every batch, and mostly finds
+# nothing; docs/performance.md, 'Measurements behind code choices').
 _SYNC = select(Article.id, Article.title, Article.body, Article.published_at, Source.name, Article.url).join(
     Source, Source.id == Article.source_id
 )
@@ -130,7 +131,8 @@ class Pipeline:
 
         ORDER BY id LIMIT keeps PostgreSQL on the primary key even without statistics: a bare `id > n` on a
         table that was never analysed (autovacuum off) is estimated at a third of the table and read by a
-        sequential scan, which made every batch slower as the table grew (50 ms a batch at 250k articles).
+        sequential scan, which made every batch slower as the table grew (docs/performance.md, 'Measurements behind
+        code choices').
         The caller advances `_synced_id` through each page before asking for the next.
         """
         while True:
@@ -275,7 +277,8 @@ class Pipeline:
             }
             for a in admitted
         ]
-        # Core statements on the session's connection: the ORM's bulk path costs ~10 us per row in bookkeeping.
+        # Core statements on the session's connection: the ORM's bulk path spends time per row on bookkeeping that
+        # plain rows do not need (docs/performance.md, 'Measurements behind code choices').
         conn = session.connection()
         articles = Article.__table__
         reserved = conn.dialect.name == "postgresql"
@@ -324,7 +327,9 @@ class Pipeline:
                     stories,
                 )
         insert_rows(conn, Mention.__table__, MENTION_COLUMNS, mentions)
-        sources = Source.__table__  # Core, one executemany: an ORM update per source cost ~1.5 ms a batch
+        # Core, one executemany: an ORM update per source was a measurable cost on every batch (docs/performance.md,
+        # 'Measurements behind code choices').
+        sources = Source.__table__
         counts = Counter(a.item.source for a in admitted)
         conn.execute(
             update(sources)

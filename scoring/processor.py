@@ -43,8 +43,9 @@ def freeze_startup_objects() -> None:
     scorer and the pipeline (which builds the ticker dictionary) are built.
 
     A full collection walks every tracked object, and the network, tokenizer, dictionary and imported modules are
-    ~460,000 of them, none of which ever becomes garbage: measured, one full collection every ~4,000 items took
-    0.25 s (60 us an item, as much as the storage of its attributions), and freezing took it to 1 ms.
+    a great many of them, none of which ever becomes garbage: the periodic full collections cost a worker as much per
+    item as storing its attributions, and freezing makes them cheap (docs/performance.md, 'Measurements behind code
+    choices').
     """
     gc.collect()
     gc.freeze()
@@ -91,7 +92,8 @@ def store_scores(
     """Insert one score per result and its top attended words (method `pooling`); returns score ids.
 
     Two bulk statements (a multi-row INSERT ... RETURNING, then one executemany of plain tuples), no ORM unit of
-    work: per-item round trips were a third of a batch's time. The caller commits.
+    work: per-item round trips were a large share of a batch's time (docs/performance.md, 'Measurements behind code
+    choices'). The caller commits.
     """
     if not results:
         return []
@@ -113,8 +115,8 @@ def store_scores(
                 "latency_ms": latency_ms[i] if latency_ms is not None else None,
             }
         )
-    # Core statements on the session's connection: the ORM's bulk path spends ~10 us per row on bookkeeping that
-    # plain rows do not need (measured: 48 -> 17 us per item for the attribution rows alone).
+    # Core statements on the session's connection: the ORM's bulk path spends time per row on bookkeeping that
+    # plain rows do not need (docs/performance.md, 'Measurements behind code choices').
     conn = session.connection()
     # Ids paired with rows by article (one score per article in a call): ids in parameter order would make
     # SQLAlchemy insert row by row on SQLite.
@@ -176,8 +178,8 @@ class BatchProcessor:
 
     def _release_memory(self, every_s: float = 1.0) -> None:
         # A batch's transient allocations (rows, tensors, query results) stay in glibc's heap after they are freed;
-        # without a trim a long-running worker's RSS creeps up by ~80 MB before it levels off. A trim costs ~6 ms,
-        # so at most one a second.
+        # without a trim a long-running worker's RSS creeps up before it levels off. A trim is not free, so at most
+        # one a second (docs/performance.md, 'Measurements behind code choices').
         if time.monotonic() - self._trimmed_at >= every_s:
             release_freed_memory()
             self._trimmed_at = time.monotonic()
@@ -229,7 +231,8 @@ class BatchProcessor:
         """Score the batch; if the scorer refuses an input, score one by one and reject only the refused ones.
 
         While the model runs on the torch thread, this thread prepares the batch's storage (ticker links, dedup
-        signatures): Python work (about 0.1 ms an item) that would otherwise run after the model.
+        signatures): Python work that would otherwise run after the model (docs/performance.md, 'Measurements
+        behind code choices').
         """
         if not admitted:
             return [], [], []

@@ -2,8 +2,9 @@
 
 The Explain page lists the other articles of a story, oldest first, at most 20. With only (story_id), PostgreSQL
 without statistics (a server with autovacuum off, or right after a bulk load) walked the whole published_at index to
-avoid a sort and took 2.8 s at 1M articles; this index serves the filter and the order at once, whatever the
-statistics say, and still serves every lookup by story_id (its first column).
+avoid a sort, a walk that grows with the table; this index serves the filter and the order at once, whatever the
+statistics say, and still serves every lookup by story_id (its first column) (docs/performance.md, 'Measurements
+behind code choices').
 
 Revision ID: 0005
 Revises: 0004

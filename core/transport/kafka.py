@@ -135,8 +135,9 @@ class KafkaTransport:
                 # Short sessions: a dead worker's partitions move on within seconds (and joins stay quick).
                 session_timeout_ms=6000,
                 heartbeat_interval_ms=1000,
-                # A broker may hold a fetch this long when nothing is waiting (tansu does; measured: median
-                # 154 ms from publish to poll at the default 500 ms, 6 ms at 50 ms). Idle fetches cost little.
+                # A broker may hold a fetch this long when nothing is waiting (tansu holds it for the whole wait):
+                # a short wait keeps publish-to-poll latency low, and idle fetches cost little
+                # (docs/performance.md, 'Measurements behind code choices').
                 fetch_max_wait_ms=50,
             )
         except KafkaError as exc:
