@@ -222,20 +222,20 @@ def test_the_documented_verification_snippet_works():
     assert not verify_finsent(b"k", sign(b"k", body, int(time.time()) - 3600), body)
 
 
-def _readme_snippet() -> str:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    start = readme.index("  import hashlib\n  import hmac\n  import time\n")
-    return textwrap.dedent(readme[start : readme.index("```", start)])
+def _manual_snippet() -> str:
+    manual = (Path(__file__).resolve().parents[2] / "docs" / "alerts.md").read_text()
+    start = manual.index("  import hashlib\n  import hmac\n  import time\n")
+    return textwrap.dedent(manual[start : manual.index("```", start)])
 
 
-def test_the_readme_verification_snippet_is_the_docstring_one_and_refuses_replays():
-    snippet = _readme_snippet()
+def test_the_manual_verification_snippet_is_the_docstring_one_and_refuses_replays():
+    snippet = _manual_snippet()
     doc = monitor.notify.__doc__
     docstring = textwrap.dedent(doc[doc.index("::\n") + 3 :]).split("\n# e.g.")[0]
     assert snippet.strip() == docstring.strip()  # one snippet, documented twice: they cannot drift apart
 
     namespace: dict = {}
-    exec(compile(snippet, "README.md", "exec"), namespace)
+    exec(compile(snippet, "docs/alerts.md", "exec"), namespace)
     verify_finsent = namespace["verify_finsent"]
     body = json.dumps(payload()).encode()
     now = int(time.time())
