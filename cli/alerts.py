@@ -61,7 +61,8 @@ def monitor_command(
 
     from core.metrics import shared
     from monitor.metrics import MonitorMetrics
-    from monitor.scheduler import delivery_job, evaluation_job, receivers_of, schedule_monitor
+    from monitor.rules import receivers_of
+    from monitor.scheduler import delivery_job, evaluation_job, schedule_monitor
 
     cfg = monitor_config(config)
     settings = wiring.settings(database_url)
@@ -99,7 +100,8 @@ def alerts_list(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Alerts, newest first, with their evidence (with --json: the objects of the /alerts.json feed)."""
-    from monitor.feed import AlertFilter, load_alerts
+    from monitor.alerts import AlertFilter
+    from monitor.feed import load_alerts
 
     if status not in (None, "pending", "firing", "resolved"):
         fail(f"--status: {status!r} is not pending, firing or resolved")
@@ -247,6 +249,8 @@ def alerts_replay(
         delta = timedelta(seconds=parse_duration(step))
     except ValueError as exc:
         fail(f"--step: {exc}")
+    if delta <= timedelta(0):
+        fail(f"--step: {step!r} is not a positive duration")
     session_factory = wiring.session_factory(database_url)
     report = replay_history(session_factory=session_factory, config=cfg, since=start, until=end, step=delta)
     typer.echo(
@@ -265,7 +269,7 @@ def feed_serve(
 ) -> None:
     """Serve /alerts.atom, /alerts.json, /healthz and /metrics (Prometheus; token rule as the feeds)."""
     from core.logs import register_secrets
-    from monitor.feed import make_server
+    from monitor.feed import make_server, serve
 
     token = None
     if token_env:
@@ -278,9 +282,4 @@ def feed_serve(
     _, session_factory = wiring.database(settings)
     server = make_server(session_factory=session_factory, host=host, port=port, token=token)
     typer.echo(f"alert feeds on http://{host}:{server.server_address[1]}/alerts.atom and /alerts.json")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    serve(server)

@@ -47,9 +47,10 @@ def run_command(
     from core.transport import MemoryBroker, MemoryTransport
     from ingest.replay import replay as replay_file
     from ingest.service import IngestService
+    from monitor.alerts import OPEN, AlertFilter, find_alerts
     from monitor.metrics import MonitorMetrics
-    from monitor.alerts import OPEN, list_alerts
-    from monitor.scheduler import delivery_job, evaluation_job, receivers_of, schedule_monitor
+    from monitor.rules import receivers_of
+    from monitor.scheduler import delivery_job, evaluation_job, schedule_monitor
     from scoring.build import build_processor, build_worker
     from scoring.metrics import WorkerMetrics
 
@@ -138,5 +139,5 @@ def run_command(
         evaluation_job(session_factory=session_factory, config=monitor_cfg)
         delivery_job(session_factory=session_factory, receivers=receivers_of(monitor_cfg))
         with session_factory() as session:
-            current = [a for a in list_alerts(session, limit=1000) if a.status in OPEN]
+            current = find_alerts(session=session, filters=AlertFilter(statuses=OPEN, limit=1000, replayed=True))
         typer.echo(f"alerts open: {len(current)} (finsent alerts list shows them with their evidence)")

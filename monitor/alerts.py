@@ -347,16 +347,6 @@ def find_alerts(*, session: Session, filters: AlertFilter) -> list[Alert]:
     return list(session.scalars(query))
 
 
-def list_alerts(
-    session: Session, *, status: str | None = None, ticker: str | None = None, limit: int = 50
-) -> list[Alert]:
-    """Alerts newest first, replayed ones included (kept for the CLI; `find_alerts` is the query)."""
-    filters = AlertFilter(
-        tickers=(ticker,) if ticker else (), statuses=(status,) if status else (), limit=limit, replayed=True
-    )
-    return find_alerts(session=session, filters=filters)
-
-
 def last_event_id(session: Session) -> int:
     """The id of the newest alert event (0 when there is none): where following the events starts."""
     return session.scalar(select(func.max(AlertEvent.id))) or 0

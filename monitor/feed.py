@@ -506,21 +506,8 @@ def make_server(
     return FeedServer((host, port), session_factory=session_factory, token=token, base_url=base_url, registry=registry)
 
 
-def serve(
-    *,
-    session_factory: sessionmaker[Session],
-    host: str = "127.0.0.1",
-    port: int = 8080,
-    token: str | None = None,
-    base_url: str | None = None,
-) -> None:
-    """Serve the feeds until interrupted (Ctrl-C, SIGINT), then close the socket and return; logs where it listens."""
-    server = make_server(session_factory=session_factory, host=host, port=port, token=token, base_url=base_url)
-    log.info(
-        "alert feeds on %s/alerts.atom and /alerts.json (%s)",
-        server.base_url,
-        "bearer token required" if token else "no token",
-    )
+def serve(server: FeedServer) -> None:
+    """Serve the feeds of a made server until interrupted (Ctrl-C, SIGINT), then close the socket and return."""
     try:
         server.serve_forever()
     except KeyboardInterrupt:

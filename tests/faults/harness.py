@@ -171,8 +171,8 @@ def stream_messages(n: int, *, bad_every: int = 400, now: datetime | None = None
     item per (source, title key)), so every one of them must be stored and none is a legitimate duplicate. With
     `now`, published_at is set to it (alert windows are relative to the wall clock).
     """
-    from scoring.normalize import clean_text, title_key
     from ingest.sources.files import read_file
+    from scoring.normalize import clean_text, title_key
 
     run = uuid.uuid4().hex[:6]
     readers = [(r for r in read_file(DATA / name) if r.value is not None) for name in FILES]

@@ -17,9 +17,9 @@ from core.messages import Envelope
 from core.rejects import MAX_KEPT_PAYLOAD
 from core.schema import Article, Mention, Reject, Score, Source
 from dashboard.render import escape, highlight, link
+from monitor.notify import slack_escape
 from scoring.pipeline import Pipeline
 from scoring.processor import BatchProcessor
-from monitor.notify import slack_escape
 
 from .corpus import BATCH_OF, CLASSES, NOW, SQL_TITLE, Case
 

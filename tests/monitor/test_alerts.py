@@ -22,7 +22,6 @@ from monitor.alerts import (
     find_alerts,
     fingerprint,
     last_event_id,
-    list_alerts,
     replay_history,
     run_evaluation,
 )
@@ -273,7 +272,12 @@ def test_replay_history_evaluates_every_step_and_sums_what_it_recorded(factory):
     with factory() as s:
         assert find_alerts(session=s, filters=AlertFilter()) == []  # replayed history is asked for, not shown
         assert [x.id for x in find_alerts(session=s, filters=AlertFilter(replayed=True))] == [a.id]
-        assert [x.id for x in list_alerts(s, status="resolved", ticker="AAPL")] == [a.id]
+        assert [
+            x.id
+            for x in find_alerts(
+                session=s, filters=AlertFilter(statuses=("resolved",), tickers=("AAPL",), replayed=True)
+            )
+        ] == [a.id]
     with pytest.raises(ValueError, match="step must be positive"):
         replay_history(session_factory=factory, config=cfg, since=T0, until=T0, step=timedelta(0))
 

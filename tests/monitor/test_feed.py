@@ -339,7 +339,7 @@ def test_feed_server_binds_loopback_unless_told(tmp_path):
 
 
 def test_serve_runs_until_interrupted_then_returns_with_the_port_closed(tmp_path):
-    """`serve` is how a process runs the feeds: it logs where it listens, serves, and returns on Ctrl-C."""
+    """`serve` is how a process runs the feeds: it serves a made server and returns on Ctrl-C, the port closed."""
     import signal
     import subprocess
     import sys
@@ -350,11 +350,11 @@ def test_serve_runs_until_interrupted_then_returns_with_the_port_closed(tmp_path
     url = f"sqlite:///{tmp_path / 'feed.db'}"
     upgrade(url)
     code = (
-        "import logging, sys\n"
-        "logging.basicConfig(level=logging.INFO, stream=sys.stdout)\n"
         "from core.db import make_engine, make_session_factory\n"
-        "from monitor.feed import serve\n"
-        f"serve(session_factory=make_session_factory(make_engine({url!r})), port=0)\n"
+        "from monitor.feed import make_server, serve\n"
+        f"server = make_server(session_factory=make_session_factory(make_engine({url!r})), port=0)\n"
+        "print(f'alert feeds on http://127.0.0.1:{server.server_address[1]}/alerts.atom', flush=True)\n"
+        "serve(server)\n"
         "print('serve returned', flush=True)\n"
     )
     process = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],

@@ -24,6 +24,7 @@ from monitor.metrics import MonitorMetrics
 from monitor.rules import load_config, receivers_of
 from monitor.scheduler import delivery_job, evaluation_job
 from tests.support.broker import free_port
+from tests.support.metrics import scrape, served_registry
 
 REPO = Path(__file__).resolve().parent.parent.parent
 TOKEN = "metrics-token-for-tests"
@@ -200,3 +201,17 @@ def test_finsent_monitor_serves_metrics_while_it_runs(tmp_path):
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(r["logger"] == "apscheduler.scheduler" for r in lines)  # --log-format via FINSENT_LOG_FORMAT
+
+
+def test_monitor_gauges_replace_what_they_said_before():
+    with served_registry() as (registry, url):
+        metrics = MonitorMetrics(registry)
+        metrics.set_state({"firing": 2, "pending": 1}, {"desk": 3, "slack": 1}, {"desk": 2})
+        got = scrape(url)
+        assert [value(got, "finsent_alerts", state=s) for s in ("pending", "firing", "resolved")] == [1, 2, 0]
+        assert value(got, "finsent_notifications_pending", receiver="desk") == 3
+        assert value(got, "finsent_notifications_failed", receiver="desk") == 2
+        metrics.set_state({"resolved": 3}, {}, {})
+        got = scrape(url)
+        assert [value(got, "finsent_alerts", state=s) for s in ("pending", "firing", "resolved")] == [0, 0, 3]
+        assert value(got, "finsent_notifications_pending", receiver="desk") is None  # delivered: the series is gone
