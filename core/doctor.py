@@ -56,7 +56,7 @@ def check_settings() -> tuple[Settings, Check]:
             settings = Settings(**{name: Settings.model_fields[name].default for name in bad})
         except (ValidationError, KeyError):
             settings = Settings.model_construct()
-        return settings, Check("settings", "fail", what, "fix that variable (see the README's settings tables)")
+        return settings, Check("settings", "fail", what, "fix that variable (see docs/operations.md, Settings)")
     backend = settings.database_url.split(":", 1)[0]
     return settings, Check("settings", "ok", f"transport {settings.transport}, database {backend}")
 

@@ -72,7 +72,7 @@ class NewsMessage(BaseModel):
     def _to_utc(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        # A time without an offset is read as UTC (documented in the README): wire formats rarely mean local time.
+        # A time without an offset is read as UTC (documented in docs/pipeline.md): wire formats rarely mean local time.
         try:
             return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         except OverflowError:  # 9999-12-31T23:59-14:00 is past year 9999 in UTC
