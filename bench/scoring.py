@@ -27,9 +27,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 from model.card import MAX_ACCURACY_LOSS, sentences_per_second  # noqa: E402
+from model.checkpoints import default_checkpoint  # noqa: E402
 from model.evaluate import read_labelled_csv  # noqa: E402
 from model.network import NetworkConfig, SentimentNet  # noqa: E402
-from model.scorer import Scorer, cpu_has_bf16, default_checkpoint, on_torch_thread  # noqa: E402
+from model.scorer import Scorer, cpu_has_bf16, on_torch_thread  # noqa: E402
 from model.train import save_checkpoint  # noqa: E402
 
 NEWS = REPO.parent / "shared" / "data" / "news_stream"

@@ -41,7 +41,8 @@ def model_train(
     set_default: Annotated[bool, typer.Option(help="Point model/weights/DEFAULT at the new checkpoint.")] = True,
 ) -> None:
     """Train the model on ../shared/data and write a checkpoint with its model card."""
-    from model.train import WEIGHTS_DIR, TrainConfig, train
+    from model.checkpoints import WEIGHTS_DIR
+    from model.train import TrainConfig, train
 
     if not data_dir.is_dir():
         wiring.fail(f"{data_dir}: no such data folder")
@@ -74,7 +75,7 @@ def model_train(
 @model_app.command("info")
 def model_info(checkpoint: CheckpointOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Version, architecture, inference paths and headline metrics of a checkpoint."""
-    from model.scorer import CheckpointError, default_checkpoint
+    from model.checkpoints import CheckpointError, default_checkpoint
 
     try:
         path = checkpoint or default_checkpoint()
@@ -122,8 +123,9 @@ def model_explain(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per text.")] = False,
 ) -> None:
     """Label, probabilities, and the text with its most-attended words marked [[like this]]."""
+    from model.checkpoints import CheckpointError
     from model.explain import METHODS, Explainer
-    from model.scorer import CheckpointError, ScoreInputError
+    from model.scorer import ScoreInputError
 
     if method not in METHODS:
         wiring.fail(f"unknown method {method!r} (choose from {', '.join(METHODS)})")

@@ -79,7 +79,8 @@ def doctor_command(
     """Check the database, migrations, broker, model checkpoint and configs; say what is wrong and how to fix it."""
     from core import doctor
     from ingest.config import describe_sources, load_sources
-    from model.scorer import default_checkpoint, load_network
+    from model.checkpoints import default_checkpoint
+    from model.scorer import load_network
     from monitor.rules import describe_config, load_monitor_config, required_secrets
 
     settings, settings_check = doctor.check_settings()

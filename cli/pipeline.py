@@ -109,7 +109,7 @@ def rescore_command(
     device: str = "auto",
 ) -> None:
     """Score stored articles with another model version; existing scores of other versions are kept."""
-    from model.scorer import WEIGHTS_DIR
+    from model.checkpoints import WEIGHTS_DIR
     from scoring.rescore import rescore
 
     path = Path(model) if Path(model).is_dir() else WEIGHTS_DIR / model

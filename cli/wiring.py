@@ -113,7 +113,8 @@ def kafka(settings: Settings) -> KafkaTransport:
 
 def scorer(checkpoint: Path | None, device: str = "cpu", precision: str = "auto") -> Scorer:
     """The model, or one line saying why the checkpoint cannot be used."""
-    from model.scorer import CheckpointError, Scorer
+    from model.checkpoints import CheckpointError
+    from model.scorer import Scorer
 
     try:
         return Scorer(checkpoint, device=device, precision=precision)

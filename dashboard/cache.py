@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 from core.db import make_engine
 from core.settings import Settings
 from dashboard import queries
+from model.checkpoints import WEIGHTS_DIR, default_checkpoint
 
 LIVE_TTL_S = 2  # below the default refresh interval, so every refresh can show new items
 TTL_S = 30
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "model" / "weights"
 
 
 def database_url() -> str:
@@ -137,7 +137,7 @@ def clear_alerts() -> None:
 
 def default_version() -> str:
     """The shipped model version named in model/weights/DEFAULT."""
-    return (WEIGHTS_DIR / "DEFAULT").read_text().strip()
+    return default_checkpoint().name
 
 
 @st.cache_data(show_spinner=False)

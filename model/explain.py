@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.checkpoints import default_checkpoint
 from model.network import attention_rollout
-from model.scorer import Attribution, Scorer, default_checkpoint, load_network, validate_text
+from model.scorer import Attribution, Scorer, load_network, validate_text
 
 METHODS = ("pooling", "rollout", "ig")
 AOPC_K = (1, 2, 3, 5)

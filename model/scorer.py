@@ -41,9 +41,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
+from model.checkpoints import CheckpointError, default_checkpoint
 from model.network import LABELS, NetworkConfig, SentimentNet
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 CHUNK_OVERLAP = 32
 MAX_CHARS = 200_000
 # Padded tokens a model batch may hold per row of its batch size: a typical headline fills a row (~15-25 word-pieces
@@ -56,10 +56,6 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 class ScoreInputError(ValueError):
     """A text the scorer will not score; the message names the item and the problem."""
-
-
-class CheckpointError(RuntimeError):
-    """The checkpoint directory is missing or incomplete."""
 
 
 @dataclass
@@ -102,14 +98,6 @@ def validate_text(text: object, index: int | None = None, max_chars: int = MAX_C
     if not cleaned.strip():
         raise ScoreInputError(f"{where}text is empty or whitespace only")
     return cleaned
-
-
-def default_checkpoint() -> Path:
-    """The shipped checkpoint named in model/weights/DEFAULT."""
-    pointer = WEIGHTS_DIR / "DEFAULT"
-    if not pointer.is_file():
-        raise CheckpointError(f"{pointer} is missing: no default checkpoint is shipped")
-    return WEIGHTS_DIR / pointer.read_text().strip()
 
 
 def load_network(path: Path, attn_implementation: str = "sdpa") -> tuple[SentimentNet, dict]:

@@ -27,6 +27,7 @@ from tqdm import tqdm
 from transformers import AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
+from model.checkpoints import WEIGHTS_DIR
 from model.data import (
     LABEL_TO_ID,
     Encoded,
@@ -43,8 +44,6 @@ from model.data import (
 from model.evaluate import classification_metrics, expected_calibration_error, fit_temperature
 from model.network import LABELS, SentimentNet, attention_rollout
 from model.scorer import cpu_has_bf16
-
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 def default_encoder_dir() -> Path:

@@ -39,7 +39,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def checkpoint() -> Path:
     """The shipped checkpoint (model/weights/DEFAULT)."""
-    from model.scorer import default_checkpoint
+    from model.checkpoints import default_checkpoint
 
     return default_checkpoint()
 

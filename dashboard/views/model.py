@@ -8,12 +8,13 @@ import streamlit as st
 from dashboard import cache
 from dashboard.queries import LABELS
 from dashboard.render import md_escape
+from model.checkpoints import WEIGHTS_DIR
 
 
 def versions() -> list[str]:
     """Model versions with a card under model/weights/, the default first."""
     default = cache.default_version()
-    found = sorted(p.parent.name for p in cache.WEIGHTS_DIR.glob("*/card.json"))
+    found = sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/card.json"))
     return [default, *(v for v in found if v != default)]
 
 
