@@ -7,10 +7,11 @@ consumes it, the monitor's jobs run on a background scheduler, the dashboard as 
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +20,13 @@ from cli.alerts import monitor_config
 from cli.operations import dashboard_command_line
 from cli.pipeline import launch_sources
 from cli.wiring import CheckpointOpt, DatabaseOpt, MetricsPortOpt, fail
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from core.settings import Settings
+    from core.transport import MemoryTransport
+    from scoring.worker import ScoringWorker
 
 
 def run_command(
@@ -45,12 +53,8 @@ def run_command(
 
     from core.metrics import shared
     from core.transport import MemoryBroker, MemoryTransport
-    from ingest.replay import replay as replay_file
-    from ingest.service import IngestService
-    from monitor.alerts import OPEN, AlertFilter, find_alerts
     from monitor.metrics import MonitorMetrics
-    from monitor.rules import receivers_of
-    from monitor.scheduler import delivery_job, evaluation_job, schedule_monitor
+    from monitor.scheduler import schedule_monitor
     from scoring.build import build_processor, build_worker
     from scoring.metrics import WorkerMetrics
 
@@ -68,13 +72,7 @@ def run_command(
     worker = build_worker(settings=settings, transport=MemoryTransport(broker), processor=processor,
                           metrics=shared(WorkerMetrics) if server is not None else None)  # fmt: skip
     stop = wiring.stop_on_sigterm()
-    viewer = None
-    if dashboard:
-        import subprocess
-
-        env = {**os.environ, "FINSENT_DATABASE_URL": settings.database_url}
-        viewer = subprocess.Popen(dashboard_command_line(host="127.0.0.1", port=8501), env=env)
-        typer.echo("dashboard on http://127.0.0.1:8501 (Ctrl-C stops everything)")
+    viewer = _start_dashboard(settings) if dashboard else None
     scoring = threading.Thread(target=worker.run, args=(stop,), name="scoring-worker", daemon=True)
     scoring.start()
     started = time.monotonic()
@@ -86,39 +84,18 @@ def run_command(
         schedule_monitor(scheduler, session_factory=session_factory, config=monitor_cfg,
                          evaluate_every_s=evaluate_every, deliver_every_s=2,
                          metrics=shared(MonitorMetrics) if server is not None else None)  # fmt: skip
-
-    def status() -> str:
-        s = worker.stats
-        rate = s.stored / max(1e-9, time.monotonic() - started)
-        return (f"received {s.received}, stored {s.stored} ({rate:.0f}/s), duplicates {s.duplicates}, "
-                f"rejected {s.rejected}")  # fmt: skip
-
     replaying = None
     try:
         if replay is not None:
-            # Unreadable rows take the sources' path: the rejects table and news.dlq.
-            rejects = IngestService(transport=producer, session_factory=session_factory, topic=settings.topic_raw,
-                                    dlq_topic=settings.topic_dlq)  # fmt: skip
-            typer.echo(f"replaying {replay} at {speed:g}x into {settings.database_url.split('://')[0]}")
-
-            def play() -> None:
-                done = replay_file(
-                    replay,
-                    publish=lambda k, v: producer.publish(settings.topic_raw, k, v),
-                    reject=lambda record: rejects.publish([record], kind="file"),
-                    speed=speed, max_gap_s=max_gap, shift=shift, limit=limit, stop=stop,
-                )  # fmt: skip
-                typer.echo(f"replay finished: {done.published} published, {done.errors} unreadable rows")
-
-            replaying = threading.Thread(target=play, name="replay", daemon=True)
-            replaying.start()
+            replaying = _start_replay(replay, settings=settings, producer=producer, session_factory=session_factory,
+                                      stop=stop, speed=speed, max_gap=max_gap, shift=shift, limit=limit)  # fmt: skip
         last = time.monotonic()
         while not stop.is_set() and scoring.is_alive():
             replayed = replaying is None or not replaying.is_alive()
             if exit_when_done and replayed and broker.drained(settings.consumer_group, settings.topic_raw):
                 break
             if time.monotonic() - last >= 5:
-                typer.echo(status())
+                typer.echo(_status(worker, started))
                 last = time.monotonic()
             stop.wait(0.2)
     except KeyboardInterrupt:
@@ -134,10 +111,57 @@ def run_command(
             viewer.terminate()
             viewer.wait(timeout=10)
         wiring.stop_metrics(server)
-    typer.echo(status())
+    typer.echo(_status(worker, started))
     if monitor_cfg is not None:  # a last look, so what the stored news says is in the alerts before exiting
-        evaluation_job(session_factory=session_factory, config=monitor_cfg)
-        delivery_job(session_factory=session_factory, receivers=receivers_of(monitor_cfg))
-        with session_factory() as session:
-            current = find_alerts(session=session, filters=AlertFilter(statuses=OPEN, limit=1000, replayed=True))
-        typer.echo(f"alerts open: {len(current)} (finsent alerts list shows them with their evidence)")
+        from monitor.scheduler import last_look
+
+        open_alerts = last_look(session_factory=session_factory, config=monitor_cfg)
+        typer.echo(f"alerts open: {open_alerts} (finsent alerts list shows them with their evidence)")
+
+
+def _status(worker: ScoringWorker, started: float) -> str:
+    s = worker.stats
+    rate = s.stored / max(1e-9, time.monotonic() - started)
+    return f"received {s.received}, stored {s.stored} ({rate:.0f}/s), duplicates {s.duplicates}, rejected {s.rejected}"
+
+
+def _start_dashboard(settings: Settings) -> subprocess.Popen:
+    """The dashboard as a child process on the same database."""
+    env = {**os.environ, "FINSENT_DATABASE_URL": settings.database_url}
+    viewer = subprocess.Popen(dashboard_command_line(host="127.0.0.1", port=8501), env=env)
+    typer.echo("dashboard on http://127.0.0.1:8501 (Ctrl-C stops everything)")
+    return viewer
+
+
+def _start_replay(
+    path: Path,
+    *,
+    settings: Settings,
+    producer: MemoryTransport,
+    session_factory: sessionmaker[Session],
+    stop: threading.Event,
+    speed: float,
+    max_gap: float,
+    shift: bool,
+    limit: int | None,
+) -> threading.Thread:
+    """Replay a news file onto news.raw in a thread; unreadable rows take the sources' path (rejects, news.dlq)."""
+    from ingest.replay import replay
+    from ingest.service import IngestService
+
+    rejects = IngestService(transport=producer, session_factory=session_factory, topic=settings.topic_raw,
+                            dlq_topic=settings.topic_dlq)  # fmt: skip
+    typer.echo(f"replaying {path} at {speed:g}x into {settings.database_url.split('://')[0]}")
+
+    def play() -> None:
+        done = replay(
+            path,
+            publish=lambda k, v: producer.publish(settings.topic_raw, k, v),
+            reject=lambda record: rejects.publish([record], kind="file"),
+            speed=speed, max_gap_s=max_gap, shift=shift, limit=limit, stop=stop,
+        )  # fmt: skip
+        typer.echo(f"replay finished: {done.published} published, {done.errors} unreadable rows")
+
+    thread = threading.Thread(target=play, name="replay", daemon=True)
+    thread.start()
+    return thread

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.schema import Alert, Notification
 from core.transport import Transport
-from monitor.alerts import EvaluationReport, run_evaluation
+from monitor.alerts import OPEN, EvaluationReport, run_evaluation
 from monitor.metrics import MonitorMetrics
 from monitor.notify import DeliveryReport, Receiver, deliver_pending
 from monitor.rules import MonitorConfig, receivers_of
@@ -85,6 +85,14 @@ def delivery_job(
         metrics.record_delivery(report)
         _refresh(metrics, session_factory)
     return report
+
+
+def last_look(*, session_factory: sessionmaker[Session], config: MonitorConfig) -> int:
+    """One evaluation and one delivery now, then how many alerts are open: what a run says before it exits."""
+    evaluation_job(session_factory=session_factory, config=config)
+    delivery_job(session_factory=session_factory, receivers=receivers_of(config))
+    with session_factory() as session:
+        return session.scalar(select(func.count()).select_from(Alert).where(Alert.status.in_(OPEN))) or 0
 
 
 def schedule_monitor(

@@ -119,3 +119,6 @@ def test_replaying_the_bundled_sample_raises_a_real_alert_with_evidence(tmp_path
     evidence = burst[0]["evidence"]
     assert len(evidence) >= 3 and all(e["words"] and e["score"] < 0 for e in evidence)
     assert "ALERT firing" in out.stderr  # the log receiver of the example config
+    listed = json.loads(finsent("alerts", "list", "--json", "--limit", "1000", "--database-url", url).stdout)
+    still_open = sum(a["status"] in ("pending", "firing") for a in listed)
+    assert still_open >= len(burst) and f"alerts open: {still_open} " in out.stdout  # the run's last look
