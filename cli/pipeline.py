@@ -27,14 +27,14 @@ def score_command(
     metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Run a scoring worker: consume news.raw from Kafka (FINSENT_KAFKA_BOOTSTRAP) in the consumer group."""
-    from core.metrics import shared
-    from scoring.build import build_processor, build_worker
-    from scoring.metrics import WorkerMetrics
-
     settings = wiring.settings(database_url)
     wiring.setup_logging(settings, "INFO")
     if settings.transport != "kafka":
         fail("`finsent score` consumes from Kafka: set FINSENT_TRANSPORT=kafka (embedded mode is `finsent run`)")
+    from core.metrics import shared
+    from scoring.build import build_processor, build_worker
+    from scoring.metrics import WorkerMetrics
+
     _, session_factory = wiring.database(settings)
     transport = wiring.kafka(settings)
     server = wiring.metrics_server(settings, metrics_port)
@@ -69,13 +69,12 @@ def backfill_command(
 
     Example: finsent backfill ../shared/data/news_stream/benzinga_analyst_ratings_sample.csv --since 2020-01-01
     """
-    from core.transport import TransportError
-    from ingest.backfill import Backfill
-    from scoring.build import build_processor
-
     for path in paths:
         if not path.is_file():
             fail(f"{path}: no such file")
+    from core.transport import TransportError
+    from ingest.backfill import Backfill
+
     settings = wiring.settings(database_url)
     _, session_factory = wiring.database(settings)
     common = dict(session_factory=session_factory, since=wiring.when(since, "since"), until=wiring.when(until, "until"),
@@ -89,6 +88,8 @@ def backfill_command(
         finally:
             transport.close()
     else:
+        from scoring.build import build_processor
+
         processor = build_processor(session_factory=session_factory, scorer=wiring.scorer(checkpoint, device))
         report = Backfill(processor=processor, **common).run(paths)
     for path in report.already_done:
@@ -151,7 +152,7 @@ def launch_sources(
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from ingest.config import ConfigError, load_sources
-    from ingest.service import IngestService, start_sources
+    from ingest.service import IngestService, publish_file_sources, start_feeds
 
     try:
         configs = load_sources(path)
@@ -159,11 +160,11 @@ def launch_sources(
         fail(str(exc))
     service = IngestService(transport=transport, session_factory=session_factory, topic=settings.topic_raw,
                             dlq_topic=settings.topic_dlq)  # fmt: skip
-    scheduler = BackgroundScheduler(timezone="UTC")
-    started = start_sources(configs, service=service, scheduler=scheduler)
-    scheduler.start()
-    for name, published, rejected in started.files:
+    for name, published, rejected in publish_file_sources(configs, service=service):
         typer.echo(f"source {name}: {published} items published, {rejected} rejected")
-    if started.feeds:
-        typer.echo(f"polling {len(started.feeds)} feed(s): " + ", ".join(started.feeds))
+    scheduler = BackgroundScheduler(timezone="UTC")
+    feeds = start_feeds(configs, service=service, scheduler=scheduler)
+    scheduler.start()
+    if feeds:
+        typer.echo(f"polling {len(feeds)} feed(s): " + ", ".join(feeds))
     return scheduler

@@ -22,10 +22,14 @@ from cli.pipeline import launch_sources
 from cli.wiring import CheckpointOpt, DatabaseOpt, MetricsPortOpt, fail
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from apscheduler.schedulers.background import BackgroundScheduler
     from sqlalchemy.orm import Session, sessionmaker
 
     from core.settings import Settings
     from core.transport import MemoryTransport
+    from monitor.rules import MonitorConfig
     from scoring.worker import ScoringWorker
 
 
@@ -49,15 +53,6 @@ def run_command(
 
     Example: finsent run --replay ingest/samples/news_sample.csv --speed 1000 --monitor monitor.example.toml
     """
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from core.metrics import shared
-    from core.transport import MemoryBroker, MemoryTransport
-    from monitor.metrics import MonitorMetrics
-    from monitor.scheduler import schedule_monitor
-    from scoring.build import build_processor, build_worker
-    from scoring.metrics import WorkerMetrics
-
     if replay is not None and not replay.is_file():
         fail(f"{replay}: no such file")
     monitor_cfg = monitor_config(monitor) if monitor else None
@@ -65,6 +60,11 @@ def run_command(
     wiring.setup_logging(settings, "WARNING")
     _, session_factory = wiring.database(settings)
     server = wiring.metrics_server(settings, metrics_port)
+    from core.metrics import shared
+    from core.transport import MemoryBroker, MemoryTransport
+    from scoring.build import build_processor, build_worker
+    from scoring.metrics import WorkerMetrics
+
     broker = MemoryBroker(default_partitions=settings.topic_partitions)
     producer = MemoryTransport(broker)
     producer.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
@@ -78,26 +78,15 @@ def run_command(
     started = time.monotonic()
     scheduler = launch_sources(sources, settings, producer, session_factory) if sources else None
     if monitor_cfg is not None:
-        if scheduler is None:
-            scheduler = BackgroundScheduler(timezone="UTC")
-            scheduler.start()
-        schedule_monitor(scheduler, session_factory=session_factory, config=monitor_cfg,
-                         evaluate_every_s=evaluate_every, deliver_every_s=2,
-                         metrics=shared(MonitorMetrics) if server is not None else None)  # fmt: skip
+        scheduler = _start_monitor(monitor_cfg, scheduler=scheduler, session_factory=session_factory,
+                                   evaluate_every=evaluate_every, metrics=server is not None)  # fmt: skip
     replaying = None
     try:
         if replay is not None:
             replaying = _start_replay(replay, settings=settings, producer=producer, session_factory=session_factory,
                                       stop=stop, speed=speed, max_gap=max_gap, shift=shift, limit=limit)  # fmt: skip
-        last = time.monotonic()
-        while not stop.is_set() and scoring.is_alive():
-            replayed = replaying is None or not replaying.is_alive()
-            if exit_when_done and replayed and broker.drained(settings.consumer_group, settings.topic_raw):
-                break
-            if time.monotonic() - last >= 5:
-                typer.echo(_status(worker, started))
-                last = time.monotonic()
-            stop.wait(0.2)
+        drained = (lambda: broker.drained(settings.consumer_group, settings.topic_raw)) if exit_when_done else None
+        _wait(worker, scoring, replaying, stop=stop, started=started, drained=drained)
     except KeyboardInterrupt:
         typer.echo("stopping")
     finally:
@@ -115,8 +104,52 @@ def run_command(
     if monitor_cfg is not None:  # a last look, so what the stored news says is in the alerts before exiting
         from monitor.scheduler import last_look
 
-        open_alerts = last_look(session_factory=session_factory, config=monitor_cfg)
+        open_alerts = last_look(session_factory=session_factory, config=monitor_cfg, now=wiring.now())
         typer.echo(f"alerts open: {open_alerts} (finsent alerts list shows them with their evidence)")
+
+
+def _start_monitor(
+    config: MonitorConfig,
+    *,
+    scheduler: BackgroundScheduler | None,
+    session_factory: sessionmaker[Session],
+    evaluate_every: float,
+    metrics: bool,
+) -> BackgroundScheduler:
+    """The monitor's jobs on the sources' scheduler, or on a new one; returns the scheduler."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from core.metrics import shared
+    from monitor.metrics import MonitorMetrics
+    from monitor.scheduler import schedule_monitor
+
+    if scheduler is None:
+        scheduler = BackgroundScheduler(timezone="UTC")
+        scheduler.start()
+    schedule_monitor(scheduler, session_factory=session_factory, config=config, evaluate_every_s=evaluate_every,
+                     deliver_every_s=2, metrics=shared(MonitorMetrics) if metrics else None)  # fmt: skip
+    return scheduler
+
+
+def _wait(
+    worker: ScoringWorker,
+    scoring: threading.Thread,
+    replaying: threading.Thread | None,
+    *,
+    stop: threading.Event,
+    started: float,
+    drained: Callable[[], bool] | None,
+) -> None:
+    """Print the worker's totals every 5 s until stopped, or, with `drained`, until the replay is in and stored."""
+    last = time.monotonic()
+    while not stop.is_set() and scoring.is_alive():
+        replayed = replaying is None or not replaying.is_alive()
+        if drained is not None and replayed and drained():
+            return
+        if time.monotonic() - last >= 5:
+            typer.echo(_status(worker, started))
+            last = time.monotonic()
+        stop.wait(0.2)
 
 
 def _status(worker: ScoringWorker, started: float) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+
+from apscheduler.job import Job
+from apscheduler.schedulers.base import BaseScheduler
 
 from ingest.sources.rss import FeedPoller, PollResult
 
-Handler = Callable[[PollResult], Any]  # publishes the records and records health; supplied by the caller
+Handler = Callable[[PollResult], None]  # publishes the records and records health; supplied by the caller
 
 
 def poll_feed(poller: FeedPoller, handle: Handler, now: datetime | None = None) -> PollResult | None:
@@ -21,7 +23,7 @@ def poll_feed(poller: FeedPoller, handle: Handler, now: datetime | None = None) 
     return result
 
 
-def schedule_feeds(scheduler: Any, pollers: Iterable[FeedPoller], handle: Handler) -> list[Any]:
+def schedule_feeds(scheduler: BaseScheduler, pollers: Iterable[FeedPoller], handle: Handler) -> list[Job]:
     """Register one job per feed (`feed:<name>`, coalesced, one at a time); the first poll runs at once."""
     jobs = []
     for poller in pollers:

@@ -7,11 +7,10 @@ became a message is published keyed by `source:position`; one that did not is ke
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
+from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.rejects import Rejection, dlq_value, record_rejects
@@ -91,25 +90,19 @@ class IngestService:
         self.publish(result.records, kind="rss", health_name=result.source)
 
 
-@dataclass(slots=True)
-class SourcesStarted:
-    """What `start_sources` did: file sources published once, feeds being polled."""
-
-    files: list[tuple[str, int, int]] = field(default_factory=list)  # (source, published, rejected)
-    feeds: list[str] = field(default_factory=list)
-
-
-def start_sources(configs: Sequence[SourceConfig], *, service: IngestService, scheduler: Any) -> SourcesStarted:
-    """Publish file sources once, poll every feed once now, then register the feeds' jobs on `scheduler`."""
-    out = SourcesStarted()
+def publish_file_sources(configs: Sequence[SourceConfig], *, service: IngestService) -> Iterator[tuple[str, int, int]]:
+    """Publish each file source once, yielding (source, published, rejected) as each file is done."""
     for cfg in configs:
         if isinstance(cfg, FileSourceConfig):
             records = read_file(cfg.path, source=cfg.name, mapping=cfg.field_mapping())
             published, rejected = service.publish(records, kind="file", health_name=cfg.name)
-            out.files.append((cfg.name, published, rejected))
+            yield cfg.name, published, rejected
+
+
+def start_feeds(configs: Sequence[SourceConfig], *, service: IngestService, scheduler: BaseScheduler) -> list[str]:
+    """Poll every feed once now, then register the feeds' jobs on `scheduler`; returns the feeds' names."""
     pollers = [cfg.poller() for cfg in configs if isinstance(cfg, RssSourceConfig)]
     for poller in pollers:  # a first poll now, so what the feeds hold is in before anything waits on it
         poll_feed(poller, service.handle_poll)
     schedule_feeds(scheduler, pollers, service.handle_poll)
-    out.feeds = [p.name for p in pollers]
-    return out
+    return [p.name for p in pollers]

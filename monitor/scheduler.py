@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
 
+from apscheduler.job import Job
+from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -87,16 +88,16 @@ def delivery_job(
     return report
 
 
-def last_look(*, session_factory: sessionmaker[Session], config: MonitorConfig) -> int:
-    """One evaluation and one delivery now, then how many alerts are open: what a run says before it exits."""
-    evaluation_job(session_factory=session_factory, config=config)
-    delivery_job(session_factory=session_factory, receivers=receivers_of(config))
+def last_look(*, session_factory: sessionmaker[Session], config: MonitorConfig, now: datetime) -> int:
+    """One evaluation and one delivery at `now`, then how many alerts are open: what a run says before it exits."""
+    evaluation_job(session_factory=session_factory, config=config, now=now)
+    delivery_job(session_factory=session_factory, receivers=receivers_of(config), now=now)
     with session_factory() as session:
         return session.scalar(select(func.count()).select_from(Alert).where(Alert.status.in_(OPEN))) or 0
 
 
 def schedule_monitor(
-    scheduler: Any,
+    scheduler: BaseScheduler,
     *,
     session_factory: sessionmaker[Session],
     config: MonitorConfig,
@@ -104,7 +105,7 @@ def schedule_monitor(
     deliver_every_s: float = 5,
     transport: Transport | None = None,
     metrics: MonitorMetrics | None = None,
-) -> list[Any]:
+) -> list[Job]:
     """Register the evaluation and delivery jobs (ids `monitor:evaluate`, `monitor:deliver`); `metrics` is optional."""
     receivers = receivers_of(config)
     common = {"trigger": "interval", "coalesce": True, "max_instances": 1, "replace_existing": True}
