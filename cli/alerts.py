@@ -100,10 +100,10 @@ def alerts_list(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Alerts, newest first, with their evidence (with --json: the objects of the /alerts.json feed)."""
-    from monitor.alerts import AlertFilter
+    from monitor.alerts import STATES, AlertFilter
     from monitor.feed import load_alerts
 
-    if status not in (None, "pending", "firing", "resolved"):
+    if status is not None and status not in STATES:
         fail(f"--status: {status!r} is not pending, firing or resolved")
     session_factory = wiring.session_factory(database_url)
     filters = AlertFilter(tickers=(ticker,) if ticker else (), statuses=(status,) if status else (), limit=limit,
@@ -121,7 +121,9 @@ def alerts_list(
 
 
 def _alert_line(a: dict) -> str:
-    subject = a["ticker"] or a["labels"].get("source", "")
+    from monitor.alerts import subject_of
+
+    subject = subject_of(a["ticker"], a["labels"])
     when = (a["starts_at"] or a["active_at"])[:16]
     flags = (" acked by " + a["acked_by"] if a["acked_by"] else "") + (" (replayed)" if a["replayed"] else "")
     summary = a["annotations"].get("summary", "")
@@ -188,12 +190,12 @@ def alerts_expire(silence_id: int, database_url: DatabaseOpt = None) -> None:
 @alerts_app.command("silences")
 def alerts_silences(database_url: DatabaseOpt = None) -> None:
     """Active silences."""
-    from monitor.alerts import active_silences
+    from monitor.alerts import active_silences, matchers_text
 
     session_factory = wiring.session_factory(database_url)
     with session_factory() as session:
         for s in active_silences(session, wiring.now()):
-            matchers = ", ".join(f"{m['name']}{m['op']}{m['value']}" for m in json.loads(s.matchers))
+            matchers = matchers_text(json.loads(s.matchers))
             typer.echo(
                 f"#{s.id} until {s.ends_at.isoformat(timespec='minutes')} by {s.author}: {matchers} ({s.comment})"
             )
@@ -208,7 +210,7 @@ def alerts_tail(
     """Print alert events as they happen (pending, firing, resolved, reminders, acks, silenced)."""
     import time
 
-    from monitor.alerts import events_after, last_event_id
+    from monitor.alerts import events_after, last_event_id, subject_of
 
     session_factory = wiring.session_factory(database_url)
     with session_factory() as session:
@@ -219,7 +221,7 @@ def alerts_tail(
                 rows = events_after(session, after_id=last)
             for event, alert in rows:
                 summary = json.loads(alert.annotations).get("summary", "")
-                subject = alert.ticker or json.loads(alert.labels).get("source", "")
+                subject = subject_of(alert.ticker, json.loads(alert.labels))
                 typer.echo(f"{event.at.isoformat(timespec='seconds')} {event.event:<9} {alert.severity:<8} "
                            f"{alert.rule} {subject}  {summary}")  # fmt: skip
                 last = event.id
@@ -249,10 +251,11 @@ def alerts_replay(
         delta = timedelta(seconds=parse_duration(step))
     except ValueError as exc:
         fail(f"--step: {exc}")
-    if delta <= timedelta(0):
-        fail(f"--step: {step!r} is not a positive duration")
     session_factory = wiring.session_factory(database_url)
-    report = replay_history(session_factory=session_factory, config=cfg, since=start, until=end, step=delta)
+    try:
+        report = replay_history(session_factory=session_factory, config=cfg, since=start, until=end, step=delta)
+    except ValueError as exc:  # a step of zero
+        fail(f"--step: {exc}")
     typer.echo(
         f"replayed {start.date()} .. {end.date()} every {step}: {report.fired} alerts fired, {report.resolved} resolved"
     )

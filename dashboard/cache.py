@@ -7,7 +7,6 @@ cache entry, not the clock, decides when they run again: at most once per `ttl` 
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.db import make_engine
 from core.settings import Settings
 from dashboard import queries
-from model.checkpoints import WEIGHTS_DIR, default_checkpoint
+from model.checkpoints import WEIGHTS_DIR, default_checkpoint, read_card
 
 LIVE_TTL_S = 2  # below the default refresh interval, so every refresh can show new items
 TTL_S = 30
@@ -143,7 +142,7 @@ def default_version() -> str:
 @st.cache_data(show_spinner=False)
 def _read_card(path: str, mtime: float) -> tuple[dict, str]:
     card_dir = Path(path)
-    card = json.loads((card_dir / "card.json").read_text())
+    card = read_card(card_dir)
     markdown = (card_dir / "card.md").read_text() if (card_dir / "card.md").is_file() else ""
     return card, markdown
 

@@ -7,6 +7,8 @@ import io
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from core.schema import LABELS
+
 COLUMNS = [
     "published_at",
     "source",
@@ -52,7 +54,7 @@ def news_csv(rows: Sequence[Mapping]) -> bytes:
                 row.get("label"),
                 f"{row['score']:.4f}" if row.get("score") is not None else "",
                 f"{row['confidence']:.4f}" if row.get("confidence") is not None else "",
-                *(f"{probabilities[k]:.4f}" if k in probabilities else "" for k in ("negative", "neutral", "positive")),
+                *(f"{probabilities[k]:.4f}" if k in probabilities else "" for k in LABELS),
                 _cell("; ".join(f"{w['word']}:{w['weight']:.3f}" for w in row.get("words", []))),
                 row.get("story_id"),
                 row.get("is_first_of_story"),

@@ -35,11 +35,10 @@ from core.schema import (
     Source,
     WindowBucket,
 )
-from monitor.alerts import AlertFilter, find_alerts, matches
+from monitor.alerts import STATES, AlertFilter, find_alerts, matchers_text, matches
 from monitor.evidence import load_evidence
 from monitor.windows import MARKET, aggregate_sql, bucket_epoch, bucket_start, current_version
 
-LABELS = ("negative", "neutral", "positive")
 MAX_ROWS = 1000  # the most rows any list returns, whatever the caller asks
 MAX_BUCKETS = 2000  # per key and series: a longer range needs a longer window
 MAX_KEYS = 20
@@ -569,7 +568,7 @@ def silences(session: Session, *, now: datetime, include_expired: bool = True, l
             {
                 "id": s.id,
                 "matchers": matchers,
-                "matchers_text": ", ".join(f"{m['name']}{m['op']}{m['value']}" for m in matchers),
+                "matchers_text": matchers_text(matchers),
                 "author": s.author,
                 "comment": s.comment,
                 "starts_at": s.starts_at,
@@ -584,7 +583,7 @@ def silences(session: Session, *, now: datetime, include_expired: bool = True, l
 def alerts(
     session: Session,
     *,
-    statuses: list[str] | tuple[str, ...] = ("pending", "firing", "resolved"),
+    statuses: list[str] | tuple[str, ...] = STATES,
     limit: int = 50,
     now: datetime | None = None,
     include_replayed: bool = False,

@@ -27,12 +27,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.schema import Alert, AlertEvent, Notification, Silence
-from monitor.evidence import load_evidence, record_evidence
+from monitor.evidence import json_time, load_evidence, record_evidence
 from monitor.rules import Finding, MonitorConfig, SourceSilent, evaluate, render
 from monitor.windows import DEFAULT_WINDOWS, current_version, parse_duration, update_buckets
 
-OPEN = ("pending", "firing")
+STATES = ("pending", "firing", "resolved")  # an alert's lifecycle, in order
+OPEN = STATES[:2]
 _MATCHER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")
+
+
+def subject_of(ticker: str | None, labels: dict[str, str]) -> str:
+    """What an alert is about, in a word: its ticker, else its `source` label (a silent source)."""
+    return ticker or labels.get("source", "")
 
 
 def fingerprint(labels: dict[str, str]) -> str:
@@ -83,6 +89,11 @@ def matches(matchers: list[dict[str, str]], labels: dict[str, str]) -> bool:
         if m["op"] == "!~" and re.fullmatch(m["value"], value):
             return False
     return True
+
+
+def matchers_text(matchers: list[dict[str, str]]) -> str:
+    """Matchers as an operator types them: `ticker=AAPL, alertname=~neg.*`."""
+    return ", ".join(f"{m['name']}{m['op']}{m['value']}" for m in matchers)
 
 
 def add_silence(
@@ -174,7 +185,7 @@ def apply_findings(
 
     def event(alert: Alert, name: str, detail: str | None = None) -> None:
         session.add(AlertEvent(alert_id=alert.id, at=now, event=name, detail=detail))
-        report.changes.append((name, alert.rule, alert.ticker or json.loads(alert.labels).get("source", "")))
+        report.changes.append((name, alert.rule, subject_of(alert.ticker, json.loads(alert.labels))))
 
     for f in findings:
         fp = fingerprint(f.labels)
@@ -279,8 +290,7 @@ def _queue(session, outgoing, *, config, now, silences, report, event) -> None:
             report.notifications += 1
 
 
-def _iso(when: datetime | None) -> str:
-    return when.isoformat() if when else "0001-01-01T00:00:00Z"
+NO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's zero time: the payload's times are never null
 
 
 def notification_payload(
@@ -297,8 +307,8 @@ def notification_payload(
                 "status": "resolved" if alert.status == "resolved" else "firing",
                 "labels": labels,
                 "annotations": json.loads(alert.annotations),
-                "startsAt": _iso(alert.starts_at or alert.active_at),
-                "endsAt": _iso(alert.ends_at),
+                "startsAt": json_time(alert.starts_at or alert.active_at) or NO_TIME,
+                "endsAt": json_time(alert.ends_at) or NO_TIME,
                 "fingerprint": alert.fingerprint,
                 "generatorURL": "",
                 "evidence": [e.as_json() for e in evidence[alert.id]],

@@ -64,12 +64,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.metrics import shared
 from core.schema import Alert
-from monitor.alerts import AlertFilter, find_alerts
+from monitor.alerts import STATES, AlertFilter, find_alerts
 from monitor.evidence import json_number, json_time, load_evidence
 from monitor.metrics import FeedMetrics
 
@@ -78,7 +79,6 @@ log = logging.getLogger("monitor.feed")
 SCHEMA_PATH = Path(__file__).resolve().parent / "alerts.schema.json"
 ATOM_NS = "http://www.w3.org/2005/Atom"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
-STATUSES = ("pending", "firing", "resolved")
 DEFAULT_LIMIT, MAX_LIMIT = AlertFilter.limit, 1000
 TOP_WORDS = 5
 _TICKER = re.compile(r"^[A-Za-z0-9.\-:^=]{1,16}$")
@@ -129,8 +129,8 @@ def parse_filters(query: str) -> AlertFilter:
             raise BadParameter("severity", f"{severity[:40]!r} is not a severity")
     statuses = values("status")
     for status in statuses:
-        if status not in STATUSES:
-            raise BadParameter("status", f"{status[:40]!r} is not one of {', '.join(STATUSES)}")
+        if status not in STATES:
+            raise BadParameter("status", f"{status[:40]!r} is not one of {', '.join(STATES)}")
 
     since = None
     if (raw := single("since")) is not None:
@@ -315,7 +315,7 @@ class FeedServer(ThreadingHTTPServer):
         session_factory: sessionmaker[Session],
         token: str | None,
         base_url: str | None,
-        registry: Any = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         from prometheus_client import REGISTRY
 
@@ -497,7 +497,7 @@ def make_server(
     port: int = 8080,
     token: str | None = None,
     base_url: str | None = None,
-    registry: Any = None,
+    registry: CollectorRegistry | None = None,
 ) -> FeedServer:
     """A bound (not yet serving) feed server; port 0 picks a free port (see `server.server_address`).
 

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-if TYPE_CHECKING:  # annotations only: the feed server imports this module without the alert lifecycle
-    from monitor.alerts import EvaluationReport
-    from monitor.notify import DeliveryReport
+from monitor.alerts import STATES, EvaluationReport
+from monitor.notify import DeliveryReport
 
 EVALUATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-ALERT_STATES = ("pending", "firing", "resolved")
 
 
 class MonitorMetrics:
@@ -72,7 +69,7 @@ class MonitorMetrics:
     ) -> None:
         """Replace the gauges with a fresh look at the alerts and the outbox."""
         with self._lock:
-            for state in ALERT_STATES:
+            for state in STATES:
                 self.alerts.labels(state=state).set(alerts_by_state.get(state, 0))
             for gauge, values in ((self.pending, pending), (self.failing, failing)):
                 gauge.clear()

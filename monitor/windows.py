@@ -257,8 +257,12 @@ def rolling_all(session: Session, *, window_s: int, now: datetime, version: str)
 
 def bucket_start(when: datetime, window_s: int) -> datetime:
     """The start of the tumbling bucket holding `when` (buckets are aligned to the Unix epoch)."""
-    ts = when.timestamp()
-    return datetime.fromtimestamp(ts - ts % window_s, UTC)
+    return datetime.fromtimestamp(_bucket_ts(when.timestamp(), window_s), UTC)
+
+
+def _bucket_ts(ts: float, window_s: int) -> float:
+    """`bucket_start` in Unix seconds, for loops over many rows (the SQL twin is `bucket_epoch`)."""
+    return ts - ts % window_s
 
 
 def bucket_epoch(session: Session, column, window_s: int):
@@ -379,7 +383,7 @@ def _store_buckets(session: Session, touched: set[tuple[str, int, datetime]], *,
             key = MARKET if market else row[2]
             ts = row[7].timestamp()
             for w in windows_of[key]:
-                rows = rows_of.get((key, w, ts - ts % w))
+                rows = rows_of.get((key, w, _bucket_ts(ts, w)))
                 if rows is not None:
                     rows.append(row)
         for bucket in buckets:

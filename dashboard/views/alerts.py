@@ -9,9 +9,8 @@ import streamlit as st
 
 from dashboard import cache
 from dashboard.render import evidence_table, md_escape
-from monitor.alerts import ack, add_silence, expire_silence
+from monitor.alerts import STATES, ack, add_silence, expire_silence, subject_of
 
-STATUSES = ("pending", "firing", "resolved")
 ORDER = {"firing": 0, "pending": 1, "resolved": 2}
 STATUS_ICON = {
     "pending": ":material/hourglass_top:",
@@ -53,7 +52,7 @@ def ack_form(alert: dict) -> None:
 
 
 def alert_block(alert: dict) -> None:
-    subject = alert["ticker"] or alert["labels"].get("source", "")
+    subject = subject_of(alert["ticker"], alert["labels"])
     title = f"{alert['status'].upper()} · {alert['rule']} · {subject} · {alert['severity']}"
     with st.expander(md_escape(title), expanded=alert["status"] != "resolved", icon=STATUS_ICON[alert["status"]]):
         summary = alert["annotations"].get("summary") or alert["annotations"].get("description")
@@ -145,11 +144,11 @@ def main() -> None:
     with st.expander("Subscribe (feed server: `finsent feed serve`)"):
         st.code(f"{feed}/alerts.atom\n{feed}/alerts.json", language=None)
         st.caption("Filters: ?ticker=AAPL&severity=critical&status=firing&since=2024-01-01T00:00:00Z&limit=50")
-    statuses = st.multiselect("Status", list(STATUSES), default=list(STATUSES), key="statuses")
+    statuses = st.multiselect("Status", list(STATES), default=list(STATES), key="statuses")
     limit = st.number_input("Alerts", min_value=10, max_value=500, value=50, step=10, key="alert_limit")
     # Firing first, then pending, then resolved; most recently changed first within each.
     found = sorted(cache.alerts(url, statuses=tuple(statuses), limit=int(limit)), key=lambda a: ORDER[a["status"]])
-    counts = {s: sum(1 for a in found if a["status"] == s) for s in STATUSES}
+    counts = {s: sum(1 for a in found if a["status"] == s) for s in STATES}
     a, b, c = st.columns(3)
     a.metric("Firing", counts["firing"])
     b.metric("Pending", counts["pending"])

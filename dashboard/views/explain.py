@@ -10,8 +10,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.schema import LABELS
 from dashboard import cache
-from dashboard.queries import LABELS
 from dashboard.render import escape, highlight, label_badge, link, md_escape, signed
 
 METHOD_TITLES = {"pooling": "Pooling attention (stored)", "rollout": "Attention rollout", "ig": "Integrated Gradients"}

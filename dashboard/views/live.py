@@ -8,8 +8,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.schema import LABELS
 from dashboard import cache
-from dashboard.queries import LABELS
 from dashboard.render import age, news_frame, news_table, signed
 
 DAY_BUCKET_S = 900  # the day chart: 96 buckets of 15 minutes

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from core.schema import LABELS
 from dashboard import cache
-from dashboard.queries import LABELS
 from dashboard.render import md_escape
 from model.checkpoints import WEIGHTS_DIR
 

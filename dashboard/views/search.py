@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import streamlit as st
 
+from core.schema import LABELS
 from dashboard import cache
 from dashboard.export import news_csv
-from dashboard.queries import LABELS
 from dashboard.render import md_escape, news_frame, news_table
 
 

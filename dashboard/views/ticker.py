@@ -8,8 +8,9 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.schema import LABELS
 from dashboard import cache
-from dashboard.queries import LABELS, MAX_BUCKETS
+from dashboard.queries import MAX_BUCKETS
 from dashboard.render import highlight, md_escape, news_table
 
 PERIODS = {"Last 24 hours": timedelta(days=1), "Last 7 days": timedelta(days=7), "Last 30 days": timedelta(days=30)}
