@@ -11,7 +11,9 @@ from typing import Annotated
 import typer
 
 from cli import wiring
-from cli.wiring import SHARED_DATA, CheckpointOpt
+from cli.wiring import CheckpointOpt
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"  # ../shared/data beside the checkout
 
 model_app = typer.Typer(help="Train, inspect, evaluate and explain the sentiment model.", no_args_is_help=True)
 
@@ -75,16 +77,13 @@ def model_train(
 @model_app.command("info")
 def model_info(checkpoint: CheckpointOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Version, architecture, inference paths and headline metrics of a checkpoint."""
-    from model.checkpoints import CheckpointError, default_checkpoint
+    from model.checkpoints import CheckpointError, default_checkpoint, read_card
 
     try:
         path = checkpoint or default_checkpoint()
+        card = read_card(path)
     except CheckpointError as exc:
         wiring.fail(str(exc))
-    card_path = Path(path) / "card.json"
-    if not card_path.is_file():
-        wiring.fail(f"{path}: no card.json")
-    card = json.loads(card_path.read_text())
     if as_json:
         typer.echo(json.dumps(card, indent=2))
         return

@@ -23,22 +23,16 @@ def db_upgrade(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Create or migrate the database schema (alembic upgrade head); safe to run on every start."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from core.db import DatabaseURLError, current_revision, make_engine, upgrade
+    from core.db import current_revision
     from core.settings import redact_url
 
-    url = database_url or wiring.settings().database_url
+    settings = wiring.settings(database_url)
+    engine, _ = wiring.database(settings, revision=revision)
     try:
-        upgrade(url, revision)
-        engine = make_engine(url)
-        try:
-            now_at = current_revision(engine)
-        finally:
-            engine.dispose()
-    except (DatabaseURLError, SQLAlchemyError) as exc:
-        wiring.fail(f"{redact_url(url)}: {str(exc).splitlines()[0]}")
-    typer.echo(f"{redact_url(url)} at revision {now_at}")
+        now_at = current_revision(engine)
+    finally:
+        engine.dispose()
+    typer.echo(f"{redact_url(settings.database_url)} at revision {now_at}")
 
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard" / "app.py"
@@ -79,7 +73,7 @@ def doctor_command(
     """Check the database, migrations, broker, model checkpoint and configs; say what is wrong and how to fix it."""
     from core import doctor
     from ingest.config import describe_sources, load_sources
-    from model.checkpoints import default_checkpoint
+    from model.checkpoints import CHECKPOINT_FILES, default_checkpoint
     from model.scorer import load_network
     from monitor.rules import describe_config, load_monitor_config, required_secrets
 
@@ -89,7 +83,9 @@ def doctor_command(
     wiring.setup_logging(settings, "WARNING")
     checks = [settings_check, *doctor.check_database(settings.database_url, timeout_s=timeout)]
     checks.append(doctor.check_broker(settings, timeout_s=timeout))
-    checks.append(doctor.check_checkpoint(checkpoint, default=default_checkpoint, load=load_network))
+    checks.append(
+        doctor.check_checkpoint(checkpoint, default=default_checkpoint, load=load_network, files=CHECKPOINT_FILES)
+    )
     sources_check, _ = doctor.check_config("sources", sources, load=load_sources, describe=describe_sources,
                                            option="--sources")  # fmt: skip
     monitor_check, config = doctor.check_config("monitor", monitor, load=load_monitor_config,

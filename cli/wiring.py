@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from core.transport import KafkaTransport
     from model.scorer import Scorer
 
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
-
 CheckpointOpt = Annotated[
     Path | None, typer.Option("--checkpoint", help="Checkpoint directory (default: model/weights/DEFAULT).")
 ]
@@ -78,16 +76,16 @@ def setup_logging(settings: Settings, default_level: str = "INFO") -> None:
     )
 
 
-def database(settings: Settings, migrate: bool = True) -> tuple[Engine, sessionmaker[Session]]:
-    """(engine, session factory) for the settings' database, migrated to head first."""
+def database(settings: Settings, revision: str | None = "head") -> tuple[Engine, sessionmaker[Session]]:
+    """(engine, session factory) for the settings' database, migrated to `revision` first (None: as it is)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from core.db import DatabaseURLError, make_engine, make_session_factory, upgrade
     from core.settings import redact_url
 
     try:
-        if migrate:
-            upgrade(settings.database_url)
+        if revision is not None:
+            upgrade(settings.database_url, revision)
         engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     except (DatabaseURLError, SQLAlchemyError) as exc:
         fail(f"{redact_url(settings.database_url)}: {str(exc).splitlines()[0]}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -201,7 +201,11 @@ def check_broker(settings: Settings, *, timeout_s: float = 5.0) -> Check:
 
 
 def check_checkpoint(
-    path: Path | None, *, default: Callable[[], Path], load: Callable[[Path], tuple[Any, dict]]
+    path: Path | None,
+    *,
+    default: Callable[[], Path],
+    load: Callable[[Path], tuple[Any, dict]],
+    files: Sequence[str],
 ) -> Check:
     """The checkpoint directory exists, has its files, and the network loads from it."""
     try:
@@ -215,7 +219,6 @@ def check_checkpoint(
             f"{path}: no such checkpoint directory",
             "pass --checkpoint DIR of a trained model (model/weights/<version>), or `finsent model train`",
         )
-    files = ("config.json", "model.safetensors", "tokenizer.json", "card.json")
     missing = [name for name in files if not (path / name).is_file()]
     if missing:
         return Check(

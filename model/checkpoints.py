@@ -3,9 +3,12 @@ can name versions and read model cards without loading the network."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"  # <version>/ folders, and DEFAULT naming the shipped one
+NETWORK_FILES = ("config.json", "model.safetensors", "tokenizer.json")  # what rebuilding the network reads
+CHECKPOINT_FILES = (*NETWORK_FILES, "card.json")  # a complete checkpoint: the network and its model card
 
 
 class CheckpointError(RuntimeError):
@@ -18,3 +21,11 @@ def default_checkpoint() -> Path:
     if not pointer.is_file():
         raise CheckpointError(f"{pointer} is missing: no default checkpoint is shipped")
     return WEIGHTS_DIR / pointer.read_text().strip()
+
+
+def read_card(path: Path) -> dict:
+    """The model card (card.json) of a checkpoint directory; CheckpointError when it has none."""
+    card = Path(path) / "card.json"
+    if not card.is_file():
+        raise CheckpointError(f"{path}: no card.json")
+    return json.loads(card.read_text())

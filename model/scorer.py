@@ -41,7 +41,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
-from model.checkpoints import CheckpointError, default_checkpoint
+from model.checkpoints import NETWORK_FILES, CheckpointError, default_checkpoint
 from model.network import LABELS, NetworkConfig, SentimentNet
 
 CHUNK_OVERLAP = 32
@@ -103,7 +103,7 @@ def validate_text(text: object, index: int | None = None, max_chars: int = MAX_C
 def load_network(path: Path, attn_implementation: str = "sdpa") -> tuple[SentimentNet, dict]:
     """Rebuild the network from a checkpoint directory (fp32 weights on CPU); returns (net, config dict)."""
     path = Path(path)
-    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+    for name in NETWORK_FILES:
         if not (path / name).is_file():
             raise CheckpointError(f"checkpoint {path} has no {name}")
     raw = json.loads((path / "config.json").read_text())
