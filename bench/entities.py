@@ -10,7 +10,7 @@ from pathlib import Path
 
 from scoring.entities import link
 
-GOLD = Path(__file__).resolve().parent.parent / "tests" / "ingest" / "fixtures" / "ticker_gold.csv"
+GOLD = Path(__file__).resolve().parent.parent / "tests" / "scoring" / "fixtures" / "ticker_gold.csv"
 
 
 def evaluate(path: Path = GOLD) -> dict[str, dict[str, float]]:

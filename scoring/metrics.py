@@ -7,13 +7,13 @@ Recorded from the worker's `on_batch` hook (see `batch_hook`); the endpoint and 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from core.metrics import MAX_REASONS, reason_class
 from core.transport import Transport
 from scoring.processor import BatchReport
 
@@ -22,6 +22,20 @@ log = logging.getLogger(__name__)
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 BATCH_SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+# Reject reasons are reduced to a short class (digits folded, at most MAX_REASONS distinct labels per process, the
+# rest counted as `other`): a hostile producer can invent reasons without end, a label set must stay bounded.
+MAX_REASONS = 50  # distinct reject-reason labels per process; beyond this they are counted as "other"
+REASON_CHARS = 48
+
+_NUMBER = re.compile(r"\d[\d,._]*")
+_UNSAFE = re.compile(r"[^A-Za-z0-9 _.\-()/]+")
+
+
+def reason_class(reason: str) -> str:
+    """A short, low-cardinality class of a reject reason: the part before ':', numbers folded to N, truncated."""
+    head = reason.split(":", 1)[0].strip()
+    head = _UNSAFE.sub("?", _NUMBER.sub("N", head))
+    return head[:REASON_CHARS] or "unknown"
 
 
 class WorkerMetrics:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class WorkerStats:
-    """Running totals of a worker (what `finsent score` prints and metrics will export)."""
+    """Running totals of a worker (what `finsent score` and `finsent run` print)."""
 
     batches: int = 0
     received: int = 0

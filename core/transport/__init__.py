@@ -1,16 +1,10 @@
-"""How messages travel between stages: one small `Transport` protocol (`base`), an in-process (`memory`) and a
-Kafka (`kafka`) implementation, picked by `make_transport` from the settings.
-
-Both carry exactly the same bytes, so a serialisation bug shows up without Kafka too. Delivery is at least
-once: a consumer's `commit()` records what it has polled so far, and workers call it only after their database
-transaction has committed; whatever was polled but not committed is delivered again after a restart or a
-rebalance.
-"""
+"""How messages travel between stages: the `Transport` protocol (`base`), an in-process (`memory`) and a Kafka
+(`kafka`) implementation, and `make_transport`, which picks one from the settings (delivery semantics: `base`)."""
 
 from __future__ import annotations
 
 from core.settings import Settings
-from core.transport.base import CommitFailedError, Record, Transport, TransportError, partition_for
+from core.transport.base import CommitFailedError, Record, Transport, TransportError
 from core.transport.kafka import KafkaTransport
 from core.transport.memory import MemoryBroker, MemoryTransport
 
@@ -23,7 +17,6 @@ __all__ = [
     "Transport",
     "TransportError",
     "make_transport",
-    "partition_for",
 ]
 
 

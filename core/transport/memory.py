@@ -39,11 +39,6 @@ class MemoryBroker:
         with self.changed:
             self._logs.setdefault(topic, [[] for _ in range(partitions or self.default_partitions)])
 
-    def partitions(self, topic: str) -> int:
-        """How many partitions `topic` has (creating it with the default count if needed)."""
-        self.create_topic(topic)
-        return len(self._logs[topic])
-
     def append(self, topic: str, key: bytes | None, value: bytes) -> tuple[int, int]:
         """Append one message; returns its (partition, offset)."""
         with self.changed:
@@ -98,11 +93,6 @@ class MemoryBroker:
                 if readers[partition % len(readers)] == member:
                     owned[(topic, partition)] = g.committed.get((topic, partition), 0)
         return g.generation, owned
-
-    def committed(self, group: str, topic: str, partition: int) -> int:
-        """The group's committed offset for a partition (0: start from the earliest)."""
-        with self.changed:
-            return self._groups[group].committed.get((topic, partition), 0)
 
     def drained(self, group: str, topic: str) -> bool:
         """True when `group` has committed every message of `topic` (what `finsent run --exit-when-done` waits for)."""

@@ -1,4 +1,4 @@
-"""core.metrics: the /metrics endpoint, one set of metrics per registry, bounded reject-reason labels. The stages'
+"""core.metrics: the /metrics endpoint, one set of metrics per registry. The stages'
 own metrics are tested beside them (tests/scoring/test_metrics.py, tests/monitor/test_metrics.py)."""
 
 from __future__ import annotations
@@ -6,17 +6,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from core.metrics import reason_class, serve_metrics, shared
+from core.metrics import serve_metrics, shared
 from tests.support.metrics import scrape, served_registry, value
-
-
-def test_reject_reason_classes_are_short_and_fold_numbers():
-    assert reason_class("invalid UTF-8 at byte 29") == "invalid UTF-N at byte N"
-    assert reason_class("message is 2,000,000 bytes, over the 1,048,576-byte limit") == reason_class(
-        "message is 3,000,000 bytes, over the 1,048,576-byte limit"
-    )
-    assert reason_class("tickers.17: Input should be a valid string") == "tickers.N"
-    assert len(reason_class("x" * 500)) <= 48 and reason_class("") == "unknown"
 
 
 class _Items:

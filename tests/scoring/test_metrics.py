@@ -7,9 +7,8 @@ from collections import Counter
 import pytest
 from prometheus_client import CollectorRegistry
 
-from core.metrics import MAX_REASONS
 from core.transport import MemoryBroker, MemoryTransport
-from scoring.metrics import WorkerMetrics, batch_hook
+from scoring.metrics import MAX_REASONS, WorkerMetrics, batch_hook, reason_class
 from scoring.processor import BatchReport as Report
 from tests.support.metrics import scrape, served_registry, value
 
@@ -102,3 +101,12 @@ def test_consumer_lag_follows_the_memory_transport(endpoint):
     second.subscribe(["news.raw"], "g")
     hook(Report(), 0.01)
     assert len([1 for (name, _), _v in scrape(url).items() if name == "finsent_consumer_lag"]) == 1
+
+
+def test_reject_reason_classes_are_short_and_fold_numbers():
+    assert reason_class("invalid UTF-8 at byte 29") == "invalid UTF-N at byte N"
+    assert reason_class("message is 2,000,000 bytes, over the 1,048,576-byte limit") == reason_class(
+        "message is 3,000,000 bytes, over the 1,048,576-byte limit"
+    )
+    assert reason_class("tickers.17: Input should be a valid string") == "tickers.N"
+    assert len(reason_class("x" * 500)) <= 48 and reason_class("") == "unknown"
