@@ -75,10 +75,13 @@ def backfill_command(
     from core.transport import TransportError
     from ingest.backfill import Backfill
 
+    start, end = wiring.when(since, "since"), wiring.when(until, "until")
+    if start is not None and end is not None and start >= end:
+        fail(f"--since {since} is not before --until {until}: no row could be backfilled")
     settings = wiring.settings(database_url)
     _, session_factory = wiring.database(settings)
-    common = dict(session_factory=session_factory, since=wiring.when(since, "since"), until=wiring.when(until, "until"),
-                  source=source, batch_size=batch_size)  # fmt: skip
+    common = dict(session_factory=session_factory, since=start, until=end, source=source,
+                  batch_size=batch_size)  # fmt: skip
     if via_kafka:
         transport = wiring.kafka(settings)
         try:

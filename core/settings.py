@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     # Dynamic batching: a worker takes what is waiting, up to batch_max_size records; a part-full batch waits for
     # more until its oldest record has been queued batch_max_delay_s (Triton's max queue delay).
     batch_max_size: int = Field(256, ge=1)
-    batch_max_delay_s: float = Field(0.02, ge=0)
+    batch_max_delay_s: float = Field(0.02, ge=0, le=60)  # a bound: inf killed the scoring thread, 1e9 hung it
 
     # Operations. metrics_port 0 = no /metrics endpoint; the host stays loopback unless told (0.0.0.0 in a container).
     metrics_port: int = Field(0, ge=0, le=65535)

@@ -73,9 +73,9 @@ def check_password(given: str, *, plain: str | None = None, hashed: str | None =
 
 
 def is_loopback(address: str | None) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost. Streamlit's unset address (every interface) counts as local here:
-    `finsent dashboard` always passes one, and a bare `streamlit run` is a developer's."""
-    if not address or address == "localhost":
+    """True for 127.0.0.0/8, ::1 and localhost. Streamlit's unset address (None) counts as local here: `finsent
+    dashboard` always passes one, and a bare `streamlit run` is a developer's. An empty address is every interface."""
+    if address is None or address == "localhost":
         return True
     try:
         return ipaddress.ip_address(address.strip("[]")).is_loopback

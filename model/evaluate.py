@@ -66,7 +66,7 @@ def read_labelled_csv(path: Path, text_col: str = "text", label_col: str = "labe
     if not path.is_file():
         raise EvaluationInputError(f"{path}: no such file")
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # a BOM is not part of the first column's name
             reader = csv.DictReader(fh)
             columns = reader.fieldnames or []
             for col in (text_col, label_col):

@@ -87,3 +87,49 @@ def test_info_shows_version_and_metrics(checkpoint):
     assert out.returncode == 0, out.stderr
     assert checkpoint.name in out.stdout
     assert "phrasebank_50agree" in out.stdout
+
+
+# Issue 17's defects that the CLI itself answers: each exits with one `error:` line (or a clean result), no traceback.
+
+
+def one_error_line(out: subprocess.CompletedProcess) -> str:
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    return lines[0]
+
+
+def test_backfill_refuses_an_empty_date_range(tmp_path):
+    """Issue 17, last row: `--since` after `--until` was accepted and the file marked done."""
+    src = tmp_path / "news.csv"
+    src.write_text("title,published_at\nApple beats estimates,2020-06-01T10:00:00Z\n", encoding="utf-8")
+    db = tmp_path / "b.db"
+    out = finsent(
+        "backfill", str(src), "--since", "2021-01-01", "--until", "2020-01-01", "--database-url", f"sqlite:///{db}"
+    )
+    assert "is not before --until" in one_error_line(out) and not db.exists()
+
+
+def test_a_bad_setting_is_one_line_for_db_upgrade(tmp_path):
+    """Issue 17, D11: `FINSENT_BATCH_MAX_SIZE=abc finsent db upgrade` printed a traceback."""
+    out = subprocess.run([FINSENT, "db", "upgrade", "--database-url", f"sqlite:///{tmp_path / 'x.db'}"],
+                         capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, "FINSENT_BATCH_MAX_SIZE": "abc"})  # fmt: skip
+    assert "batch_max_size" in one_error_line(out)
+
+
+def test_evaluate_reads_a_csv_with_a_byte_order_mark(sample_csv, tmp_path):
+    """Issue 17, D15: a BOM made the first column `\\ufefftext`, so `model evaluate` said it had no such column."""
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + sample_csv.read_bytes())
+    out = finsent("model", "evaluate", str(bom), "--text-col", "headline", "--label-col", "gold", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["n"] == 120
+
+
+def test_explain_never_sends_control_characters_to_the_terminal():
+    """Issue 17, D17: an escape sequence in the text reached the terminal as is."""
+    out = finsent("model", "explain", "Nokia\x01\x1b[31m plunges after profit warning")
+    assert out.returncode == 0, out.stderr
+    assert "\x1b" not in out.stdout and "\x01" not in out.stdout
+    assert "Nokia\\x01\\x1b[" in out.stdout and "label " in out.stdout  # shown escaped, offsets unchanged

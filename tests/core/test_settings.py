@@ -27,6 +27,14 @@ def test_environment_overrides_and_validation(monkeypatch):
         Settings()
 
 
+@pytest.mark.parametrize("delay", ["inf", "nan", "1e9", "-1"])
+def test_a_batch_delay_that_would_stop_the_worker_is_refused(monkeypatch, delay):
+    """D6 of issue 17: `inf` killed the scoring thread (the run exited 0, "stored 0"), `1e9` hung it."""
+    monkeypatch.setenv("FINSENT_BATCH_MAX_DELAY_S", delay)
+    with pytest.raises(ValidationError, match="batch_max_delay_s"):
+        Settings()
+
+
 def test_secrets_never_reach_repr(monkeypatch):
     monkeypatch.setenv("FINSENT_DATABASE_URL", "postgresql://finsent:s3cret@db:5432/finsent")
     monkeypatch.setenv("FINSENT_KAFKA_SASL_PASSWORD", "k4fka-pw")

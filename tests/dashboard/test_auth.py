@@ -144,8 +144,9 @@ def test_password_checks():
     assert check_password("ü", plain="ü") and not check_password("", plain=None, hashed=None)
     with pytest.raises(CredentialError, match=HASH_ENV):
         check_password("pw", hashed="pbkdf2_sha256$x$00$00")
-    assert all(map(is_loopback, ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "", None]))
-    assert not any(map(is_loopback, ["0.0.0.0", "::", "10.0.0.5", "dashboard.example.com"]))
+    assert all(map(is_loopback, ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", None]))
+    # "": issue 17's D1, `finsent dashboard --host ""` listened on every interface with no password
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "", "10.0.0.5", "dashboard.example.com"]))
 
 
 def test_the_database_password_never_reaches_the_page(gated, monkeypatch):
