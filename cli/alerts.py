@@ -271,15 +271,20 @@ def feed_serve(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Serve /alerts.atom, /alerts.json, /healthz and /metrics (Prometheus; token rule as the feeds)."""
+    from core.addresses import is_loopback
     from core.logs import register_secrets
-    from monitor.feed import make_server, serve
+    from monitor.feed import MIN_TOKEN_CHARS, make_server, serve
 
     token = None
     if token_env:
         token = os.environ.get(token_env)
         if not token:
             fail(f"--token-env: environment variable {token_env} is not set")
+        if len(token) < MIN_TOKEN_CHARS:
+            fail(f"--token-env: the token in {token_env} has {len(token)} characters; use at least {MIN_TOKEN_CHARS}")
         register_secrets(token)
+    elif not is_loopback(host):  # alerts and their evidence go to every network the host reaches
+        fail(f"--host {host!r} is beyond this machine: serving alerts there needs a bearer token (--token-env NAME)")
     settings = wiring.settings(database_url)
     wiring.setup_logging(settings, "INFO")
     _, session_factory = wiring.database(settings)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import secrets
 import time
+
+from core.addresses import is_loopback
 
 PASSWORD_ENV = "FINSENT_DASHBOARD_PASSWORD"
 HASH_ENV = "FINSENT_DASHBOARD_PASSWORD_HASH"
@@ -70,17 +71,6 @@ def check_password(given: str, *, plain: str | None = None, hashed: str | None =
     if plain is not None:
         return hmac.compare_digest(given.encode("utf-8"), plain.encode("utf-8"))
     return False
-
-
-def is_loopback(address: str | None) -> bool:
-    """True for 127.0.0.0/8, ::1 and localhost. Streamlit's unset address (None) counts as local here: `finsent
-    dashboard` always passes one, and a bare `streamlit run` is a developer's. An empty address is every interface."""
-    if address is None or address == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may well resolve beyond this machine
 
 
 def _fingerprint(credential: str) -> str:

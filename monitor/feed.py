@@ -81,6 +81,7 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 DEFAULT_LIMIT, MAX_LIMIT = AlertFilter.limit, 1000
 TOP_WORDS = 5
+MIN_TOKEN_CHARS = 16  # a bearer token that can be guessed or that log redaction would not mask is none
 _TICKER = re.compile(r"^[A-Za-z0-9.\-:^=]{1,16}$")
 _SEVERITY = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
 _OFFSET_AS_SPACE = re.compile(r"(\d) (\d{2}(:?\d{2})?)$")  # "10:00:00 01:00": a "+" that a query string ate

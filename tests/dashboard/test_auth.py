@@ -9,6 +9,7 @@ import pytest
 from streamlit import config as st_config
 from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 
+from core.addresses import is_loopback
 from dashboard.auth import (
     ALLOW_OPEN_ENV,
     HASH_ENV,
@@ -16,7 +17,6 @@ from dashboard.auth import (
     CredentialError,
     check_password,
     hash_password,
-    is_loopback,
 )
 
 from .conftest import APP, HOSTILE

@@ -370,3 +370,25 @@ def test_serve_runs_until_interrupted_then_returns_with_the_port_closed(tmp_path
     assert process.returncode == 0 and "serve returned" in rest and "Traceback" not in rest
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+
+
+def test_feed_serve_refuses_to_go_beyond_loopback_without_a_token_and_refuses_short_tokens(tmp_path):
+    """Issue 17, D16: `--host 0.0.0.0` without a token served alerts and evidence to every interface; a 3-character
+    token was accepted. Both are now one `error:` line and exit 1, before anything listens."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    finsent = str(Path(sys.executable).parent / "finsent")
+    url = f"sqlite:///{tmp_path / 'feed.db'}"
+    cases = [
+        (["--host", "0.0.0.0"], {}, "needs a bearer token"),
+        (["--host", ""], {}, "needs a bearer token"),
+        (["--token-env", "FEED_TEST_TOKEN"], {"FEED_TEST_TOKEN": "abc"}, "has 3 characters; use at least 16"),
+    ]
+    for args, env, expected in cases:
+        out = subprocess.run([finsent, "feed", "serve", "--port", "0", "--database-url", url, *args],
+                             capture_output=True, text=True, timeout=60, env={**os.environ, **env})  # fmt: skip
+        assert out.returncode == 1 and "Traceback" not in out.stderr, (args, out.stderr)
+        assert out.stderr.startswith("error: ") and expected in out.stderr and "abc" not in out.stderr, out.stderr

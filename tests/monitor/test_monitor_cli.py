@@ -44,6 +44,13 @@ def test_bad_config_stops_start_up_naming_file_and_key(tmp_path, db):
     receiver.write_text('[[receiver]]\nname = "hook"\nkind = "webhook"\n')
     out = finsent("monitor", "--config", str(receiver), "--once", "--database-url", url)
     assert out.returncode == 1 and "receiver #1 ('hook')" in out.stderr and "url" in out.stderr
+    # Issue 17, D12: a secret written into the file (not named by secret_env) is one line naming file and key,
+    # and its value is never echoed.
+    receiver.write_text('[[receiver]]\nname = "hook"\nkind = "webhook"\nurl = "https://example.com/h"\n'
+                        'secret = "s3cr3t-in-the-file"\n')  # fmt: skip
+    out = finsent("monitor", "--config", str(receiver), "--once", "--database-url", url)
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "s3cr3t-in-the-file" not in out.stderr
+    assert out.stderr.startswith(f"error: {receiver}: receiver #1 ('hook'): secret:")
 
 
 def test_list_ack_silence_and_replay(tmp_path, db):
