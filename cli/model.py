@@ -137,7 +137,10 @@ def model_explain(
     if file is not None:
         if not file.is_file():
             wiring.fail(f"{file}: no such file")
-        items += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            items += [line for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError as exc:
+            wiring.fail(f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})")
     if not items:
         wiring.fail("nothing to explain: give a TEXT argument or --file")
     try:

@@ -74,6 +74,7 @@ def backfill_command(
             fail(f"{path}: no such file")
     from core.transport import TransportError
     from ingest.backfill import Backfill
+    from ingest.sources.files import SourceFileError
 
     start, end = wiring.when(since, "since"), wiring.when(until, "until")
     if start is not None and end is not None and start >= end:
@@ -86,7 +87,7 @@ def backfill_command(
         transport = wiring.kafka(settings)
         try:
             report = Backfill(transport=transport, topic=settings.topic_raw, **common).run(paths)
-        except TransportError as exc:
+        except (TransportError, SourceFileError) as exc:
             fail(str(exc))
         finally:
             transport.close()
@@ -94,7 +95,10 @@ def backfill_command(
         from scoring.build import build_processor
 
         processor = build_processor(session_factory=session_factory, scorer=wiring.scorer(checkpoint, device))
-        report = Backfill(processor=processor, **common).run(paths)
+        try:
+            report = Backfill(processor=processor, **common).run(paths)
+        except SourceFileError as exc:  # a file of an unknown type; the files before it are stored
+            fail(str(exc))
     for path in report.already_done:
         typer.echo(f"{path}: already backfilled with these filters; nothing added")
     typer.echo(
@@ -156,6 +160,7 @@ def launch_sources(
 
     from ingest.config import ConfigError, load_sources
     from ingest.service import IngestService, publish_file_sources, start_feeds
+    from ingest.sources.files import SourceFileError
 
     try:
         configs = load_sources(path)
@@ -163,8 +168,13 @@ def launch_sources(
         fail(str(exc))
     service = IngestService(transport=transport, session_factory=session_factory, topic=settings.topic_raw,
                             dlq_topic=settings.topic_dlq)  # fmt: skip
-    for name, published, rejected in publish_file_sources(configs, service=service):
-        typer.echo(f"source {name}: {published} items published, {rejected} rejected")
+    try:
+        for name, published, rejected in publish_file_sources(configs, service=service):
+            typer.echo(f"source {name}: {published} items published, {rejected} rejected")
+    except SourceFileError as exc:
+        fail(f"{path}: {exc}")
+    except OSError as exc:  # a file source's path that is missing or unreadable
+        fail(f"{path}: {exc.filename}: {exc.strerror}")
     scheduler = BackgroundScheduler(timezone="UTC")
     feeds = start_feeds(configs, service=service, scheduler=scheduler)
     scheduler.start()

@@ -133,3 +133,19 @@ def test_explain_never_sends_control_characters_to_the_terminal():
     assert out.returncode == 0, out.stderr
     assert "\x1b" not in out.stdout and "\x01" not in out.stdout
     assert "Nokia\\x01\\x1b[" in out.stdout and "label " in out.stdout  # shown escaped, offsets unchanged
+
+
+def test_unreadable_inputs_are_one_line_each(tmp_path):
+    """Issue 17, D11: `backfill notes.txt`, `run --sources` naming a missing file and `model explain --file` on a
+    binary file printed tracebacks (26-74 lines)."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("just some notes\n", encoding="utf-8")
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    assert "unknown file type '.txt'" in one_error_line(finsent("backfill", str(notes), "--database-url", db))
+    sources = tmp_path / "sources.toml"
+    sources.write_text(f'[[source]]\nname = "f"\nkind = "file"\npath = "{tmp_path / "missing.csv"}"\n')
+    out = finsent("run", "--sources", str(sources), "--exit-when-done", "--database-url", db)
+    assert "missing.csv: No such file or directory" in one_error_line(out)
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(bytes(range(128, 256)) * 4)
+    assert "not UTF-8 text" in one_error_line(finsent("model", "explain", "--file", str(binary)))
