@@ -21,6 +21,7 @@ import streamlit as st  # noqa: E402
 from sqlalchemy.exc import OperationalError, ProgrammingError  # noqa: E402
 
 from dashboard import auth  # noqa: E402
+from dashboard.links import follow_explain_links  # noqa: E402
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
@@ -37,13 +38,17 @@ PAGES = [
 
 def main() -> None:
     st.set_page_config(page_title="finsent", page_icon=":material/bolt:", layout="wide")
-    if not auth.gate():  # a password is set and not yet given here, or none is set on a non-local address
-        return
     pages = [
         st.Page(VIEWS / file, title=title, url_path=url_path, icon=icon, default=(i == 0))
         for i, (file, title, url_path, icon) in enumerate(PAGES)
     ]
-    page = st.navigation(pages)
+    allowed = auth.gate()  # False: a password is set and not yet given here, or none is set on a non-local address
+    # The pages are declared, hidden, also before login, so the address asked for (explain?article=7, opened in a
+    # new tab) survives the login form and opens after it; no page runs before the gate lets the session in.
+    page = st.navigation(pages, position="sidebar" if allowed else "hidden")
+    if not allowed:
+        return
+    follow_explain_links(next(p for p in pages if p.url_path == "explain"))
     try:
         page.run()
     except (OperationalError, ProgrammingError) as exc:  # no database there, or one that was never migrated

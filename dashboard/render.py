@@ -53,12 +53,25 @@ def _clean_spans(text: str, spans: Iterable) -> list[tuple[int, int, float]]:
     return sorted(kept)
 
 
-def highlight(text: str, spans: Iterable, label: str | None) -> str:
+def has_long_word(text: object, limit: int) -> bool:
+    """True when `text` holds a run of more than `limit` characters without a space."""
+    return re.search(rf"\S{{{limit + 1},}}", str(text)) is not None
+
+
+def _shorten(text: str, limit: int | None) -> str:
+    """Each run of more than `limit` characters without a space cut to `limit` with an ellipsis."""
+    if limit is None:
+        return text
+    return re.sub(rf"\S{{{limit + 1},}}", lambda m: m.group()[: limit - 1] + "…", text)
+
+
+def highlight(text: str, spans: Iterable, label: str | None, *, max_word: int | None = None) -> str:
     """Escaped HTML of `text` with each span `(start, end, weight)` (or a dict with those keys) highlighted.
 
     The colour follows the item's label and the strength the span's weight relative to the heaviest one. Offsets
     are character offsets into `text` ([start, end)); spans outside the text, empty or overlapping a heavier span
-    are ignored. Only escaped pieces of the text and numbers computed here reach the HTML.
+    are ignored. Only escaped pieces of the text and numbers computed here reach the HTML. With `max_word`, a longer
+    run without a space is cut to that many characters with an ellipsis (the spans still apply to the whole text).
     """
     text = str(text)
     kept = _clean_spans(text, spans)
@@ -66,15 +79,16 @@ def highlight(text: str, spans: Iterable, label: str | None) -> str:
     top = max((abs(w) for _, _, w in kept), default=0.0)
     parts, pos = [], 0
     for start, end, weight in kept:
-        parts.append(escape(text[pos:start]))
+        parts.append(escape(_shorten(text[pos:start], max_word)))
         strength = abs(weight) / top if top > 0 else 1.0
         alpha = 0.15 + 0.6 * strength
         parts.append(
             f'<span class="fs-word" style="background-color: rgba({r}, {g}, {b}, {alpha:.2f}); '
-            f'border-radius: 3px; padding: 0 2px" title="weight {weight:.3f}">{escape(text[start:end])}</span>'
+            f'border-radius: 3px; padding: 0 2px" title="weight {weight:.3f}">'
+            f"{escape(_shorten(text[start:end], max_word))}</span>"
         )
         pos = end
-    parts.append(escape(text[pos:]))
+    parts.append(escape(_shorten(text[pos:], max_word)))
     return "".join(parts)
 
 
@@ -117,14 +131,55 @@ def novelty(row: Mapping) -> str:
     return f"dup of #{row.get('story_id')}"
 
 
+# A word may be as long as a feed makes it: headlines break it anywhere rather than widen the page (issue 17, D8: one
+# 900-character word made the news tables 7,337 px wide and pushed label, score and story off-screen). `anywhere`,
+# unlike `break-word`, also lowers the column's minimum width, which is what lets the table fit.
+WRAP = "overflow-wrap: anywhere"
 _CELL = "padding: 3px 6px; vertical-align: top; text-align: left"
+SHORT_TEXT = 40  # a source name longer than this is cut, with the whole name in its tooltip
+# In the tables a word longer than this is cut with an ellipsis, the whole headline in the cell's tooltip (the
+# Explain page shows it whole, wrapped): one hostile word would otherwise make its row forty lines tall.
+TABLE_WORD = 60
 
 
-def _cell(content: str, *, nowrap: bool = False, cls: str | None = None, width: str | None = None) -> str:
-    """A table cell around HTML that is already escaped."""
-    style = _CELL + ("; white-space: nowrap" if nowrap else "") + (f"; width: {width}" if width else "")
+def _cell(
+    content: str,
+    *,
+    nowrap: bool = False,
+    wrap: bool = False,
+    cls: str | None = None,
+    width: str | None = None,
+    title: str | None = None,
+) -> str:
+    """A table cell around HTML that is already escaped (`title` too); `wrap` breaks long words (headlines only: a
+    short column that may break anywhere is squeezed to one letter beside a long headline)."""
+    style = (
+        _CELL
+        + ("; white-space: nowrap" if nowrap else "")
+        + (f"; {WRAP}" if wrap else "")
+        + (f"; width: {width}" if width else "")
+    )
     css_class = f' class="{cls}"' if cls else ""
-    return f'<td{css_class} style="{style}">{content}</td>'
+    tooltip = f' title="{title}"' if title else ""
+    return f'<td{css_class}{tooltip} style="{style}">{content}</td>'
+
+
+def _headline_cell(title: object, spans: Iterable, label: str | None, article_id: object, width: str) -> str:
+    """The highlighted headline, long words cut (the whole headline in the tooltip), and its "why?" link."""
+    title = str(title)
+    headline = highlight(title, spans, label, max_word=TABLE_WORD)
+    if article_id is not None:
+        headline += _explain_link(article_id)
+    tooltip = escape(title) if has_long_word(title, TABLE_WORD) else None
+    return _cell(headline, wrap=True, cls="fs-headline", width=width, title=tooltip)
+
+
+def clipped(text: object, limit: int = SHORT_TEXT) -> str:
+    """Escaped text for a short column: cut to `limit` characters with an ellipsis, the whole text in the tooltip."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return escape(text)
+    return f'<span title="{escape(text)}">{escape(text[: limit - 1])}…</span>'
 
 
 def _table(headers: Sequence[str], body: Sequence[str]) -> str:
@@ -146,10 +201,12 @@ def when(value: object, *, today: datetime | None = None) -> str:
 
 
 def _explain_link(article_id: object) -> str:
-    # The id is an integer from the database; int() keeps anything else out of the attribute.
+    # The id is an integer from the database; int() keeps anything else out of the attributes. `data-explain` lets
+    # dashboard/links.py open the article in this session (a plain href would start a new one: issue 17, D7).
+    article = int(article_id)
     return (
-        f' <a href="explain?article={int(article_id)}" target="_self" title="why: explain this score" '
-        'style="font-size: 0.8em; text-decoration: none">why?</a>'
+        f' <a class="fs-why" href="explain?article={article}" data-explain="{article}" target="_self" '
+        'title="why: explain this score" style="font-size: 0.8em; text-decoration: none">why?</a>'
     )
 
 
@@ -160,16 +217,15 @@ def news_table(rows: Sequence[Mapping], *, explain_links: bool = True) -> str:
     """
     body = []
     for row in rows:
-        headline = highlight(row.get("title", ""), row.get("words", []), row.get("label"))
-        if explain_links and row.get("article_id") is not None:
-            headline += _explain_link(row["article_id"])
+        article_id = row.get("article_id") if explain_links else None
+        headline = _headline_cell(row.get("title", ""), row.get("words", []), row.get("label"), article_id, "50%")
         confidence = row.get("confidence")
         body.append(
             f'<tr class="fs-row" data-article="{int(row.get("article_id") or 0)}">'
             + _cell(escape(when(row.get("published_at"))), nowrap=True)
-            + _cell(escape(row.get("source", "")))
+            + _cell(clipped(row.get("source", "")))
             + _cell(escape(", ".join(row.get("tickers", []))))
-            + _cell(headline, cls="fs-headline", width="50%")
+            + headline
             + _cell(label_badge(row.get("label")))
             + _cell(escape(signed(row.get("score"))), nowrap=True, cls="fs-score")
             + _cell(escape("–" if confidence is None else f"{confidence:.2f}"), cls="fs-confidence")
@@ -184,14 +240,13 @@ def evidence_table(rows: Sequence[Mapping]) -> str:
     body = []
     for row in rows:
         title = str(row.get("title", ""))
-        headline = highlight(title, spans_from_words(title, row.get("words", [])), row.get("label"))
-        if row.get("article_id") is not None:
-            headline += _explain_link(row["article_id"])
+        spans = spans_from_words(title, row.get("words", []))
+        headline = _headline_cell(title, spans, row.get("label"), row.get("article_id"), "60%")
         body.append(
             f'<tr class="fs-evidence" data-article="{int(row.get("article_id") or 0)}">'
             + _cell(escape(when(row.get("published_at"))), nowrap=True)
-            + _cell(escape(row.get("source", "")))
-            + _cell(headline, cls="fs-headline", width="60%")
+            + _cell(clipped(row.get("source", "")))
+            + headline
             + _cell(label_badge(row.get("label")))
             + _cell(escape(signed(row.get("score"))), nowrap=True, cls="fs-score")
             + "</tr>"

@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.schema import LABELS
 from dashboard import cache
-from dashboard.render import escape, highlight, label_badge, link, md_escape, signed
+from dashboard.render import WRAP, escape, highlight, label_badge, link, md_escape, signed
 
 METHOD_TITLES = {"pooling": "Pooling attention (stored)", "rollout": "Attention rollout", "ig": "Integrated Gradients"}
 
@@ -123,7 +123,7 @@ def main() -> None:
     score = item["score"]
     label = score["label"] if score else None
     st.html(
-        f'<div class="fs-explain" style="font-size: 1.35em; line-height: 1.6">'
+        f'<div class="fs-explain" style="font-size: 1.35em; line-height: 1.6; {WRAP}">'
         f"{highlight(item['title'], score['words'] if score else [], label)}</div>"
     )
     meta = [
@@ -133,7 +133,7 @@ def main() -> None:
         "new story" if item["is_first_of_story"] else f"near-duplicate of #{item['story_id']}",
     ]
     st.html(
-        '<div class="fs-meta" style="color: #64748b">'
+        f'<div class="fs-meta" style="color: #64748b; {WRAP}">'
         + " · ".join([label_badge(label), *(escape(m) for m in meta)])
         + (f" · {link(item['url'], 'original')}" if item["url"] else "")
         + "</div>"
@@ -169,8 +169,8 @@ def main() -> None:
             with column:
                 st.markdown(f"**{METHOD_TITLES[method]}**")
                 st.html(
-                    f'<div class="fs-method" data-method="{method}">{highlight(item["title"], words, method_label)}'
-                    "</div>"
+                    f'<div class="fs-method" data-method="{method}" style="{WRAP}">'
+                    f"{highlight(item['title'], words, method_label)}</div>"
                 )
                 st.dataframe(words_frame(words), hide_index=True)
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from dashboard.export import news_csv
 from dashboard.render import (
+    TABLE_WORD,
     escape,
     evidence_table,
     highlight,
@@ -110,6 +111,44 @@ def test_news_table_escapes_every_field():
         ]
     )
     assert "<script" not in evidence and "&lt;script&gt;" in evidence and ">falls</span>" in evidence
+
+
+LONG_WORD = ("Megacorp" * 120)[:900]  # issue 17, D8: one 900-character word made the tables 7,337 px wide
+
+
+def cells(markup: str, cls: str) -> list[str]:
+    """The opening tags of the table cells with this class."""
+    return re.findall(rf'<td class="{cls}"[^>]*>', markup)
+
+
+def test_a_900_character_word_is_cut_in_the_tables_and_may_break_anywhere():
+    title = f"Acme {LONG_WORD} shares plunge"
+    start = title.index(LONG_WORD)
+    row = {
+        "article_id": 9,
+        "published_at": datetime(2024, 5, 1, 9, 30, tzinfo=UTC),
+        "source": "x" * 200,  # the longest source name a news.raw message may carry
+        "tickers": ["NOK"],
+        "title": title,
+        "label": "negative",
+        "score": -0.85,
+        "confidence": 0.9,
+        "words": [{"word": LONG_WORD, "weight": 0.5, "start": start, "end": start + len(LONG_WORD)}],
+        "is_first_of_story": True,
+    }
+    evidence = {**row, "words": [[LONG_WORD, 0.5]]}
+    for out in (news_table([row]), evidence_table([evidence])):
+        shown = visible_text(out.replace("<", " <"))  # a space per tag: cells apart
+        longest = max(len(w) for w in shown.split())
+        assert longest <= TABLE_WORD, longest  # no word in the table is longer than TABLE_WORD characters
+        assert LONG_WORD[: TABLE_WORD - 1] + "…" in shown and "shares plunge" in shown
+        (headline,) = cells(out, "fs-headline")
+        assert "overflow-wrap: anywhere" in headline and f'title="Acme {LONG_WORD} shares plunge"' in headline
+        assert SPAN.search(out).group(5) == LONG_WORD[: TABLE_WORD - 1] + "…"  # the highlight covers the cut word
+        assert 'data-explain="9"' in out  # the why? link is still there
+    # A headline of ordinary words is shown whole, without a tooltip.
+    plain = news_table([{**row, "title": "Nokia shares plunge", "words": []}])
+    assert "Nokia shares plunge" in visible_text(plain) and " title=" not in cells(plain, "fs-headline")[0]
 
 
 def test_links_only_for_http():
