@@ -268,6 +268,12 @@ def feed_serve(
     token_env: Annotated[
         str | None, typer.Option(help="Name of an environment variable holding a bearer token to require.")
     ] = None,
+    max_connections: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Connections served at once (a thread each); more get 503.")
+    ] = 64,
+    request_timeout: Annotated[
+        float, typer.Option(min=0.1, max=3600, help="Seconds for a request's line and headers in total, else 408.")
+    ] = 30.0,
     database_url: DatabaseOpt = None,
 ) -> None:
     """Serve /alerts.atom, /alerts.json, /healthz and /metrics (Prometheus; token rule as the feeds)."""
@@ -288,6 +294,7 @@ def feed_serve(
     settings = wiring.settings(database_url)
     wiring.setup_logging(settings, "INFO")
     _, session_factory = wiring.database(settings)
-    server = make_server(session_factory=session_factory, host=host, port=port, token=token)
+    server = make_server(session_factory=session_factory, host=host, port=port, token=token,
+                         max_connections=max_connections, request_timeout_s=request_timeout)  # fmt: skip
     typer.echo(f"alert feeds on http://{host}:{server.server_address[1]}/alerts.atom and /alerts.json")
     serve(server)

@@ -19,12 +19,15 @@ Query parameters of both feeds (unknown parameters are a 400 too, so a typo neve
 
 - `ticker`, `severity`, `status` (pending|firing|resolved): one value, or several comma-separated or repeated
 - `since`: ISO 8601 time with a zone (`2026-11-24T10:00:00Z`); alerts updated at or after it. An unencoded `+`
-  in the offset arrives as a space and is read back as `+`.
-- `limit`: 1..1000, default 100
+  in the offset arrives as a space and is read back as `+`. Its UTC form must stay within years 1-9999.
+- `limit`: 1..1000 in ASCII digits, default 100
 - `replayed=1`: include alerts recorded by a historical replay (excluded by default)
 
 A bad value gives 400 with a one-line JSON body naming the parameter: `{"error": "...", "parameter": "since"}`.
 With a token configured, every path but `/healthz` needs `Authorization: Bearer <token>` (401 otherwise).
+
+Slow and numerous clients: a request's line and headers must arrive within `request_timeout_s` in total (408 and
+closed otherwise), and at most `max_connections` are served at once (more get an immediate 503; see FeedServer).
 
 `/alerts.json` body (times are ISO 8601 in UTC, `null` when unset)::
 
@@ -51,10 +54,14 @@ With a token configured, every path but `/healthz` needs `Authorization: Bearer 
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import io
 import json
 import logging
 import re
+import socket
+import threading
 import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
@@ -62,7 +69,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlencode, urlsplit
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
@@ -81,13 +88,18 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 XHTML_NS = "http://www.w3.org/1999/xhtml"
 DEFAULT_LIMIT, MAX_LIMIT = AlertFilter.limit, 1000
 TOP_WORDS = 5
+DEFAULT_MAX_CONNECTIONS = 64  # connections served at once, a thread each; more get 503 at once
+DEFAULT_REQUEST_TIMEOUT_S = 30.0  # for a request's line and headers in total, not per read
+REFUSAL_LOG_EVERY_S = 10.0
 MIN_TOKEN_CHARS = 16  # a bearer token that can be guessed or that log redaction would not mask is none
-_TICKER = re.compile(r"^[A-Za-z0-9.\-:^=]{1,16}$")
-_SEVERITY = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
+_TICKER = re.compile(r"[A-Za-z0-9.\-:^=]{1,16}")  # with fullmatch: `$` would let a trailing newline through
+_SEVERITY = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
+_LIMIT = re.compile(r"[0-9]{1,4}")
 _OFFSET_AS_SPACE = re.compile(r"(\d) (\d{2}(:?\d{2})?)$")  # "10:00:00 01:00": a "+" that a query string ate
 # Characters XML 1.0 cannot carry at all (control characters, surrogates, U+FFFE/U+FFFF).
 _NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _PARAMETERS = {"ticker", "severity", "status", "since", "limit", "replayed"}
+MAX_NAME_CHARS = 40
 
 
 class BadParameter(ValueError):
@@ -105,8 +117,8 @@ def parse_filters(query: str) -> AlertFilter:
     except ValueError as exc:
         raise BadParameter("query", str(exc)) from exc
     for name in sorted(params):
-        if name not in _PARAMETERS:
-            raise BadParameter(name, f"unknown parameter; use {', '.join(sorted(_PARAMETERS))}")
+        if name not in _PARAMETERS:  # named as given, cut short: a 60 KB name is not echoed back whole
+            raise BadParameter(name[:MAX_NAME_CHARS], f"unknown parameter; use {', '.join(sorted(_PARAMETERS))}")
 
     def values(name: str) -> tuple[str, ...]:
         out = [v.strip() for raw in params.get(name, []) for v in raw.split(",")]
@@ -122,11 +134,11 @@ def parse_filters(query: str) -> AlertFilter:
 
     tickers = values("ticker")
     for ticker in tickers:
-        if not _TICKER.match(ticker):
+        if not _TICKER.fullmatch(ticker):
             raise BadParameter("ticker", f"{ticker[:40]!r} is not a ticker")
     severities = values("severity")
     for severity in severities:
-        if not _SEVERITY.match(severity):
+        if not _SEVERITY.fullmatch(severity):
             raise BadParameter("severity", f"{severity[:40]!r} is not a severity")
     statuses = values("status")
     for status in statuses:
@@ -136,15 +148,22 @@ def parse_filters(query: str) -> AlertFilter:
     since = None
     if (raw := single("since")) is not None:
         try:
+            if not (raw.isascii() and raw.isprintable()):  # fromisoformat ignores whatever follows a NUL
+                raise ValueError(raw)
             since = datetime.fromisoformat(_OFFSET_AS_SPACE.sub(r"\1+\2", raw))
         except ValueError:
             raise BadParameter("since", f"{raw[:40]!r} is not an ISO 8601 time") from None
         if since.tzinfo is None or since.utcoffset() is None:
             raise BadParameter("since", "give a time zone, e.g. 2026-11-24T10:00:00Z")
+        try:  # 9999-12-31T23:59:59-23:59 is a valid time that has no UTC form (years 1-9999 only)
+            since = since.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise BadParameter("since", f"{raw[:40]!r} is out of range when converted to UTC") from None
 
     limit = DEFAULT_LIMIT
     if (raw := single("limit")) is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        # ASCII digits only, at most 4: str.isdigit and int() accept "²" and "١٢", and int() refuses 4,301+ digits.
+        if not _LIMIT.fullmatch(raw) or not 1 <= int(raw) <= MAX_LIMIT:
             raise BadParameter("limit", f"must be an integer from 1 to {MAX_LIMIT}")
         limit = int(raw)
 
@@ -155,7 +174,7 @@ def parse_filters(query: str) -> AlertFilter:
         replayed = raw.lower() in ("1", "true")
 
     return AlertFilter(
-        tickers=tuple(t.upper() for t in tickers),
+        tickers=tuple(dict.fromkeys(t.upper() for t in tickers)),  # "aapl,AAPL" is one ticker
         severities=severities,
         statuses=statuses,
         since=since,
@@ -305,9 +324,16 @@ def atom_feed(alerts: list[dict], *, self_url: str, feed_id: str, now: datetime)
 
 
 class FeedServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer carrying what the handler needs: sessions, the optional token, the public base URL."""
+    """ThreadingHTTPServer carrying what the handler needs: sessions, the optional token, the public base URL.
+
+    At most `max_connections` connections are served at once, one thread each; a connection beyond that gets an
+    immediate 503 from the accepting thread and is closed (no thread, no queue). Each request's line and headers must
+    arrive within `request_timeout_s` in total, counted from when the server starts waiting for it, or the connection
+    gets 408 and is closed.
+    """
 
     daemon_threads = True  # a stuck client must not keep the process alive at shutdown
+    request_queue_size = 128  # the listen backlog: a burst waits for accept, which is quick (serve or refuse)
 
     def __init__(
         self,
@@ -317,9 +343,18 @@ class FeedServer(ThreadingHTTPServer):
         token: str | None,
         base_url: str | None,
         registry: CollectorRegistry | None = None,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
     ) -> None:
         from prometheus_client import REGISTRY
 
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, not {max_connections}")
+        if not 0 < request_timeout_s < float("inf"):
+            raise ValueError(f"request_timeout_s must be a positive number of seconds, not {request_timeout_s}")
+        self.max_connections, self.request_timeout_s = max_connections, float(request_timeout_s)
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._refused, self._refusal_logged = 0, float("-inf")
         self.session_factory = session_factory
         self._token = token.encode() if token else None
         self.registry = registry if registry is not None else REGISTRY
@@ -338,6 +373,44 @@ class FeedServer(ThreadingHTTPServer):
             return False
         return hmac.compare_digest(given.strip().encode("utf-8", "replace"), self._token)
 
+    def process_request(self, request: socket.socket, client_address: Any) -> None:
+        """Serve the connection in a thread of its own when a slot is free; refuse it at once otherwise."""
+        if not self._slots.acquire(blocking=False):
+            self._refuse(request)
+            return
+        try:
+            super().process_request(request, client_address)  # starts the thread, which releases the slot
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def _refuse(self, request: socket.socket) -> None:
+        # Runs on the accepting thread, so nothing here may wait: non-blocking reads and one non-blocking send.
+        self.metrics.record("", 503, None)
+        try:
+            request.setblocking(False)
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                request.recv(65536)  # what the client already sent: unread data would turn the close into a reset
+            request.send(_BUSY_RESPONSE)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+        self._refused += 1
+        now = time.monotonic()
+        if now - self._refusal_logged >= REFUSAL_LOG_EVERY_S:  # a flood of connections is not a flood of log lines
+            log.warning(
+                "feed server busy: %d connection(s) refused with 503 (at most %d at once; see --max-connections)",
+                self._refused,
+                self.max_connections,
+            )
+            self._refused, self._refusal_logged = 0, now
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Errors outside the handler's own handling go to the log (the stdlib prints them to stderr)."""
         log.exception("feed server: error serving %s", client_address[0] if client_address else "?")
@@ -354,11 +427,69 @@ class _Response(Exception):
         self.status, self.body, self.headers = status, body, headers or {}
 
 
+class _DeadlinePassed(Exception):
+    """The request's line and headers did not arrive within the server's request deadline."""
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The connection's bytes, each wait bounded by what is left of the handler's deadline.
+
+    A socket timeout alone is per read: a client sending one byte or one header line just inside it holds the thread
+    for as long as it likes. Here every read waits at most until the one deadline of the request.
+    """
+
+    def __init__(self, handler: _Handler) -> None:
+        self._handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._handler.deadline - time.monotonic()
+        if left <= 0:
+            raise _DeadlinePassed
+        connection = self._handler.connection
+        connection.settimeout(left)
+        try:
+            return connection.recv_into(buffer)
+        except TimeoutError:
+            raise _DeadlinePassed from None
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: FeedServer
     server_version = "finsent-feed"
     sys_version = ""
-    timeout = 30  # seconds a client may take to send its request: a slow client cannot hold a thread forever
+    # An answer always starts with a status line: with the stdlib's "HTTP/0.9" here, an error in the request line
+    # (bad syntax, version) was answered with a bare body, and a two-word `GET /path` with no status either.
+    default_request_version = "HTTP/1.0"
+    deadline = float("inf")  # monotonic time by which the current request's line and headers must have arrived
+
+    def setup(self) -> None:
+        super().setup()
+        self.rfile.close()
+        self.rfile = io.BufferedReader(_DeadlineReader(self))
+
+    def handle_one_request(self) -> None:
+        """One request, its line and headers read against the whole-request deadline; slow clients get a 408."""
+        self.deadline = time.monotonic() + self.server.request_timeout_s
+        try:
+            super().handle_one_request()
+        except _DeadlinePassed:
+            self.close_connection = True
+            log.info(
+                "%s: request not received within %g s; closed with 408",
+                self.address_string(),
+                self.server.request_timeout_s,
+            )
+            # Like the stdlib's 414: no request line to answer, so none is assumed (and no HEAD that hides the body).
+            self.requestline, self.request_version, self.command, self.path = "", "", "", ""
+            with contextlib.suppress(OSError):
+                body = _json_error(f"request not received within {self.server.request_timeout_s:g} s")
+                self._send(408, body, "application/json", {"Connection": "close"})
+        except OSError as exc:  # reset or gone mid-request: the client's doing, not a server error
+            self.close_connection = True
+            log.debug("%s: connection lost: %s", self.address_string(), exc)
 
     def do_GET(self) -> None:
         self._handle()
@@ -367,14 +498,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle()  # the same status and headers, no body (see _send)
 
     def _not_allowed(self) -> None:
+        self.close_connection = True  # a body, if any, is not read: it must not be taken for the next request
         self._send(405, _json_error("method not allowed; use GET or HEAD"), "application/json", {"Allow": "GET, HEAD"})
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _not_allowed
 
     def _handle(self) -> None:
-        url = urlsplit(self.path)
         self._started = time.perf_counter()
         try:
+            url = _split(self.path)
             if url.path == "/healthz":
                 return self._healthz()
             if not self.server.authorized(self.headers.get("Authorization")):
@@ -409,8 +541,9 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Response(404, {"error": f"no such path; try {', '.join(_PATHS)}"})
         except _Response as response:
             self._send(response.status, _json_bytes(response.body), "application/json", response.headers)
-        except ConnectionError:
-            log.debug("client went away during %s", _printable(self.path))
+        except (ConnectionError, TimeoutError) as exc:  # the client went away, or did not read the response in time
+            self.close_connection = True
+            log.info("%s: response to %s not delivered: %s", self.address_string(), _printable(self.path), exc)
         except Exception:
             # The client gets one line; the traceback goes to the log only.
             log.exception("feed request %s failed", _printable(self.path))
@@ -435,10 +568,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
         started, self._started = getattr(self, "_started", None), None  # keep-alive: the next request sets its own
         self.server.metrics.record(
-            urlsplit(getattr(self, "path", "") or "").path,
+            _split(getattr(self, "path", "") or "").path,
             status,
             time.perf_counter() - started if started is not None else None,
         )
+        # sendall's timeout bounds the whole write: a client that stops reading cannot hold the thread either.
+        self.connection.settimeout(self.server.request_timeout_s)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -466,6 +601,14 @@ class _Handler(BaseHTTPRequestHandler):
 _PATHS = ("/alerts.atom", "/alerts.json", "/alerts.schema.json", "/healthz", "/metrics")
 
 
+def _split(target: str) -> SplitResult:
+    """The request target split into path and query; a target urlsplit refuses ("http://[x/") has no path (404)."""
+    try:
+        return urlsplit(target)
+    except ValueError:
+        return SplitResult("", "", "", "", "")
+
+
 def _printable(text: str) -> str:
     # A request path is attacker-controlled: no raw control characters (forged log lines) in the log.
     return text.encode("unicode_escape", "backslashreplace").decode("ascii")[:500]
@@ -477,6 +620,15 @@ def _json_bytes(body: dict) -> bytes:
 
 def _json_error(message: str) -> bytes:
     return _json_bytes({"error": message})
+
+
+_BUSY_BODY = _json_error("server busy: too many connections; try again shortly")
+_BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    + f"Content-Length: {len(_BUSY_BODY)}\r\n".encode()
+    + b"Retry-After: 1\r\nCache-Control: no-cache\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
+    + _BUSY_BODY
+)
 
 
 def _canonical_query(filters: AlertFilter) -> str:
@@ -499,12 +651,23 @@ def make_server(
     token: str | None = None,
     base_url: str | None = None,
     registry: CollectorRegistry | None = None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S,
 ) -> FeedServer:
     """A bound (not yet serving) feed server; port 0 picks a free port (see `server.server_address`).
 
-    `/metrics` serves `registry` (the process-wide Prometheus registry by default).
+    `/metrics` serves `registry` (the process-wide Prometheus registry by default). At most `max_connections` are
+    served at once (more get 503), and a request's line and headers must arrive within `request_timeout_s` (else 408).
     """
-    return FeedServer((host, port), session_factory=session_factory, token=token, base_url=base_url, registry=registry)
+    return FeedServer(
+        (host, port),
+        session_factory=session_factory,
+        token=token,
+        base_url=base_url,
+        registry=registry,
+        max_connections=max_connections,
+        request_timeout_s=request_timeout_s,
+    )
 
 
 def serve(server: FeedServer) -> None:

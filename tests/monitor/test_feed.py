@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import select
+import socket
 import threading
+import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -392,3 +397,110 @@ def test_feed_serve_refuses_to_go_beyond_loopback_without_a_token_and_refuses_sh
                              capture_output=True, text=True, timeout=60, env={**os.environ, **env})  # fmt: skip
         assert out.returncode == 1 and "Traceback" not in out.stderr, (args, out.stderr)
         assert out.stderr.startswith("error: ") and expected in out.stderr and "abc" not in out.stderr, out.stderr
+
+
+# --------------------------------------------------------------------------------------- hostile values, slow peers
+
+
+def test_values_that_used_to_raise_are_400_naming_the_parameter_without_a_traceback(feed, caplog):
+    """Issue 17, D10: a `since` with no UTC form (OverflowError), a `limit` that str.isdigit accepts but int() does
+    not (`²`) and one of 5,000 digits (past int()'s digit limit) were 500s with a traceback in the log."""
+    cases = [
+        ("since", "9999-12-31T23:59:59-23:59"),
+        ("since", "0001-01-01T00:00:00+01:00"),
+        ("since", "2026-11-24T10:00:00Z\x00junk"),  # fromisoformat stops reading at a NUL
+        ("limit", "\u00b2"),
+        ("limit", "\u0661\u0662"),  # Arabic-Indic digits: int() reads them as 12
+        ("limit", "9" * 5000),
+        ("replayed", "\u00b9"),
+    ]
+    for path in ("/alerts.json", "/alerts.atom"):
+        for name, value in cases:
+            body = check_error(feed.get(path, params={name: value}), 400, name)
+            assert value[:40] not in body["error"] or name != "limit"  # no 5,000 digits echoed back
+    assert feed.get("/alerts.json", params={"since": "9999-12-31T00:00:00+23:59"}).status_code == 200  # in range
+    assert feed.get("/alerts.json", params={"since": "0001-01-01T00:00:00Z"}).status_code == 200
+    assert not [r for r in caplog.records if r.exc_info] and "Traceback" not in caplog.text
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while data := sock.recv(65536):
+            received += data
+    return received
+
+
+def test_a_client_trickling_header_lines_is_cut_off_at_the_whole_request_deadline(migrated_engine, caplog):
+    """Issue 17, D9: the 30 s timeout was per read, so a client sending a header line every 20 s held a thread for
+    as long as it kept going. Now the request line and headers must all arrive within one deadline (1 s here)."""
+    caplog.set_level(logging.INFO, logger="monitor.feed")
+    server = start(make_session_factory(migrated_engine), request_timeout_s=1.0)
+    port = server.server_address[1]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            started = time.monotonic()
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: feed.test\r\n")
+            for i in range(50):  # a header line every 0.1 s, 5 s in all: each read is quick, the request is not
+                if select.select([sock], [], [], 0.1)[0]:
+                    break  # the server answered (or closed)
+                try:
+                    sock.sendall(b"X-Trickle-%d: 1\r\n" % i)
+                except OSError:
+                    break
+            answer = _read_until_closed(sock)
+            elapsed = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.0 408 "), answer[:200]
+        assert b"request not received within 1 s" in answer
+        assert elapsed < 2.5, f"cut off after {elapsed:.1f} s"
+
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:  # silent: the same deadline
+            started = time.monotonic()
+            assert _read_until_closed(sock).startswith(b"HTTP/1.0 408 ")
+            assert time.monotonic() - started < 2.5
+
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200  # others are served
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "not received within 1 s" in caplog.text and "Traceback" not in caplog.text
+
+
+def test_connections_beyond_the_cap_are_refused_at_once_with_503(migrated_engine, caplog):
+    """Issue 17, D9: 50 idle connections were 50 threads, without limit. Now at most `max_connections` are served
+    at once; one more is answered 503 by the accepting thread at once, without a thread of its own."""
+    from prometheus_client import CollectorRegistry
+
+    registry = CollectorRegistry()
+    server = start(make_session_factory(migrated_engine), max_connections=3, request_timeout_s=10, registry=registry)
+    port = server.server_address[1]
+    threads_before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(3)]
+    try:
+        for _ in range(5):  # accepted after the three idle ones (the listen queue is first in, first out)
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                started = time.monotonic()
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: feed.test\r\n\r\n")
+                answer = _read_until_closed(sock)
+                assert time.monotonic() - started < 1.0
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503 "), answer[:200]
+            assert b"\r\nRetry-After: 1\r\n" in head and b"\r\nContent-Type: application/json\r\n" in head
+            assert json.loads(body) == {"error": "server busy: too many connections; try again shortly"}
+        assert threading.active_count() <= threads_before + 3  # one thread per served connection, none per refusal
+        assert registry.get_sample_value("finsent_feed_requests_total", {"path": "other", "status": "503"}) == 5
+
+        idle.pop().close()  # a slot frees as soon as its connection ends
+        deadline = time.monotonic() + 5
+        while (status := httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code) == 503:
+            assert time.monotonic() < deadline, "the slot of a closed connection was never released"
+            time.sleep(0.05)
+        assert status == 200
+    finally:
+        for sock in idle:
+            sock.close()
+        server.shutdown()
+        server.server_close()
+    busy = [r.getMessage() for r in caplog.records if "feed server busy" in r.getMessage()]
+    assert busy == ["feed server busy: 1 connection(s) refused with 503 (at most 3 at once; see --max-connections)"]
+    assert "Traceback" not in caplog.text
