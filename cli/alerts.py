@@ -56,6 +56,7 @@ def monitor_command(
     Example: finsent monitor --config monitor.example.toml --once
     """
     import signal
+    import threading
 
     from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -79,15 +80,24 @@ def monitor_command(
         return
     server = wiring.metrics_server(settings, metrics_port)
     scheduler = BlockingScheduler(timezone="UTC")
+    stop = threading.Event()  # ends a delivery in flight; the process exit would otherwise wait for it
     schedule_monitor(scheduler, session_factory=session_factory, config=cfg, evaluate_every_s=evaluate_every,
-                     deliver_every_s=deliver_every, transport=transport,
+                     deliver_every_s=deliver_every, transport=transport, stop=stop,
                      metrics=shared(MonitorMetrics) if server is not None else None)  # fmt: skip
-    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+
+    def terminate(*_: object) -> None:
+        stop.set()
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, terminate)
     try:
         scheduler.start()
     except KeyboardInterrupt:
         pass
     finally:
+        stop.set()
+        if scheduler.running:  # Ctrl-C: no new jobs either
+            scheduler.shutdown(wait=False)
         wiring.stop_metrics(server)
 
 

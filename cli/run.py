@@ -79,18 +79,21 @@ def run_command(
     scheduler = launch_sources(sources, settings, producer, session_factory) if sources else None
     if monitor_cfg is not None:
         scheduler = _start_monitor(monitor_cfg, scheduler=scheduler, session_factory=session_factory,
-                                   evaluate_every=evaluate_every, metrics=server is not None)  # fmt: skip
+                                   evaluate_every=evaluate_every, metrics=server is not None, stop=stop)  # fmt: skip
     replaying = None
+    interrupted = False
     try:
         if replay is not None:
             replaying = _start_replay(replay, settings=settings, producer=producer, session_factory=session_factory,
                                       stop=stop, speed=speed, max_gap=max_gap, shift=shift, limit=limit)  # fmt: skip
         drained = (lambda: broker.drained(settings.consumer_group, settings.topic_raw)) if exit_when_done else None
         _wait(worker, scoring, replaying, stop=stop, started=started, drained=drained)
+        interrupted = stop.is_set()  # SIGTERM
     except KeyboardInterrupt:
+        interrupted = True
         typer.echo("stopping")
     finally:
-        stop.set()
+        stop.set()  # also ends a delivery in flight (a hanging webhook): its attempt is retried by the next monitor
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         if replaying is not None:
@@ -104,7 +107,9 @@ def run_command(
     if monitor_cfg is not None:  # a last look, so what the stored news says is in the alerts before exiting
         from monitor.scheduler import last_look
 
-        open_alerts = last_look(session_factory=session_factory, config=monitor_cfg, now=wiring.now())
+        # Interrupted: no delivery, which could hang up to a receiver's timeout_s; the outbox keeps the rows.
+        open_alerts = last_look(session_factory=session_factory, config=monitor_cfg, now=wiring.now(),
+                                deliver=not interrupted)  # fmt: skip
         typer.echo(f"alerts open: {open_alerts} (finsent alerts list shows them with their evidence)")
 
 
@@ -115,6 +120,7 @@ def _start_monitor(
     session_factory: sessionmaker[Session],
     evaluate_every: float,
     metrics: bool,
+    stop: threading.Event,
 ) -> BackgroundScheduler:
     """The monitor's jobs on the sources' scheduler, or on a new one; returns the scheduler."""
     from apscheduler.schedulers.background import BackgroundScheduler
@@ -127,7 +133,7 @@ def _start_monitor(
         scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.start()
     schedule_monitor(scheduler, session_factory=session_factory, config=config, evaluate_every_s=evaluate_every,
-                     deliver_every_s=2, metrics=shared(MonitorMetrics) if metrics else None)  # fmt: skip
+                     deliver_every_s=2, metrics=shared(MonitorMetrics) if metrics else None, stop=stop)  # fmt: skip
     return scheduler
 
 

@@ -1,12 +1,16 @@
 """Delivers the `notifications` outbox to receivers: signed webhooks, Slack, a Kafka topic, or the log.
 
 The monitor writes one outbox row per (alert state change, receiver) in the transaction that changed the alert;
-`deliver_pending` sends the rows that are due, oldest first, and commits after each one. A receiver that is down
-gets the row again later with exponential backoff (`attempts`, `next_attempt_at`, `last_error` record why); a row
-marked sent is never picked again. Delivery is at least once: if the database cannot record a success (a crash
-between the receiver's 2xx and the commit), that row is sent again, so receivers dedupe on the
-`X-Finsent-Notification-Id` header. On PostgreSQL rows are claimed with `FOR UPDATE SKIP LOCKED`, so several
-monitor processes never send the same row; on SQLite run one deliverer per database.
+`deliver_pending` sends the rows that are due, each receiver's oldest first, and commits after each one. Receivers
+are served side by side, one thread each, so a slow or hanging receiver delays only its own rows; a receiver's
+`timeout_s` bounds a whole attempt (connect, send, and the answer), however slowly the receiver trickles it. A
+receiver that is down gets the row again later with exponential backoff (`attempts`, `next_attempt_at`,
+`last_error` record why); so does an attempt that shutdown cut short (`stop`). A row marked sent is never picked
+again. Delivery is at least once: if the database cannot record a success (a crash between the receiver's 2xx and
+the commit, or a shutdown after the receiver got the body but before it answered), that row is sent again, so
+receivers dedupe on the `X-Finsent-Notification-Id` header. On PostgreSQL rows are claimed with
+`FOR UPDATE SKIP LOCKED`, so several monitor processes never send the same row; on SQLite run one deliverer per
+database.
 
 Webhook bodies are the stored payload bytes, exactly (an Alertmanager version 4 body plus each alert's evidence).
 When the receiver has `secret_env`, the environment variable of that name holds an HMAC secret and every request
@@ -38,12 +42,18 @@ Verifying a webhook (receiver side, standard library only; `body` is the raw req
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import os
 import re
+import threading
+import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -65,6 +75,9 @@ USER_AGENT = "finsent/0.1 (alert notifier)"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_EVIDENCE_IN_SLACK = 10  # Slack allows 50 blocks a message; the first few headlines say enough
 _MAX_ERROR_CHARS = 300
+_HALT_POLL_S = 0.1  # how often an attempt in flight looks at the stop signal: what shutdown waits for it, at most
+# KafkaTransport is not thread-safe (its pending sends are one list): receivers on the one transport take turns.
+_TRANSPORT_LOCK = threading.Lock()
 
 
 class _DeliveryError(Exception):
@@ -73,6 +86,10 @@ class _DeliveryError(Exception):
 
 class _Unreachable(_DeliveryError):
     """The receiver did not answer (timeout, refused connection): skip its other rows for the rest of the run."""
+
+
+class _Interrupted(_Unreachable):
+    """Shutdown cut the attempt short: recorded as a failed attempt, so the row is retried later."""
 
 
 class Receiver(BaseModel):
@@ -272,13 +289,56 @@ def _one_line(text: str) -> str:
     return text if len(text) <= _MAX_ERROR_CHARS else text[: _MAX_ERROR_CHARS - 1] + "…"
 
 
-def _post(client: httpx.Client, receiver: Receiver, body: bytes, headers: dict[str, str]) -> int:
-    """POST and return the status code; never reads a large response body (only the status matters)."""
-    where = receiver.where()
+async def _request(receiver: Receiver, body: bytes, headers: dict[str, str]) -> int:
+    """POST and return the status code; never reads the response body (only the status matters)."""
+    # No redirects: a signed alert must reach the configured URL or fail, not wherever a 302 points.
+    async with (
+        httpx.AsyncClient(follow_redirects=False, timeout=receiver.timeout_s) as client,
+        client.stream("POST", receiver.url, content=body, headers=headers) as resp,
+    ):
+        return resp.status_code
+
+
+async def _within(request: Coroutine[Any, Any, int], *, timeout_s: float, halt: threading.Event) -> int:
+    """`request`'s result, cancelled after `timeout_s` in all (TimeoutError) or once `halt` is set (_Interrupted)."""
+    # httpx's timeouts are per operation (a byte every second resets the read timeout forever); cancelling the task
+    # is the total deadline httpx suggests (encode/httpx#1450), and cancellation closes the connection.
+    task = asyncio.ensure_future(request)
     try:
-        with client.stream("POST", receiver.url, content=body, headers=headers, timeout=receiver.timeout_s) as resp:
-            status = resp.status_code
-    except httpx.TimeoutException as exc:
+        async with asyncio.timeout(timeout_s):
+            while not halt.is_set():
+                done, _ = await asyncio.wait({task}, timeout=_HALT_POLL_S)
+                if done:
+                    return task.result()
+        raise _Interrupted("shutdown")
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+
+
+def _run(attempt: Coroutine[Any, Any, int]) -> int:
+    """Run `attempt` on a fresh event loop of this thread (the receivers' threads never share one)."""
+    # Not asyncio.run: at the end it waits for the loop's helper threads, and a name lookup (getaddrinfo runs in one
+    # and cannot be cancelled) would hold the attempt past its deadline. close() lets that thread finish on its own.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(attempt)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
+def _post(receiver: Receiver, body: bytes, headers: dict[str, str], *, halt: threading.Event) -> int:
+    """POST within the receiver's `timeout_s` (connect, send and the answer together) and return the status code."""
+    where = receiver.where()
+    started = time.monotonic()
+    try:
+        status = _run(_within(_request(receiver, body, headers), timeout_s=receiver.timeout_s, halt=halt))
+    except _Interrupted:
+        elapsed = time.monotonic() - started
+        raise _Interrupted(f"shutdown cut the attempt short after {elapsed:.1f} s posting to {where}") from None
+    except (TimeoutError, httpx.TimeoutException) as exc:
         raise _Unreachable(f"timeout after {receiver.timeout_s:g} s posting to {where} ({type(exc).__name__})") from exc
     except httpx.HTTPError as exc:
         # httpx messages may quote the URL, and the URL may carry a token: replace it by the bare origin.
@@ -290,7 +350,7 @@ def _post(client: httpx.Client, receiver: Receiver, body: bytes, headers: dict[s
 
 
 def _send(
-    row: Notification, receiver: Receiver, *, now: datetime, client: httpx.Client, transport: Transport | None
+    row: Notification, receiver: Receiver, *, now: datetime, transport: Transport | None, halt: threading.Event
 ) -> str:
     """Deliver one row; returns a short outcome for the log, raises _DeliveryError with the reason on failure."""
     body = row.payload.encode("utf-8")
@@ -303,7 +363,7 @@ def _send(
         secret = receiver.secret()
         if secret is not None:
             headers[SIGNATURE_HEADER] = sign(secret, body, int(now.timestamp()))
-        return f"HTTP {_post(client, receiver, body, headers)}"
+        return f"HTTP {_post(receiver, body, headers, halt=halt)}"
 
     try:
         payload = json.loads(row.payload)
@@ -315,7 +375,7 @@ def _send(
     if receiver.kind == "slack":
         slack = json.dumps(slack_body(payload), ensure_ascii=False).encode("utf-8")
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        return f"HTTP {_post(client, receiver, slack, headers)}"
+        return f"HTTP {_post(receiver, slack, headers, halt=halt)}"
 
     if receiver.kind == "kafka":
         if transport is None:
@@ -323,8 +383,9 @@ def _send(
         alerts = payload.get("alerts") or [{}]
         key = str(alerts[0].get("fingerprint") or f"alert-{row.alert_id}") if isinstance(alerts[0], dict) else None
         try:
-            transport.publish(receiver.topic, key.encode() if key else None, body)
-            transport.flush(timeout_s=receiver.timeout_s)
+            with _TRANSPORT_LOCK:
+                transport.publish(receiver.topic, key.encode() if key else None, body)
+                transport.flush(timeout_s=receiver.timeout_s)
         except TransportError as exc:
             raise _Unreachable(f"publishing to topic {receiver.topic}: {exc}") from exc
         return f"published to {receiver.topic}"
@@ -355,106 +416,137 @@ def deliver_pending(
     session_factory: sessionmaker[Session],
     receivers: dict[str, Receiver],
     now: datetime,
-    client: httpx.Client | None = None,
     transport: Transport | None = None,
     limit: int = 100,
     base_backoff_s: float = 1.0,
+    stop: threading.Event | None = None,
 ) -> DeliveryReport:
-    """Send up to `limit` due outbox rows (oldest first), committing after each; never raises for a receiver."""
+    """Send up to `limit` due outbox rows per receiver, receivers side by side; never raises for a receiver.
+
+    Each receiver's rows go oldest first, committed one by one. Once `stop` is set the attempts in flight are cut
+    short (recorded as failed, so retried later) and this returns within a fraction of a second."""
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"naive datetime {now.isoformat()} given as now; pass a timezone-aware datetime")
     report = DeliveryReport()
-    own_client = client is None
-    if own_client:
-        # No redirects: a signed alert must reach the configured URL or fail, not wherever a 302 points.
-        client = httpx.Client(follow_redirects=False)
-    unreachable: set[str] = set()  # receivers that timed out / refused this run: their rows wait for the next one
-    try:
-        with session_factory() as session:
-            unknown: dict[str, int] = dict(
-                session.execute(
-                    select(Notification.receiver, func.count())
-                    .where(*_due(now), Notification.receiver.not_in(list(receivers)))
-                    .group_by(Notification.receiver)
-                ).all()
-            )
-        report.skipped_unknown_receiver = sum(unknown.values())
-        if unknown:
-            log.warning(
-                "%d due notification(s) for receivers that are not configured, left pending: %s",
-                report.skipped_unknown_receiver,
-                ", ".join(f"{name!r} ({n})" for name, n in sorted(unknown.items())),
-            )
+    with session_factory() as session:
+        due: dict[str, int] = dict(
+            session.execute(
+                select(Notification.receiver, func.count()).where(*_due(now)).group_by(Notification.receiver)
+            ).all()
+        )
+    unknown = {name: n for name, n in due.items() if name not in receivers}
+    report.skipped_unknown_receiver = sum(unknown.values())
+    if unknown:
+        log.warning(
+            "%d due notification(s) for receivers that are not configured, left pending: %s",
+            report.skipped_unknown_receiver,
+            ", ".join(f"{name!r} ({n})" for name, n in sorted(unknown.items())),
+        )
+    names = [name for name in receivers if name in due]
+    if not names or (stop is not None and stop.is_set()):
+        return report
 
-        last_id = 0
-        for _ in range(limit):
-            usable = [name for name in receivers if name not in unreachable]
-            if not usable:
+    halt = threading.Event()  # `stop`, or an interrupt of the calling thread: every receiver's attempt ends
+    with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="finsent-deliver") as pool:
+        futures = [
+            pool.submit(
+                _deliver_to,
+                receivers[name],
+                session_factory=session_factory,
+                now=now,
+                transport=transport,
+                limit=limit,
+                base_backoff_s=base_backoff_s,
+                halt=halt,
+            )
+            for name in names
+        ]
+        try:
+            while wait_futures(futures, timeout=_HALT_POLL_S).not_done:
+                if stop is not None and stop.is_set():
+                    halt.set()
+        finally:
+            halt.set()  # Ctrl-C while waiting: the workers give up too, then leaving `with` joins them
+    for future in futures:
+        part = future.result()
+        report.sent += part.sent
+        report.failed += part.failed
+        report.deferred += part.deferred
+    return report
+
+
+def _deliver_to(
+    receiver: Receiver,
+    *,
+    session_factory: sessionmaker[Session],
+    now: datetime,
+    transport: Transport | None,
+    limit: int,
+    base_backoff_s: float,
+    halt: threading.Event,
+) -> DeliveryReport:
+    """One receiver's due rows in order, until none is left, `limit` are done, it stops answering, or `halt`."""
+    report = DeliveryReport()
+    last_id = 0
+    for _ in range(limit):
+        if halt.is_set():
+            break
+        with session_factory() as session:
+            query = (
+                select(Notification)
+                .where(*_due(now), Notification.id > last_id, Notification.receiver == receiver.name)
+                .order_by(Notification.id)
+                .limit(1)
+            )
+            if session.get_bind().dialect.name == "postgresql":
+                # The row stays locked until this row's commit; another deliverer skips it instead of waiting.
+                query = query.with_for_update(skip_locked=True)
+            row = session.scalars(query).first()
+            if row is None:
                 break
-            with session_factory() as session:
-                query = (
-                    select(Notification)
-                    .where(*_due(now), Notification.id > last_id, Notification.receiver.in_(usable))
-                    .order_by(Notification.id)
-                    .limit(1)
-                )
-                if session.get_bind().dialect.name == "postgresql":
-                    # The row stays locked until this row's commit; another deliverer skips it instead of waiting.
-                    query = query.with_for_update(skip_locked=True)
-                row = session.scalars(query).first()
-                if row is None:
-                    break
-                last_id = row.id
-                receiver = receivers[row.receiver]
-                try:
-                    outcome = _send(row, receiver, now=now, client=client, transport=transport)
-                except _DeliveryError as exc:
-                    error, tripped = _one_line(str(exc)), isinstance(exc, _Unreachable)
-                except Exception as exc:  # a bug or a malformed payload must not stop the other rows
-                    log.exception(
-                        "notification %d receiver=%s kind=%s: unexpected error", row.id, row.receiver, row.kind
-                    )
-                    error, tripped = _one_line(f"{type(exc).__name__}: {exc}"), False
-                else:
-                    row.sent_at, row.last_error = now, None
-                    row.attempts += 1
-                    session.commit()
-                    report.sent += 1
-                    log.info(
-                        "notification %d receiver=%s kind=%s attempt=%d: sent (%s)",
-                        row.id,
-                        row.receiver,
-                        row.kind,
-                        row.attempts,
-                        outcome,
-                    )
-                    continue
+            last_id = row.id
+            try:
+                outcome = _send(row, receiver, now=now, transport=transport, halt=halt)
+            except _DeliveryError as exc:
+                error, tripped = _one_line(str(exc)), isinstance(exc, _Unreachable)
+            except Exception as exc:  # a bug or a malformed payload must not stop the other rows
+                log.exception("notification %d receiver=%s kind=%s: unexpected error", row.id, row.receiver, row.kind)
+                error, tripped = _one_line(f"{type(exc).__name__}: {exc}"), False
+            else:
+                row.sent_at, row.last_error = now, None
                 row.attempts += 1
-                delay = _backoff(receiver, row.attempts, base_backoff_s)
-                row.next_attempt_at = now + timedelta(seconds=delay)
-                row.last_error = error
                 session.commit()
-                report.failed += 1
-                if tripped:
-                    unreachable.add(row.receiver)
-                log.warning(
-                    "notification %d receiver=%s kind=%s attempt=%d: failed, retry in %g s: %s",
+                report.sent += 1
+                log.info(
+                    "notification %d receiver=%s kind=%s attempt=%d: sent (%s)",
                     row.id,
                     row.receiver,
                     row.kind,
                     row.attempts,
-                    delay,
-                    error,
+                    outcome,
                 )
-
-        if unreachable:
-            with session_factory() as session:
-                report.deferred = session.scalar(
-                    select(func.count())
-                    .select_from(Notification)
-                    .where(*_due(now), Notification.receiver.in_(sorted(unreachable)))
-                )
-    finally:
-        if own_client:
-            client.close()
+                continue
+            row.attempts += 1
+            delay = _backoff(receiver, row.attempts, base_backoff_s)
+            row.next_attempt_at = now + timedelta(seconds=delay)
+            row.last_error = error
+            session.commit()
+            report.failed += 1
+            log.warning(
+                "notification %d receiver=%s kind=%s attempt=%d: failed, retry in %g s: %s",
+                row.id,
+                row.receiver,
+                row.kind,
+                row.attempts,
+                delay,
+                error,
+            )
+            if tripped:  # timed out, refused or interrupted: its other rows wait for the next run
+                with session_factory() as other:
+                    report.deferred = other.scalar(
+                        select(func.count())
+                        .select_from(Notification)
+                        .where(*_due(now), Notification.receiver == receiver.name)
+                    )
+                break
     return report

@@ -5,6 +5,7 @@ notifications. Jobs are plain functions taking `now`, registered with explicit i
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -77,10 +78,15 @@ def delivery_job(
     now: datetime | None = None,
     transport: Transport | None = None,
     metrics: MonitorMetrics | None = None,
+    stop: threading.Event | None = None,
 ) -> DeliveryReport:
-    """Send what the outbox holds that is due (and record it in `metrics`, if given)."""
+    """Send what the outbox holds that is due (and record it in `metrics`, if given); `stop` cuts it short."""
     report = deliver_pending(
-        session_factory=session_factory, receivers=receivers, now=now or datetime.now(UTC), transport=transport
+        session_factory=session_factory,
+        receivers=receivers,
+        now=now or datetime.now(UTC),
+        transport=transport,
+        stop=stop,
     )
     if metrics is not None:
         metrics.record_delivery(report)
@@ -88,10 +94,14 @@ def delivery_job(
     return report
 
 
-def last_look(*, session_factory: sessionmaker[Session], config: MonitorConfig, now: datetime) -> int:
-    """One evaluation and one delivery at `now`, then how many alerts are open: what a run says before it exits."""
+def last_look(
+    *, session_factory: sessionmaker[Session], config: MonitorConfig, now: datetime, deliver: bool = True
+) -> int:
+    """One evaluation and (unless `deliver` is false) one delivery at `now`, then how many alerts are open: what a
+    run says before it exits. An interrupted run skips the delivery: its outbox rows wait for the next monitor."""
     evaluation_job(session_factory=session_factory, config=config, now=now)
-    delivery_job(session_factory=session_factory, receivers=receivers_of(config), now=now)
+    if deliver:
+        delivery_job(session_factory=session_factory, receivers=receivers_of(config), now=now)
     with session_factory() as session:
         return session.scalar(select(func.count()).select_from(Alert).where(Alert.status.in_(OPEN))) or 0
 
@@ -105,8 +115,12 @@ def schedule_monitor(
     deliver_every_s: float = 5,
     transport: Transport | None = None,
     metrics: MonitorMetrics | None = None,
+    stop: threading.Event | None = None,
 ) -> list[Job]:
-    """Register the evaluation and delivery jobs (ids `monitor:evaluate`, `monitor:deliver`); `metrics` is optional."""
+    """Register the evaluation and delivery jobs (ids `monitor:evaluate`, `monitor:deliver`); `metrics` is optional.
+
+    Set `stop` on shutdown: a delivery in flight then ends within a fraction of a second (the scheduler's threads
+    are joined when the process exits, so a delivery left running would hold the exit)."""
     receivers = receivers_of(config)
     common = {"trigger": "interval", "coalesce": True, "max_instances": 1, "replace_existing": True}
     return [
@@ -126,6 +140,7 @@ def schedule_monitor(
                 "receivers": receivers,
                 "transport": transport,
                 "metrics": metrics,
+                "stop": stop,
             },
             **common,
         ),

@@ -54,7 +54,9 @@ class Recorder:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                recorder.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
+                recorder.requests.append(
+                    {"path": self.path, "headers": dict(self.headers), "body": body, "at": time.monotonic()}
+                )
                 if recorder.hang:
                     recorder.release.wait(10)
                     return
