@@ -102,11 +102,6 @@ def model_info(checkpoint: CheckpointOpt = None, as_json: Annotated[bool, typer.
             typer.echo(f"  {name:<22} n={m['n']:<5} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
 
 
-def printable(text: str) -> str:
-    """The text safe for a terminal: control characters (escape sequences included) shown as `\\x1b`, not obeyed."""
-    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
-
-
 def mark_words(text: str, spans: list[tuple[int, int]]) -> str:
     """The text with each [start, end) span wrapped in [[ ]]."""
     out, pos = [], 0
@@ -167,7 +162,7 @@ def model_explain(
             )
             continue
         probs = "  ".join(f"{k} {v:.3f}" for k, v in explanation.probabilities.items())
-        typer.echo(f"\n{printable(mark_words(text, [(a.start, a.end) for a in explanation.attributions]))}")
+        typer.echo(f"\n{wiring.printable(mark_words(text, [(a.start, a.end) for a in explanation.attributions]))}")
         typer.echo(f"  label {explanation.label}   {probs}   ({method})")
         for a in explanation.attributions:
             typer.echo(f"  {a.rank}. {a.word!r:<24} {a.weight:.4f}  [{a.start}:{a.end}]")  # repr escapes

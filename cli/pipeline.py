@@ -106,6 +106,12 @@ def backfill_command(
         + (f"published {report.sent}" if via_kafka else f"stored {report.stored}, duplicates {report.duplicates}")
         + f", rejected {report.rejected}"
     )
+    for path in report.changed:
+        typer.echo(f"error: {path}: the file changed while it was read; it is not marked done: run again", err=True)
+    if report.all_rejected:
+        fail(f"every row was rejected ({report.rejected}); the first: {report.first_reject}")
+    if report.changed:
+        raise typer.Exit(1)
 
 
 def rescore_command(

@@ -43,9 +43,14 @@ DateOpt = Annotated[str | None, typer.Option(help="ISO date or time, UTC unless 
 LOGGING: dict[str, str | None] = {}  # --log-format / --log-level of this invocation (set by the root callback)
 
 
+def printable(text: str) -> str:
+    """The text safe for a terminal: control characters (escape sequences included) shown as `\\x1b`, not obeyed."""
+    return "".join(c if c.isprintable() or c == " " else repr(c)[1:-1] for c in text)
+
+
 def fail(message: str) -> NoReturn:
-    """One clear line on stderr and a non-zero exit."""
-    typer.echo(f"error: {message}", err=True)
+    """One clear line on stderr and a non-zero exit; what the user passed in the message is shown escaped."""
+    typer.echo(f"error: {printable(message)}", err=True)
     raise typer.Exit(code=1)
 
 

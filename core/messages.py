@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from core.times import TimeError, parse_time
 
 # Kafka's default message.max.bytes is about 1 MB; a bigger value is not a news item, it is a mistake or an attack.
 MAX_MESSAGE_BYTES = 1_048_576
@@ -67,16 +69,14 @@ class NewsMessage(BaseModel):
             raise ValueError(f"contains the control character U+{ord(control.group()):04X}")
         return value
 
-    @field_validator("published_at")
+    @field_validator("published_at", mode="before")
     @classmethod
-    def _to_utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        # A time without an offset is read as UTC (documented in docs/pipeline.md): wire formats rarely mean local time.
+    def _parse_time(cls, value: Any) -> datetime | None:
+        # The rules every source follows (files, feeds, this message): core.times, documented in docs/pipeline.md.
         try:
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        except OverflowError:  # 9999-12-31T23:59-14:00 is past year 9999 in UTC
-            raise ValueError("out of range when converted to UTC") from None
+            return parse_time(value)
+        except TimeError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("tickers")
     @classmethod
@@ -96,7 +96,8 @@ def _describe(error: dict[str, Any]) -> str:
     if error["type"] == "missing":
         return f"{field}: missing (required)"
     message = error["msg"].removeprefix("Value error, ")
-    return f"{field}: {message} (got {type(error['input']).__name__})"
+    got = type(error["input"]).__name__
+    return f"{field}: {message}" if f"got {got}" in message else f"{field}: {message} (got {got})"
 
 
 def decode(value: bytes | bytearray | memoryview | None, *, max_bytes: int = MAX_MESSAGE_BYTES) -> NewsMessage:

@@ -43,6 +43,14 @@ class BackfillReport:
     duplicates: int = 0
     rejected: int = 0
     already_done: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)  # files that changed while being read: not marked done
+    first_reject: str | None = None  # the first reason a row was rejected, for a run where every row was
+
+    @property
+    def all_rejected(self) -> bool:
+        """True when rows were read and every one inside the dates was rejected: the run achieved nothing."""
+        wanted = self.rows - self.skipped_rows
+        return wanted > 0 and self.rejected >= wanted
 
 
 def file_sha256(path: Path) -> str:
@@ -125,7 +133,7 @@ class Backfill:
         envelopes: list[Envelope] = []
         rejections: list[Rejection] = []
 
-        def commit_batch(finished: bool = False) -> None:
+        def commit_batch(finished: bool = False, rewind: bool = False) -> None:
             nonlocal done, rows_in_batch, envelopes, rejections
             if envelopes:
                 if self.processor is not None:
@@ -133,6 +141,8 @@ class Backfill:
                     report.stored += out.stored
                     report.duplicates += out.duplicates
                     report.rejected += out.rejected
+                    if report.first_reject is None and getattr(out, "rejections", None):
+                        report.first_reject = out.rejections[0].reason
                 else:
                     for env in envelopes:
                         self.transport.publish(self.topic, env.key, env.value)
@@ -141,7 +151,7 @@ class Backfill:
             with self.session_factory() as session, session.begin():
                 report.rejected += record_rejects(session=session, rejections=rejections)
                 state = session.scalar(select(BackfillProgress).where(BackfillProgress.run_key == run_key))
-                state.rows_done = done + rows_in_batch
+                state.rows_done = start if rewind else done + rows_in_batch
                 state.updated_at = datetime.now(UTC)
                 if finished:
                     state.finished_at = state.updated_at
@@ -156,6 +166,7 @@ class Backfill:
                 report.rows += 1
                 origin = f"{record.position}@{sha[:10]}"  # the content: two files named alike never collide
                 if record.error is not None:
+                    report.first_reject = report.first_reject or record.error
                     rejections.append(
                         Rejection(
                             stage="read", reason=record.error, payload=record.raw, origin=origin, source=record.source
@@ -168,7 +179,15 @@ class Backfill:
                     envelopes.append(Envelope(value=record.value, origin=origin, key=key))
                 if rows_in_batch >= self.batch_size:
                     commit_batch()
-            commit_batch(finished=True)
+            # A file rewritten or truncated while it was read is not the file whose rows were counted: what was read
+            # is stored, but the file is not marked done and its progress goes back to where this run started, so
+            # the next run reads those rows again (the stored ones are recognised as duplicates; a row cut in half
+            # by the change is read whole).
+            changed = file_sha256(path) != sha
+            if changed:
+                report.changed.append(str(path))
+                log.warning("%s: changed while it was read; not marked done, run the backfill again", path)
+            commit_batch(finished=not changed, rewind=changed)
         finally:
             bar.close()
 

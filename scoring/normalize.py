@@ -1,7 +1,8 @@
 """Normalise one raw news item: safe HTML-to-text, NFKC, UTC timestamps, content hash and exact-duplicate key.
 
 Policies (documented here because the worker counts and dead-letters on them):
-- A missing or unparseable `published_at` falls back to the ingest time (`now`) and sets `time_fallback=True`.
+- A missing `published_at` falls back to the ingest time (`now`) and sets `time_fallback=True`; one that is not a
+  time by the rules of `core.times` is rejected (never completed from today).
 - A timestamp before 1900-01-01 or more than one day after `now` is rejected: it is a parse error or a lie,
   and a fallback would hide it.
 - A missing or empty title (after cleanup) is rejected.
@@ -23,8 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning
-from dateutil import parser as date_parser
 
+from core import times
 from core.messages import MAX_MESSAGE_BYTES, MAX_TITLE_CHARS
 
 MAX_BODY_BYTES = MAX_MESSAGE_BYTES
@@ -168,22 +169,14 @@ def content_hash(source: str, title: str, body: str) -> str:
 
 
 def parse_time(value: str | datetime | None, *, now: datetime) -> tuple[datetime, bool]:
-    """Parse ISO 8601 / RFC 2822 to aware UTC; returns (time, fell_back). Raises NormalizeError when out of range."""
-    parsed: datetime | None = None
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str) and value.strip():
-        try:
-            parsed = date_parser.parse(value.strip())
-        except (ValueError, OverflowError, TypeError):
-            parsed = None  # unparseable: fall back, flagged, as documented above
+    """A publication time (rules of `core.times.parse_time`) in UTC; returns (time, fell_back). Missing: `now`,
+    flagged. Raises NormalizeError when it is not a time or out of range."""
+    try:
+        parsed = times.parse_time(value)
+    except times.TimeError as exc:
+        raise NormalizeError("published_at", str(exc), value) from None
     if parsed is None:
         return now, True
-    # A time with no offset is read as UTC, as core.messages does: feeds rarely mean the server's local time.
-    try:
-        parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except OverflowError:  # "Fri, 31 Dec 9999 23:59:59 -1400" is past year 9999 in UTC
-        raise NormalizeError("published_at", "out of range when converted to UTC", value) from None
     if parsed < EARLIEST:
         raise NormalizeError("published_at", "before 1900-01-01", value)
     if parsed > now + MAX_FUTURE:

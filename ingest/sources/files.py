@@ -78,7 +78,7 @@ def count_rows(path: str | Path) -> int:
             return sum(1 for line in fh if line.strip())
         _raise_field_limit()
         lines = _Lines(fh)
-        reader = csv.reader(lines)
+        reader = _csv_reader(lines)
         count = -1  # the header
         while True:
             try:
@@ -162,10 +162,31 @@ def _raise_field_limit() -> None:
         csv.field_size_limit(CSV_FIELD_LIMIT)
 
 
+def _csv_reader(lines: _Lines) -> Iterator[list[str]]:
+    """csv.reader in strict mode: a quote that is never closed is an error at the end of the file, and a closing
+    quote followed by text (`"a"b`) is an error, instead of text silently swallowing the rows after it."""
+    return csv.reader(lines, strict=True)
+
+
+def _header_problem(header: list[str], mapping: FieldMapping) -> str | None:
+    """Why no row of a file with this header can be read, or None: a repeated column name (which value would
+    count?) or no column for the title."""
+    seen: set[str] = set()
+    for column in header:
+        if column in seen:
+            return f"the column {column!r} appears twice in the header"
+        seen.add(column)
+    titles = dict.fromkeys((mapping.title, "title"))
+    if not any(t in seen for t in titles):
+        named = " or ".join(repr(t) for t in titles)
+        return f"no title column: expected {named} (columns: {', '.join(header)}); map yours in a sources file"
+    return None
+
+
 def _read_csv(fh: BinaryIO, *, path: Path, name: str, mapping: FieldMapping, start: int) -> Iterator[RawRecord]:
     _raise_field_limit()
     lines = _Lines(fh)
-    reader = csv.reader(lines)
+    reader = _csv_reader(lines)
     header: list[str] | None = None
     rows = 0
     while True:
@@ -178,8 +199,14 @@ def _read_csv(fh: BinaryIO, *, path: Path, name: str, mapping: FieldMapping, sta
             problem = str(exc)
             if "new-line character" in problem:  # csv's hint about newline='' does not apply: we give it lines
                 problem = "a carriage return (\\r) inside an unquoted field"
+            elif "unexpected end of data" in problem:
+                problem = "a quote opened here is never closed (the row runs to the end of the file)"
+            elif "expected after" in problem:
+                problem = f"text after a closing quote ({problem}): a quote inside a field must be doubled"
             row, csv_error = None, f"malformed CSV: {problem}"
         lineno, raw, decode_error = lines.take()
+        if csv_error and (spanned := raw.count(b"\n") - raw.endswith(b"\n")) > 0:
+            csv_error += f" (lines {lineno}-{lineno + spanned} were read as this one row, all kept with it)"
         if row == []:
             continue  # a blank line is not a row
         if header is None:
@@ -189,6 +216,9 @@ def _read_csv(fh: BinaryIO, *, path: Path, name: str, mapping: FieldMapping, sta
                 yield RawRecord(name, f"{path.name}:{lineno}", None, f"{reason} in the header", raw)
                 return
             header = [column.strip().lstrip("\ufeff") for column in row]
+            if problem := _header_problem(header, mapping):
+                yield RawRecord(name, f"{path.name}:{lineno}", None, f"line {lineno}: {problem}", raw)
+                return
             continue
         rows += 1
         if rows <= start:
@@ -246,10 +276,15 @@ def _read_jsonl(fh: BinaryIO, *, path: Path, name: str, mapping: FieldMapping, s
             yield RawRecord(name, position, None, error, raw)
             continue
         mapped, used = _fields(data.get, mapping, name=name)
-        extras = {k: v for k, v in data.items() if k not in used and k not in FieldMapping.field_names()}
-        extras.pop("v", None)
-        inner = extras.pop("extras", None)
-        extras |= inner if isinstance(inner, dict) else {}
-        if extras:
-            mapped["extras"] = extras
+        # The rest follows the news.raw message's rules: `v` must be 1, `extras` must be an object, other keys are
+        # kept in extras.
+        known = {*FieldMapping.field_names(), "v", "extras"}
+        extras = {k: v for k, v in data.items() if k not in used and k not in known}
+        if "v" in data:
+            mapped["v"] = data["v"]
+        inner = data.get("extras")
+        if inner is not None and not isinstance(inner, dict):
+            mapped["extras"] = inner  # the message refuses it, naming the field
+        elif extras or inner:
+            mapped["extras"] = extras | (inner or {})
         yield build_record(source=name, position=position, raw=raw, fields=mapped, prefix=f"line {lineno}: ")

@@ -13,15 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from dateutil import parser as date_parser
 from pydantic import ValidationError
 
 from core.messages import MAX_MESSAGE_BYTES, MAX_TICKERS, NewsMessage, encode
+from core.times import TimeError, parse_time
 
 # What a ticker may look like at a source; anything else is dropped so one odd symbol does not reject the row.
 TICKER = re.compile(r"^[A-Za-z0-9.\-:]{1,16}$")
-# A date string longer than this is not a date; dateutil's time on hostile input is then bounded.
-MAX_DATE_CHARS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,24 +47,12 @@ class FieldError(ValueError):
 
 
 def parse_published_at(value: Any) -> datetime | None:
-    """A wire time as a datetime (offset kept, naive left naive), None when empty; FieldError when unparseable."""
-    if value is None or isinstance(value, datetime):
-        return value
-    if not isinstance(value, str):
-        raise FieldError(f"published_at: expected a date string, got {type(value).__name__}")
-    text = value.strip()
-    if not text:
-        return None
-    if len(text) > MAX_DATE_CHARS:
-        raise FieldError(f"published_at: {len(text)} characters is not a date")
+    """A wire time in UTC by the rules of `core.times.parse_time` (the same as for `news.raw`), None when missing;
+    FieldError naming the problem otherwise."""
     try:
-        return date_parser.isoparse(text)
-    except (ValueError, OverflowError):
-        pass
-    try:
-        return date_parser.parse(text)
-    except (ValueError, OverflowError, TypeError) as exc:
-        raise FieldError(f"published_at: cannot parse {_shown(text)} as a date ({exc})") from None
+        return parse_time(value)
+    except TimeError as exc:
+        raise FieldError(f"published_at: {exc}") from None
 
 
 def clean_tickers(value: Any, *, separator: str = ";") -> list[str]:

@@ -62,7 +62,7 @@ def test_unicode_survives():
         (raw(tickers="NOK"), "tickers", "tickers: Input should be a valid list (got str)"),
         (raw(tickers=["NOK", 7]), "tickers.1", "tickers.1: Input should be a valid string (got int)"),
         (raw(tickers=["two words"]), "tickers", "'TWO WORDS' is not a ticker"),
-        (raw(published_at="yesterday"), "published_at", "published_at: Input should be a valid datetime"),
+        (raw(published_at="yesterday"), "published_at", "published_at: cannot read 'yesterday' as a date"),
         (raw(source=...), "source", "source: missing (required)"),
         (raw(v=2), "v", "v: Input should be 1"),
         (raw(extras=[1]), "extras", "extras: Input should be a valid dictionary"),

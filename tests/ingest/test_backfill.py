@@ -128,3 +128,54 @@ def test_via_topic_is_the_same_path(sample, processor, migrated_engine):
     stats = ScoringWorker(transport=MemoryTransport(broker), processor=processor, max_delay_s=0.1).run(idle_exit_s=0.5)
     assert stats.received == 120 and stats.stored + stats.duplicates == 120
     assert counts(migrated_engine)["articles"] == stats.stored
+
+
+def test_a_file_changed_while_read_is_not_marked_done(sample, processor, migrated_engine):
+    """Issue 17 D5: a file truncated under the reader was marked finished, and its lost rows were never stored."""
+    whole = sample.read_bytes()
+
+    class Truncating:
+        """The real processor; after the first batch the file is cut to half (a writer replacing it)."""
+
+        def __init__(self) -> None:
+            self.batches = 0
+
+        def process(self, envelopes):
+            self.batches += 1
+            if self.batches == 1:
+                sample.write_bytes(whole[: len(whole) // 2])
+            return processor.process(envelopes)
+
+    run = Backfill(session_factory=processor.session_factory, processor=Truncating(), batch_size=20, progress=False)
+    report = run.run([sample])
+    assert report.changed == [str(sample)] and report.already_done == []
+    with processor.session_factory() as s:
+        assert s.scalar(select(func.count()).where(BackfillProgress.finished_at.is_not(None))) == 0
+    sample.write_bytes(whole)  # the whole file again: the next run reads the rest and marks it done
+    again = Backfill(session_factory=processor.session_factory, processor=processor, progress=False).run([sample])
+    assert again.changed == [] and report.rows + again.rows >= 120
+    with processor.session_factory() as s:
+        assert s.scalar(select(func.count()).where(BackfillProgress.finished_at.is_not(None))) == 1
+        s.execute(BackfillProgress.__table__.delete())
+        s.commit()
+    # Nothing was lost: read from the start, every row of the whole file is already stored.
+    forced = Backfill(session_factory=processor.session_factory, processor=processor, progress=False).run([sample])
+    assert forced.rows == 120 and forced.stored == 0
+
+
+def test_a_run_where_every_row_is_rejected_says_so(tmp_path, processor):
+    path = tmp_path / "dates.csv"
+    path.write_text("headline,published_at\nA,12:00\nB,May 2024\n", encoding="utf-8")
+    report = Backfill(session_factory=processor.session_factory, processor=processor, progress=False).run([path])
+    assert report.all_rejected and report.rejected == 2
+    assert (
+        report.first_reject
+        == "line 2: published_at: '12:00' has no year and no month and no day: a date needs year, month and day"
+    )
+    fine = tmp_path / "fine.csv"
+    fine.write_text("headline,published_at\nNokia shares fall,2024-01-01\nB,May 2024\n", encoding="utf-8")
+    assert (
+        not Backfill(session_factory=processor.session_factory, processor=processor, progress=False)
+        .run([fine])
+        .all_rejected
+    )

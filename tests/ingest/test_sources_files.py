@@ -133,7 +133,7 @@ def test_csv_field_errors_name_the_line_and_field(tmp_path):
         ).encode(),
     )
     records = list(read_file(path, source="wire"))
-    assert records[0].error.startswith("line 2: published_at: cannot parse 'not a date' as a date")
+    assert records[0].error.startswith("line 2: published_at: cannot read 'not a date' as a date")
     assert records[1].error == "line 3: title: missing or empty"
     assert records[2].error == "line 4: 11 fields but the header has 9 (unquoted comma?)"
     short = decode(records[3].value)  # missing trailing columns are just absent
@@ -265,7 +265,7 @@ def test_jsonl_good_and_bad_lines(tmp_path):
     second = decode(records[6].value)
     assert (second.title, second.source, second.tickers) == ("From headline key", "Feed X", ["MSFT", "GOOG"])
     assert errors[7] == "line 9: title: expected a string, got int"
-    assert errors[8].startswith("line 10: published_at: cannot parse 'last tuesday-ish' as a date")
+    assert errors[8].startswith("line 10: published_at: cannot read 'last tuesday-ish' as a date")
     assert errors[9] == "line 11: body: expected a string, got dict"
     assert errors[10] == "line 12: title: String should have at most 1000 characters (got str)"
     assert records[1].raw == b'{"title": "broken", \n'
@@ -321,3 +321,96 @@ def test_raw_record_needs_exactly_one_of_value_and_error():
         RawRecord("s", "p", b"{}", "also an error", b"")
     with pytest.raises(ValueError, match="exactly one"):
         RawRecord("s", "p", None, None, b"")
+
+
+# ------------------------------------------------------------------------------- issue 17: D3, D13, D14
+
+
+def test_zones_in_files_are_converted_or_refused_never_dropped(tmp_path):
+    path = write(
+        tmp_path / "zones.csv",
+        (
+            b"published_at,headline\n"
+            b"2024-05-01 09:30 EST,Eastern\n"
+            b"2024-05-01 09:30 UTC+3,Three ahead\n"
+            b"2024-05-01 09:30 IST,Ambiguous\n"
+            b"2024-05-01 09:30 XYZ,Unknown\n"
+            b"12:00,No date\n"
+            b"May 2024,No day\n"
+            b"-1,A number\n"
+        ),
+    )
+    records = list(read_file(path, source="wire"))
+    assert [decode(r.value).published_at for r in records[:2]] == [
+        datetime(2024, 5, 1, 14, 30, tzinfo=UTC),
+        datetime(2024, 5, 1, 6, 30, tzinfo=UTC),
+    ]
+    reasons = [r.error for r in records[2:]]
+    assert reasons == [
+        "line 4: published_at: '2024-05-01 09:30 IST': the time zone 'IST' is ambiguous "
+        "(India (+05:30), Ireland (+01:00) or Israel (+02:00)): write an offset",
+        "line 5: published_at: '2024-05-01 09:30 XYZ': unknown time zone 'XYZ': write an offset such as +02:00",
+        "line 6: published_at: '12:00' has no year and no month and no day: a date needs year, month and day",
+        "line 7: published_at: 'May 2024' has no day: a date needs year, month and day",
+        "line 8: published_at: '-1' is a bare number, not a date (write ISO 8601, or a JSON number for Unix time)",
+    ]
+
+
+def test_a_duplicate_column_is_one_error_for_the_file(tmp_path):
+    path = write(tmp_path / "dup.csv", b"headline,published_at,headline\nA,2024-01-01,B\nC,2024-01-02,D\n")
+    records = list(read_file(path, source="wire"))
+    assert [r.error for r in records] == ["line 1: the column 'headline' appears twice in the header"]
+    assert count_rows(path) == 2  # what a backfill's progress bar counts; the one error stands for the file
+
+
+def test_a_missing_title_column_is_one_error_naming_the_columns(tmp_path):
+    path = write(tmp_path / "other.csv", b"Date,Title,Symbol\n2024-01-01,Apple up,AAPL\n2024-01-02,Meta down,META\n")
+    records = list(read_file(path, source="wire"))
+    assert len(records) == 1
+    assert records[0].error == (
+        "line 1: no title column: expected 'headline' or 'title' (columns: Date, Title, Symbol); "
+        "map yours in a sources file"
+    )
+    mapped = list(read_file(path, source="wire", mapping=FieldMapping(title="Title", published_at="Date")))
+    assert [decode(r.value).title for r in mapped] == ["Apple up", "Meta down"]
+
+
+def test_an_unterminated_quote_is_a_reject_not_a_swallowed_row(tmp_path):
+    path = write(
+        tmp_path / "quotes.csv",
+        b'headline,published_at\n"Unterminated headline,2024-01-01\nNext,2024-01-02\nThird "quoted" one,2024-01-03\n'
+        b"Fourth,2024-01-04\n",
+    )
+    records = list(read_file(path, source="wire"))
+    assert records[0].error.startswith("line 2: malformed CSV: text after a closing quote")
+    assert "lines 2-4 were read as this one row" in records[0].error
+    assert records[0].raw.count(b"\n") == 3  # the swallowed rows are kept with the reject, not lost
+    assert decode(records[1].value).title == "Fourth"
+    to_the_end = write(tmp_path / "end.csv", b'headline,published_at\nFirst,2024-01-01\n"Open quote,2024-01-02\nLast\n')
+    records = list(read_file(to_the_end, source="wire"))
+    assert decode(records[0].value).title == "First"
+    assert records[1].error.startswith("line 3: malformed CSV: a quote opened here is never closed")
+    assert count_rows(to_the_end) == len(records)
+
+
+def test_jsonl_rows_follow_the_message_rules(tmp_path):
+    path = write(
+        tmp_path / "rows.jsonl",
+        b'{"title": "Unix time", "published_at": 1714555800}\n'
+        b'{"title": "Extras not an object", "extras": [1, 2]}\n'
+        b'{"title": "Version two", "v": 2}\n'
+        b'{"title": "Version one", "v": 1, "extras": {"a": 1}, "desk": "EMEA"}\n',
+    )
+    records = list(read_file(path, source="wire"))
+    assert decode(records[0].value).published_at == datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
+    assert records[1].error == "line 2: extras: Input should be a valid dictionary (got list)"
+    assert records[2].error == "line 3: v: Input should be 1 (got int)"
+    assert decode(records[3].value).extras == {"a": 1, "desk": "EMEA"}
+    for record in records:  # the same bytes as a news.raw message give the same outcome
+        row = json.loads(record.raw) | {"source": "wire"}
+        try:
+            message = decode(json.dumps(row).encode())
+        except ValueError as exc:
+            assert record.error is not None and str(exc) in record.error
+        else:
+            assert record.ok and decode(record.value).published_at == message.published_at

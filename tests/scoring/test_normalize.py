@@ -78,11 +78,22 @@ def test_naive_time_is_read_as_utc():
     assert item(published_at="2024-06-03 10:00").published_at == datetime(2024, 6, 3, 10, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("value", [None, "", "   ", "not a date", "2024-13-45"])
-def test_missing_or_unparseable_time_falls_back_flagged(value):
+@pytest.mark.parametrize("value", [None, "", "   "])
+def test_missing_time_falls_back_flagged(value):
     out = item(published_at=value)
     assert out.published_at == NOW and out.time_fallback is True
     assert item().time_fallback is False
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("not a date", "cannot read"), ("2024-13-45", "month must be in 1..12"), ("12:00", "has no year")],
+)
+def test_a_time_that_cannot_be_read_is_rejected_never_today(value, reason):
+    """Issue 17 D3: a time that is not one (or lacks its date) was completed from today or fell back silently."""
+    with pytest.raises(NormalizeError, match=reason) as err:
+        item(published_at=value)
+    assert err.value.field == "published_at"
 
 
 @pytest.mark.parametrize("value", ["1899-12-31T23:59:59Z", "1066-10-14", "2099-01-01T00:00:00Z", "2024-06-04T13:00Z"])
