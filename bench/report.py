@@ -175,6 +175,40 @@ def soak_section(results: Path) -> list[str]:
     ]
 
 
+def cpu_paths_lines(data: dict) -> list[str]:
+    """The CPU inference paths (bench/cpu_paths.py): accuracy, speed and batch dependence, measured in one run."""
+    inf = data["inference"]
+    rows = inf["paths"] | inf.get("retired", {})
+    splits = data["main_splits"]
+    accuracy = data["accuracy"] | {name: row["accuracy"] for name, row in inf.get("retired", {}).items()}
+    lines = [
+        "",
+        "## CPU inference paths: one text, one score",
+        "",
+        f"`bench/cpu_paths.py`, {data['model_version']}, on {data['machine']['cpu']} ({data['machine']['cores']} "
+        f"cores, native bf16: {'yes' if data['machine']['native_bf16'] else 'no'}). Batch dependence: 400 twitter test "
+        "texts scored alone, then in batches of 50 and of 256; the largest change of any probability, and the labels "
+        "that changed. `int8_per_batch` is the int8 path before issue 17 (torch dynamic quantisation, activations "
+        "scaled per batch tensor, padding included), measured in the same run.",
+        "",
+        f"CPU default **{inf['cpu_default']}**, fallback **{inf['cpu_fallback']}** (rule: {inf['rule']}).",
+        "",
+        "| path | " + " | ".join(f"accuracy {n}" for n in splits) + " | worst loss vs fp32 | sentences/s (batch 32) "
+        "| vs fp32 | max probability change | labels changed |",
+        "| --- | " + " | ".join("---" for _ in splits) + " | --- | --- | --- | --- | --- |",
+    ]
+    fp32 = rows["fp32"]["sentences_per_s_batch32"]
+    for name, row in rows.items():
+        dep = row["batch_dependence"]
+        acc = " | ".join(fmt(accuracy.get(name, {}).get(n), 4) for n in splits)
+        lines.append(
+            f"| {name} | {acc} | {row['max_accuracy_loss']:+.4f} | {fmt(row['sentences_per_s_batch32'], 0)} | "
+            f"{row['sentences_per_s_batch32'] / fp32:.2f}x | {dep['max_probability_change']:.2g} | "
+            f"{dep['labels_changed']} of {2 * dep['n']} |"
+        )
+    return lines
+
+
 def report(results: Path) -> str:
     PLOTS.mkdir(parents=True, exist_ok=True)
     scoring, pipeline = load(results, "scoring"), load(results, "pipeline")
@@ -293,6 +327,9 @@ def report(results: Path) -> str:
         for b, row in scoring["batch_sizes"].items():
             lines.append(f"| {b} | {row['best_path']} | {row['ratio_fp32']:.2f}x | {row['ratio_same_opt']:.2f}x |")
         lines += ["", f"![model throughput]({plot_model(scoring)})"]
+
+    if cpu_paths := load(results, "cpu_paths"):
+        lines += cpu_paths_lines(cpu_paths)
 
     if pipeline:
         bursts = sorted(r["vs_model_only"] for r in pipeline["embedded"]["saturation"]["runs"] if "vs_model_only" in r)

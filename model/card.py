@@ -13,6 +13,10 @@ from model.network import LABELS
 from model.scorer import Scorer, cpu_has_bf16
 
 MAX_ACCURACY_LOSS = 0.005  # a faster path may cost at most 0.5 accuracy point to be the CPU default
+# A path may be the default only if a text's probabilities move by at most this much between being scored alone and
+# inside any batch (fp32 moves by ~2e-7: float sums in another order; int8 and bf16 by 0 on same-shape rows).
+MAX_BATCH_DEPENDENCE = 1e-4
+BATCH_SIZES = (1, 50, 256)  # batch_dependence compares scoring alone with these
 MAIN_SPLITS = ("phrasebank_50agree", "twitter")  # the large splits; the others are subsets or have < 500 rows
 
 
@@ -42,10 +46,29 @@ def sentences_per_second(scorer: Scorer, texts: list[str], batch_size: int = 32,
     return statistics.median(rates)
 
 
-def choose_cpu_default(metrics: dict, speed: dict) -> dict:
-    """The fastest path that loses at most MAX_ACCURACY_LOSS accuracy against fp32 on each main split."""
+def batch_dependence(scorer: Scorer, texts: list[str]) -> dict:
+    """How much a text's result depends on its batch: each text scored alone, then the same texts in batches of
+    BATCH_SIZES; the largest change of any probability, and how many labels differ from scored alone."""
+    alone = [scorer.score([t], batch_size=1)[0] for t in texts]
+    worst, flips = 0.0, 0
+    for size in BATCH_SIZES[1:]:
+        for a, b in zip(alone, scorer.score(texts, batch_size=size), strict=True):
+            worst = max(worst, max(abs(a.probabilities[k] - b.probabilities[k]) for k in LABELS))
+            flips += a.label != b.label
+    return {"n": len(texts), "batch_sizes": list(BATCH_SIZES), "max_probability_change": worst, "labels_changed": flips}
+
+
+def choose_cpu_default(metrics: dict, speed: dict, dependence: dict | None = None) -> dict:
+    """The fastest path that loses at most MAX_ACCURACY_LOSS accuracy against fp32 on each main split and whose
+    results do not depend on their batch (MAX_BATCH_DEPENDENCE)."""
     loss = {p: max(metrics["fp32"][n]["accuracy"] - metrics[p][n]["accuracy"] for n in MAIN_SPLITS) for p in metrics}
-    qualifying = [p for p in metrics if loss[p] <= MAX_ACCURACY_LOSS]
+    dependence = dependence or {}
+    qualifying = [
+        p
+        for p in metrics
+        if loss[p] <= MAX_ACCURACY_LOSS
+        and dependence.get(p, {}).get("max_probability_change", 0.0) <= MAX_BATCH_DEPENDENCE
+    ]
     fastest = max(qualifying, key=lambda p: speed[p])
     fallback = max((p for p in qualifying if p != "bf16"), key=lambda p: speed[p])
     return {
@@ -53,9 +76,57 @@ def choose_cpu_default(metrics: dict, speed: dict) -> dict:
         "cpu_fallback": fallback,
         "cuda_default": "bf16",
         "rule": f"the fastest CPU path (batch 32) whose accuracy is within {MAX_ACCURACY_LOSS:.3f} of fp32 on "
-        f"{' and '.join(MAIN_SPLITS)}; cpu_fallback is used on CPUs without native bf16",
-        "paths": {p: {"max_accuracy_loss": loss[p], "sentences_per_s_batch32": speed[p]} for p in metrics},
+        f"{' and '.join(MAIN_SPLITS)} and whose probabilities move by at most {MAX_BATCH_DEPENDENCE:g} between a text "
+        "scored alone and in a batch; cpu_fallback is used on CPUs without native bf16",
+        "paths": {
+            p: {
+                "max_accuracy_loss": loss[p],
+                "sentences_per_s_batch32": speed[p],
+                **({"batch_dependence": dependence[p]} if p in dependence else {}),
+            }
+            for p in metrics
+        },
     }
+
+
+def measure_cpu_paths(path: Path, retired: dict | None = None, log=print) -> tuple[dict, dict]:
+    """Test metrics, speed and batch dependence of every CPU path, and the CPU default they choose: the card's
+    "metrics" and "inference" sections. `retired` maps a name to a function building a Scorer of a path that is no
+    longer offered: measured in the same run for comparison (under inference["retired"]), never chosen."""
+    path = Path(path)
+    speed_texts, _ = read_labelled_csv(path / "splits" / "twitter_test.csv")
+    builders = {p: (lambda p=p: Scorer(path, device="cpu", precision=p)) for p in cpu_paths()} | (retired or {})
+    metrics, speed, dependence = {}, {}, {}
+    for name, build in builders.items():
+        scorer = build()
+        metrics[name] = evaluate_splits(scorer, path / "splits")
+        speed[name] = sentences_per_second(scorer, speed_texts[:512])
+        dependence[name] = batch_dependence(scorer, speed_texts[:400])
+        del scorer
+        summary = ", ".join(f"{n} acc {m['accuracy']:.4f} F1 {m['macro_f1']:.4f}" for n, m in metrics[name].items())
+        log(
+            f"{name} ({speed[name]:.0f} sentences/s, batch dependence "
+            f"{dependence[name]['max_probability_change']:.2g}): {summary}"
+        )
+    offered = [p for p in builders if p not in (retired or {})]
+    inference = choose_cpu_default({p: metrics[p] for p in offered}, speed, dependence)
+    if retired:
+        everything = choose_cpu_default(metrics, speed, dependence)["paths"]
+        inference["retired"] = {
+            name: everything[name] | {"accuracy": {n: m["accuracy"] for n, m in metrics[name].items()}}
+            for name in retired
+        }
+    return {"test": {p: metrics[p] for p in offered}}, inference
+
+
+def refresh_inference(path: Path, retired: dict | None = None, log=print) -> dict:
+    """Re-measure the CPU paths of a shipped checkpoint and rewrite its card (faithfulness and the rest kept)."""
+    path = Path(path)
+    card = json.loads((path / "card.json").read_text())
+    card["metrics"], card["inference"] = measure_cpu_paths(path, retired, log=log)
+    (path / "card.json").write_text(json.dumps(card, indent=2))
+    (path / "card.md").write_text(render_markdown(card))
+    return card
 
 
 def complete_card(path: Path, faithfulness_n: int = 300, log=print) -> dict:
@@ -64,18 +135,7 @@ def complete_card(path: Path, faithfulness_n: int = 300, log=print) -> dict:
 
     path = Path(path)
     card = json.loads((path / "card.json").read_text())
-    metrics, speed = {}, {}
-    speed_texts, _ = read_labelled_csv(path / "splits" / "twitter_test.csv")
-    for precision in cpu_paths():
-        scorer = Scorer(path, device="cpu", precision=precision)
-        metrics[precision] = evaluate_splits(scorer, path / "splits")
-        speed[precision] = sentences_per_second(scorer, speed_texts[:512])
-        summary = ", ".join(
-            f"{n} acc {m['accuracy']:.4f} F1 {m['macro_f1']:.4f}" for n, m in metrics[precision].items()
-        )
-        log(f"{precision} ({speed[precision]:.0f} sentences/s): {summary}")
-    card["metrics"] = {"test": metrics}
-    card["inference"] = choose_cpu_default(metrics, speed)
+    card["metrics"], card["inference"] = measure_cpu_paths(path, log=log)
     if faithfulness_n:
         texts, _ = read_labelled_csv(path / "splits" / "phrasebank_50agree_test.csv")
         card["faithfulness"] = {
@@ -140,12 +200,26 @@ def render_markdown(card: dict) -> str:
             f"CPU default **{inf['cpu_default']}**, fallback {inf['cpu_fallback']}, CUDA {inf['cuda_default']}: "
             f"{inf['rule']}.",
             "",
-            "| CPU path | worst accuracy loss vs fp32 | sentences/s (batch 32, this machine) |",
-            "|---|---:|---:|",
+            "| CPU path | worst accuracy loss vs fp32 | sentences/s (batch 32, this machine) "
+            "| batch dependence: max probability change, labels changed |",
+            "|---|---:|---:|---|",
             *[
-                f"| {p} | {v['max_accuracy_loss']:+.4f} | {v['sentences_per_s_batch32']:.0f} |"
-                for p, v in inf["paths"].items()
+                f"| {p} | {v['max_accuracy_loss']:+.4f} | {v['sentences_per_s_batch32']:.0f} | "
+                + (
+                    f"{v['batch_dependence']['max_probability_change']:.2g}, "
+                    f"{v['batch_dependence']['labels_changed']} of {v['batch_dependence']['n']} texts × "
+                    f"{len(v['batch_dependence']['batch_sizes']) - 1} batch sizes"
+                    if "batch_dependence" in v
+                    else "not measured"
+                )
+                + " |"
+                for p, v in (inf["paths"] | inf.get("retired", {})).items()
             ],
+            *(
+                ["", "Retired (measured in the same run, no longer offered): " + ", ".join(inf["retired"]) + "."]
+                if inf.get("retired")
+                else []
+            ),
         ]
     cal = card["calibration"]
     lines += [

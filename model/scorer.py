@@ -1,7 +1,7 @@
 """The Scorer: loads a shipped checkpoint and turns texts into labels, probabilities and attended words.
 
 Paths:
-- CPU `fp32`, CPU `int8` (torch dynamic int8 quantisation of every Linear layer), CPU `bf16` (autocast, only
+- CPU `fp32`, CPU `int8` (torchao int8 of every Linear layer, activations scaled per token), CPU `bf16` (autocast, only
   where the CPU has native bf16),
 - CUDA `bf16` (weights in bf16, fused SDPA attention).
 
@@ -24,10 +24,10 @@ from __future__ import annotations
 import ctypes
 import gc
 import json
+import logging
 import queue
 import re
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
@@ -51,6 +51,13 @@ MAX_CHARS = 200_000
 # tokens, not rows: a full batch of long texts raised a worker's resident memory, and glibc kept it afterwards
 # (docs/performance.md, 'Measurements behind code choices').
 TOKENS_PER_ROW = 32
+# Rows are padded to a multiple of this many word-pieces, by their own length (Scorer.padded_width).
+WIDTH_STEP = 16
+# Importing torchao (transformers does it too, whenever it is installed) logs a warning per optional CUDA kernel
+# library it cannot load on a CPU machine, and torch one per Enum torchao registers: noise on every command's
+# stderr, not news.
+for _noisy in ("torchao", "torch.utils._pytree"):
+    logging.getLogger(_noisy).setLevel(logging.ERROR)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
@@ -165,18 +172,17 @@ def cpu_has_bf16() -> bool:
 
 
 def quantize_int8(net: SentimentNet) -> torch.nn.Module:
-    """Dynamic int8 quantisation of every Linear layer: weights per output channel, activations per batch.
+    """int8 quantisation of every Linear layer (torchao): weights per output channel, activations per token.
 
-    Per-channel weight scales keep more accuracy than per-tensor ones at the same speed (docs/performance.md,
-    'Measurements behind code choices').
+    Each token's activations get their own scale, computed from that token alone, so a text's result does not
+    depend on the other texts of its batch. torch's own dynamic quantisation scales a whole batch tensor at once,
+    padding included, and moved a headline's probabilities by up to 0.6 between batches (docs/model.md, 'One text,
+    one score').
     """
-    from torch.ao.quantization import per_channel_dynamic_qconfig
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch 2.13 marks the eager quantisation API deprecated; it still works
-        return torch.ao.quantization.quantize_dynamic(  # in place: no second fp32 copy while quantising
-            net, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
-        )
+    quantize_(net, Int8DynamicActivationInt8WeightConfig())  # in place: no second fp32 copy while quantising
+    return net
 
 
 def _prefetched(items: Iterator, depth: int = 2) -> Iterator:
@@ -323,25 +329,34 @@ class Scorer:
 
     @staticmethod
     def _spans(widths: list[int], batch_size: int) -> Iterator[tuple[int, int]]:
-        """[start, end) spans of length-sorted rows: at most `batch_size` rows and `batch_size` x TOKENS_PER_ROW
-        padded tokens each (a batch of long texts gets fewer rows, never fewer than one)."""
+        """[start, end) spans of rows sorted by padded width: one width per span (a row's width depends on its own
+        length only), at most `batch_size` rows and `batch_size` x TOKENS_PER_ROW padded tokens each (a batch of
+        long texts gets fewer rows, never fewer than one)."""
         budget = batch_size * TOKENS_PER_ROW
         start = 0
         while start < len(widths):
             end = min(start + batch_size, len(widths))
-            while end - start > 1 and (end - start) * widths[end - 1] > budget:  # widths ascend: drop the longest
+            while end - start > 1 and (widths[end - 1] != widths[start] or (end - start) * widths[end - 1] > budget):
                 end -= 1
             yield start, end
             start = end
 
+    def padded_width(self, n: int) -> int:
+        """The width a row of `n` word-pieces ([CLS] and [SEP] included) is padded to: `n` rounded up to a
+        multiple of WIDTH_STEP, never past the window unless `n` is. It depends on the row alone, so a text is
+        computed on the same tensor shape whatever else is in its batch: that is what makes its score independent
+        of its batch (docs/model.md, 'One text, one score')."""
+        return max(n, min(-(-n // WIDTH_STEP) * WIDTH_STEP, self.config.max_length))
+
     def _batches(self, chunks: list[_Chunk], batch_size: int) -> Iterator[tuple[list[int], tuple[torch.Tensor, ...]]]:
         """Length-bucketed model batches: (chunk indices, (input ids, attention mask, pool mask)) on the CPU."""
         tok = self.tokenizer
-        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].ids))  # length bucketing
+        widths = [self.padded_width(len(c.ids) + 2) for c in chunks]
+        order = sorted(range(len(chunks)), key=lambda i: widths[i])  # length bucketing
         pin = self.device.type == "cuda"
-        for s, e in self._spans([len(chunks[i].ids) + 2 for i in order], batch_size):
+        for s, e in self._spans([widths[i] for i in order], batch_size):
             idx = order[s:e]
-            width = len(chunks[idx[-1]].ids) + 2
+            width = widths[idx[0]]
             ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
             attn = torch.zeros((len(idx), width), dtype=torch.long)
             for row, i in enumerate(idx):
