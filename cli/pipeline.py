@@ -3,6 +3,7 @@ database), and the batch jobs over history, `finsent backfill` and `finsent resc
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -81,8 +82,9 @@ def backfill_command(
         fail(f"--since {since} is not before --until {until}: no row could be backfilled")
     settings = wiring.settings(database_url)
     _, session_factory = wiring.database(settings)
+    # The progress bar is for a person at a terminal; in a pipe or a log it would be noise around the summary.
     common = dict(session_factory=session_factory, since=start, until=end, source=source,
-                  batch_size=batch_size)  # fmt: skip
+                  batch_size=batch_size, progress=sys.stderr.isatty())  # fmt: skip
     if via_kafka:
         transport = wiring.kafka(settings)
         try:

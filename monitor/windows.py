@@ -31,14 +31,20 @@ MARKET = "*"
 DEFAULT_WINDOWS = {"15m": 900, "1h": 3600, "1d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The longest window, hold or repeat interval a rule may name: a year (and a leap day). Longer is a typo, and past
+# timedelta's range (999,999,999 days) it would crash the evaluation rather than the config check.
+MAX_DURATION_S = 366 * 86400
 
 
 def parse_duration(text: str) -> int:
-    """Seconds in "90s", "15m", "1h", "1d"; ValueError naming the text otherwise."""
+    """Seconds in "90s", "15m", "1h", "1d" (at most 366d); ValueError naming the text otherwise."""
     match = _DURATION.match(str(text))
     if not match:
         raise ValueError(f"{text!r} is not a duration (use e.g. 30s, 15m, 1h, 1d)")
-    return int(float(match.group(1)) * _UNIT[match.group(2)])
+    seconds = float(match.group(1)) * _UNIT[match.group(2)]
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{text!r} is longer than the longest duration allowed, 366d")
+    return int(seconds)
 
 
 @dataclass(slots=True)

@@ -1,5 +1,5 @@
 """Every item of the hostile corpus through the real worker path (BatchProcessor on a migrated SQLite and PostgreSQL
-database, the shipped int8 scorer): stored (and rendered safely), rejected with a reason and kept in `rejects`, or
+database, the shipped default scorer): stored (and rendered safely), rejected with a reason and kept in `rejects`, or
 counted as a duplicate; the totals add up, a redelivery adds nothing, and the processor keeps working."""
 
 from __future__ import annotations
