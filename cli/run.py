@@ -10,6 +10,7 @@ import os
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -80,12 +81,13 @@ def run_command(
     if monitor_cfg is not None:
         scheduler = _start_monitor(monitor_cfg, scheduler=scheduler, session_factory=session_factory,
                                    evaluate_every=evaluate_every, metrics=server is not None, stop=stop)  # fmt: skip
-    replaying = None
+    replaying, replayed = None, None
     interrupted = False
     try:
         if replay is not None:
-            replaying = _start_replay(replay, settings=settings, producer=producer, session_factory=session_factory,
-                                      stop=stop, speed=speed, max_gap=max_gap, shift=shift, limit=limit)  # fmt: skip
+            replaying, replayed = _start_replay(replay, settings=settings, producer=producer,
+                                                session_factory=session_factory, stop=stop, speed=speed,
+                                                max_gap=max_gap, shift=shift, limit=limit)  # fmt: skip
         drained = (lambda: broker.drained(settings.consumer_group, settings.topic_raw)) if exit_when_done else None
         _wait(worker, scoring, replaying, stop=stop, started=started, drained=drained)
         interrupted = stop.is_set()  # SIGTERM
@@ -111,6 +113,14 @@ def run_command(
         open_alerts = last_look(session_factory=session_factory, config=monitor_cfg, now=wiring.now(),
                                 deliver=not interrupted)  # fmt: skip
         typer.echo(f"alerts open: {open_alerts} (finsent alerts list shows them with their evidence)")
+    stats = worker.stats
+    if replayed is not None and exit_when_done and not interrupted and stats.stored + stats.duplicates == 0:
+        if replayed.errors or stats.rejected:  # everything it was given was refused: the run achieved nothing
+            first = f"; the first: {replayed.first_error}" if replayed.first_error else ""
+            fail(
+                f"nothing stored: {replayed.errors} unreadable rows and {stats.rejected} rejected items in {replay} "
+                f"(the rejects table keeps each with its reason){first}"
+            )
 
 
 def _start_monitor(
@@ -183,7 +193,7 @@ def _start_replay(
     max_gap: float,
     shift: bool,
     limit: int | None,
-) -> threading.Thread:
+) -> tuple[threading.Thread, ReplayOutcome]:
     """Replay a news file onto news.raw in a thread; unreadable rows take the sources' path (rejects, news.dlq)."""
     from ingest.replay import replay
     from ingest.service import IngestService
@@ -192,15 +202,30 @@ def _start_replay(
                             dlq_topic=settings.topic_dlq)  # fmt: skip
     typer.echo(f"replaying {path} at {speed:g}x into {settings.database_url.split('://')[0]}")
 
+    outcome = ReplayOutcome()
+
+    def reject(record) -> None:
+        outcome.first_error = outcome.first_error or record.error
+        rejects.publish([record], kind="file")
+
     def play() -> None:
         done = replay(
             path,
             publish=lambda k, v: producer.publish(settings.topic_raw, k, v),
-            reject=lambda record: rejects.publish([record], kind="file"),
-            speed=speed, max_gap_s=max_gap, shift=shift, limit=limit, stop=stop,
+            reject=reject, speed=speed, max_gap_s=max_gap, shift=shift, limit=limit, stop=stop,
         )  # fmt: skip
+        outcome.published, outcome.errors = done.published, done.errors
         typer.echo(f"replay finished: {done.published} published, {done.errors} unreadable rows")
 
     thread = threading.Thread(target=play, name="replay", daemon=True)
     thread.start()
-    return thread
+    return thread, outcome
+
+
+@dataclass
+class ReplayOutcome:
+    """What the replay thread did, for the command's exit status."""
+
+    published: int = 0
+    errors: int = 0
+    first_error: str | None = None

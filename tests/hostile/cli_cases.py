@@ -61,6 +61,10 @@ CASES = [
     CliCase("backfill where every time is refused", ("backfill", "{tmp}/times.csv", "--database-url", DB),
             "every row was rejected (2); the first: line 2: published_at: '12:00' has no year",
             files={"times.csv": b"headline,published_at\nA,12:00\nB,May 2024\n"}),
+    CliCase("run --replay where every row is refused",
+            ("run", "--replay", "{tmp}/bad.csv", "--exit-when-done", "--database-url", DB),
+            "nothing stored: 2 unreadable rows and 0 rejected items",
+            files={"bad.csv": b"headline,published_at\nA,12:00\nB,May 2024\n"}),
     # The last row of the table: an empty date range was accepted and the file marked done.
     CliCase("backfill --since after --until",
             ("backfill", "{tmp}/n.csv", "--since", "2021-01-01", "--until", "2020-01-01", "--database-url", DB),
