@@ -102,14 +102,16 @@ def backfill_command(
         except SourceFileError as exc:  # a file of an unknown type; the files before it are stored
             fail(str(exc))
     for path in report.already_done:
-        typer.echo(f"{path}: already backfilled with these filters; nothing added")
+        typer.echo(f"{wiring.printable(path)}: already backfilled with these filters; nothing added")
     typer.echo(
         f"rows read {report.rows}, outside the dates {report.skipped_rows}, "
         + (f"published {report.sent}" if via_kafka else f"stored {report.stored}, duplicates {report.duplicates}")
         + f", rejected {report.rejected}"
     )
     for path in report.changed:
-        typer.echo(f"error: {path}: the file changed while it was read; it is not marked done: run again", err=True)
+        typer.echo(
+            f"error: {wiring.printable(path)}: the file changed while it was read; not marked done: run again", err=True
+        )
     if report.all_rejected:
         fail(f"every row was rejected ({report.rejected}); the first: {report.first_reject}")
     if report.changed:
