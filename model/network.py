@@ -1,4 +1,5 @@
-"""The sentiment network: a pretrained BERT-family encoder topped by an attention-pooling head.
+"""The sentiment network: a pretrained encoder (BERT for the shipped student, MPNet for the teacher) topped by an
+attention-pooling head.
 
 The head is the whole decision: a learned query scores every real word-piece, the softmax of those scores
 weights the token states, and a linear layer maps the pooled vector to three logits. The pooling weights
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import AutoModel, BertConfig
+from transformers import AutoConfig, AutoModel, PretrainedConfig
 
 LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 
@@ -22,7 +23,7 @@ LABELS: tuple[str, str, str] = ("negative", "neutral", "positive")
 class NetworkConfig:
     """Everything needed to rebuild the network; saved inside every checkpoint."""
 
-    encoder: dict = field(default_factory=dict)  # a BertConfig as a dict
+    encoder: dict = field(default_factory=dict)  # the encoder's transformers config as a dict (model_type names it)
     dropout: float = 0.1
     labels: tuple[str, ...] = LABELS
     max_length: int = 128  # window of one chunk, in word-pieces including [CLS] and [SEP]
@@ -37,8 +38,10 @@ class NetworkConfig:
         data["labels"] = tuple(data.get("labels", LABELS))
         return cls(**data)
 
-    def bert_config(self, attn_implementation: str = "sdpa") -> BertConfig:
-        cfg = BertConfig(**{k: v for k, v in self.encoder.items() if not k.startswith("_")})
+    def encoder_config(self, attn_implementation: str = "sdpa") -> PretrainedConfig:
+        """The encoder's config; `model_type` picks the architecture (checkpoints before the teacher are BERT)."""
+        fields = {k: v for k, v in self.encoder.items() if not k.startswith("_")}
+        cfg = AutoConfig.for_model(fields.pop("model_type", "bert"), **fields)
         cfg._attn_implementation = attn_implementation
         return cfg
 
@@ -96,9 +99,11 @@ class SentimentNet(nn.Module):
     def __init__(self, config: NetworkConfig, attn_implementation: str = "sdpa") -> None:
         super().__init__()
         self.config = config
-        bert_cfg = config.bert_config(attn_implementation)
-        self.encoder = AutoModel.from_config(bert_cfg, add_pooling_layer=False)
-        hidden = bert_cfg.hidden_size
+        try:
+            self.encoder = AutoModel.from_config(config.encoder_config(attn_implementation), add_pooling_layer=False)
+        except ValueError:  # MPNet has no SDPA attention in transformers: its eager attention does the same sums
+            self.encoder = AutoModel.from_config(config.encoder_config("eager"), add_pooling_layer=False)
+        hidden = self.encoder.config.hidden_size
         self.pool = AttentionPooling(hidden)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(hidden, len(config.labels))
@@ -106,8 +111,7 @@ class SentimentNet(nn.Module):
     @classmethod
     def from_pretrained_encoder(cls, encoder_dir: str, attn_implementation: str = "sdpa", **overrides) -> SentimentNet:
         """A fresh head on top of pretrained encoder weights read from a local directory."""
-        bert_cfg = BertConfig.from_pretrained(encoder_dir)
-        config = NetworkConfig(encoder=bert_cfg.to_dict(), **overrides)
+        config = NetworkConfig(encoder=AutoConfig.from_pretrained(encoder_dir).to_dict(), **overrides)
         net = cls(config, attn_implementation=attn_implementation)
         pretrained = AutoModel.from_pretrained(encoder_dir, add_pooling_layer=False)
         net.encoder.load_state_dict(pretrained.state_dict())
