@@ -15,6 +15,8 @@ from cli.wiring import CheckpointOpt
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"  # ../shared/data beside the checkout
 
+TEACHERS = Path.home() / ".cache" / "finsent" / "teachers"  # teacher checkpoints: too big for git
+
 model_app = typer.Typer(help="Train, inspect, evaluate and explain the sentiment model.", no_args_is_help=True)
 
 
@@ -72,6 +74,42 @@ def model_train(
     if set_default:
         (Path(cfg.out_dir) / "DEFAULT").write_text(path.name + "\n")
         typer.echo(f"DEFAULT -> {path.name}")
+
+
+@model_app.command("train-teacher")
+def model_train_teacher(
+    data_dir: Annotated[Path, typer.Option(help="Folder with the labelled development data.")] = SHARED_DATA,
+    out_dir: Annotated[Path, typer.Option(help="Where to write <version>/ (about 220 MB; not in git).")] = TEACHERS,
+    epochs: int = 2,
+    lr: float = 3e-5,
+    batch_size: int = 16,
+    max_length: int = 96,
+    device: str = "auto",
+    threads: Annotated[int, typer.Option(help="torch threads (0: torch's default).")] = 0,
+    max_train: Annotated[int, typer.Option(help="Cap the training set (smoke runs); 0 = all.")] = 0,
+    evaluate_paths: Annotated[bool, typer.Option(help="Evaluate CPU paths and faithfulness into the card.")] = True,
+) -> None:
+    """Fine-tune the teacher (all-mpnet-base-v2 under the same attention-pooling head) on the student's splits.
+
+    Needs the teacher extra (make teacher). The same splits, seed and head as the student; the checkpoint goes to a
+    cache outside the repository, and its card records the encoder's sha256.
+    """
+    from model.teacher_weights import TeacherWeightsError, assemble
+    from model.train import TrainConfig, train
+
+    if not data_dir.is_dir():
+        wiring.fail(f"{data_dir}: no such data folder")
+    try:
+        encoder = assemble(log=typer.echo)
+    except TeacherWeightsError as exc:
+        wiring.fail(str(exc))
+    cfg = TrainConfig(
+        data_dir=str(data_dir), out_dir=str(out_dir), encoder_dir=str(encoder), name="mpnet-teacher", epochs=epochs,
+        lr=lr, head_lr=1e-3, batch_size=batch_size, max_length=max_length, device=device, threads=threads,
+        max_train=max_train, evaluate_paths=evaluate_paths, faithfulness_n=100, evals_per_epoch=2,
+    )  # fmt: skip
+    path = train(cfg, log=typer.echo, command="finsent " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    typer.echo(f"teacher written to {path}")
 
 
 @model_app.command("info")

