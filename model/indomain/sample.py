@@ -84,10 +84,9 @@ def candidates(data: Path = DATA, exclude: set[str] | None = None) -> dict[str, 
     seen: set[str] = set()
     pools: dict[str, list[tuple[str, str]]] = {name: [] for name, _, _ in SOURCES}
     by_file: dict[str, list[tuple[str, str]]] = {}
-    for name, filename, outlet in SOURCES:
-        if filename not in by_file:
-            with (data / "news_stream" / filename).open(encoding="utf-8", newline="") as handle:
-                by_file[filename] = [(row["source"], row["headline"]) for row in csv.DictReader(handle)]
+    for filename in dict.fromkeys(file for _, file, _ in SOURCES):
+        with (data / "news_stream" / filename).open(encoding="utf-8", newline="") as handle:
+            by_file[filename] = [(row["source"], row["headline"]) for row in csv.DictReader(handle)]
     for filename, rows in by_file.items():
         outlets = {outlet: name for name, file, outlet in SOURCES if file == filename}
         for number, (outlet, headline) in enumerate(rows, start=1):
