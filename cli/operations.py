@@ -53,20 +53,14 @@ def dashboard_command(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Start the analyst dashboard (Streamlit); it reads the database only."""
-    from core.addresses import is_loopback
-    from dashboard.auth import ALLOW_OPEN_ENV, HASH_ENV, PASSWORD_ENV, CredentialError, configured
+    from core.addresses import ALLOW_OPEN_ENV, HASH_ENV, PASSWORD_ENV, dashboard_exposed_without_password
 
-    if not is_loopback(host) and os.environ.get(ALLOW_OPEN_ENV) != "1":
+    if dashboard_exposed_without_password(host):
         # The page would refuse every visitor anyway (dashboard.auth.gate); saying so here saves a blind start.
-        try:
-            plain, hashed = configured()
-        except CredentialError as exc:
-            wiring.fail(str(exc))
-        if plain is None and hashed is None:
-            wiring.fail(
-                f"--host {host!r} listens beyond this machine and no password is set: set {PASSWORD_ENV} (or "
-                f"{HASH_ENV}), or {ALLOW_OPEN_ENV}=1 when a proxy in front of it authenticates"
-            )
+        wiring.fail(
+            f"--host {host!r} listens beyond this machine and no password is set: set {PASSWORD_ENV} (or "
+            f"{HASH_ENV}), or {ALLOW_OPEN_ENV}=1 when a proxy in front of it authenticates"
+        )
     settings = wiring.settings(database_url)
     wiring.database(settings)  # migrated before anyone looks
     env = {**os.environ, "FINSENT_DATABASE_URL": settings.database_url}

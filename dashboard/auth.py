@@ -15,11 +15,8 @@ import os
 import secrets
 import time
 
-from core.addresses import is_loopback
+from core.addresses import ALLOW_OPEN_ENV, HASH_ENV, PASSWORD_ENV, is_loopback
 
-PASSWORD_ENV = "FINSENT_DASHBOARD_PASSWORD"
-HASH_ENV = "FINSENT_DASHBOARD_PASSWORD_HASH"
-ALLOW_OPEN_ENV = "FINSENT_DASHBOARD_ALLOW_OPEN"
 ALGORITHM = "pbkdf2_sha256"
 ITERATIONS = 600_000  # OWASP's figure for PBKDF2-HMAC-SHA256 (2023)
 FAILED_LOGIN_DELAY_S = 1.0  # a wrong password costs the guesser a second per try and session

@@ -157,3 +157,13 @@ def test_the_database_password_never_reaches_the_page(gated, monkeypatch):
     at.run()
     shown = " ".join(e.value for e in at.error) + " ".join(str(x.value) for x in at.exception)
     assert "Cannot read the database" in shown and "finsent" in shown and "pg-s3cret-pw" not in shown
+
+
+def test_the_dashboard_command_knows_when_it_would_be_exposed_without_a_password():
+    """`finsent dashboard` refuses such a start (issue 17, D1); the rule is the gate's."""
+    from core.addresses import dashboard_exposed_without_password as exposed
+
+    assert exposed("0.0.0.0", {}) and exposed("", {}) and exposed("dashboard.example.com", {})
+    assert not exposed("127.0.0.1", {}) and not exposed("::1", {})
+    assert not exposed("0.0.0.0", {PASSWORD_ENV: "pw"}) and not exposed("0.0.0.0", {HASH_ENV: "x"})
+    assert not exposed("0.0.0.0", {ALLOW_OPEN_ENV: "1"}) and exposed("0.0.0.0", {ALLOW_OPEN_ENV: "yes"})
