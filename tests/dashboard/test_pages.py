@@ -364,18 +364,15 @@ def test_model_card_page(seeded, app):
     int8 = CARD["metrics"]["test"]["int8"]["phrasebank_50agree"]
     assert metrics.loc[("int8", "phrasebank_50agree"), "accuracy"] == int8["accuracy"]
     assert len(metrics) == sum(len(v) for v in CARD["metrics"]["test"].values())
+    default = CARD["metrics"]["test"][CARD["inference"]["cpu_default"]]  # the page opens on the default path
     confusion = at.dataframe[1].value
-    assert confusion.drop(columns=[""]).values.tolist() == CARD["metrics"]["test"]["int8"]["fiqa"]["confusion"]
+    assert confusion.drop(columns=[""]).values.tolist() == default["fiqa"]["confusion"]
     at.selectbox(key="cm_split").set_value("twitter").run()
-    assert at.dataframe[1].value.drop(columns=[""]).values.tolist() == int8_twitter()
+    assert at.dataframe[1].value.drop(columns=[""]).values.tolist() == default["twitter"]["confusion"]
     faith = next(d.value for d in at.dataframe if "comprehensiveness" in d.value.columns)
     assert faith["method"].tolist() == list(CARD["faithfulness"]["methods"])
     calibration = next(d.value for d in at.dataframe if "ece_after" in d.value.columns).set_index("part")
     assert calibration.loc["test", "ece_after"] == CARD["calibration"]["test"]["ece_after"]
-
-
-def int8_twitter() -> list[list[int]]:
-    return CARD["metrics"]["test"]["int8"]["twitter"]["confusion"]
 
 
 # ---------------------------------------------------------------------------------------------------------- Search
