@@ -214,7 +214,7 @@ def _start_replay(
             publish=lambda k, v: producer.publish(settings.topic_raw, k, v),
             reject=reject, speed=speed, max_gap_s=max_gap, shift=shift, limit=limit, stop=stop,
         )  # fmt: skip
-        outcome.published, outcome.errors = done.published, done.errors
+        outcome.errors = done.errors
         typer.echo(f"replay finished: {done.published} published, {done.errors} unreadable rows")
 
     thread = threading.Thread(target=play, name="replay", daemon=True)
@@ -226,6 +226,5 @@ def _start_replay(
 class ReplayOutcome:
     """What the replay thread did, for the command's exit status."""
 
-    published: int = 0
     errors: int = 0
     first_error: str | None = None

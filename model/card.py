@@ -58,16 +58,27 @@ def batch_dependence(scorer: Scorer, texts: list[str]) -> dict:
     return {"n": len(texts), "batch_sizes": list(BATCH_SIZES), "max_probability_change": worst, "labels_changed": flips}
 
 
+def path_rows(metrics: dict, speed: dict, dependence: dict) -> dict:
+    """Each path's worst accuracy loss against fp32 on the main splits, its speed and its batch dependence."""
+    return {
+        p: {
+            "max_accuracy_loss": max(metrics["fp32"][n]["accuracy"] - metrics[p][n]["accuracy"] for n in MAIN_SPLITS),
+            "sentences_per_s_batch32": speed[p],
+            **({"batch_dependence": dependence[p]} if p in dependence else {}),
+        }
+        for p in metrics
+    }
+
+
 def choose_cpu_default(metrics: dict, speed: dict, dependence: dict | None = None) -> dict:
     """The fastest path that loses at most MAX_ACCURACY_LOSS accuracy against fp32 on each main split and whose
     results do not depend on their batch (MAX_BATCH_DEPENDENCE)."""
-    loss = {p: max(metrics["fp32"][n]["accuracy"] - metrics[p][n]["accuracy"] for n in MAIN_SPLITS) for p in metrics}
-    dependence = dependence or {}
+    rows = path_rows(metrics, speed, dependence or {})
     qualifying = [
         p
-        for p in metrics
-        if loss[p] <= MAX_ACCURACY_LOSS
-        and dependence.get(p, {}).get("max_probability_change", 0.0) <= MAX_BATCH_DEPENDENCE
+        for p, row in rows.items()
+        if row["max_accuracy_loss"] <= MAX_ACCURACY_LOSS
+        and row.get("batch_dependence", {}).get("max_probability_change", 0.0) <= MAX_BATCH_DEPENDENCE
     ]
     fastest = max(qualifying, key=lambda p: speed[p])
     fallback = max((p for p in qualifying if p != "bf16"), key=lambda p: speed[p])
@@ -78,14 +89,7 @@ def choose_cpu_default(metrics: dict, speed: dict, dependence: dict | None = Non
         "rule": f"the fastest CPU path (batch 32) whose accuracy is within {MAX_ACCURACY_LOSS:.3f} of fp32 on "
         f"{' and '.join(MAIN_SPLITS)} and whose probabilities move by at most {MAX_BATCH_DEPENDENCE:g} between a text "
         "scored alone and in a batch; cpu_fallback is used on CPUs without native bf16",
-        "paths": {
-            p: {
-                "max_accuracy_loss": loss[p],
-                "sentences_per_s_batch32": speed[p],
-                **({"batch_dependence": dependence[p]} if p in dependence else {}),
-            }
-            for p in metrics
-        },
+        "paths": rows,
     }
 
 
@@ -111,10 +115,9 @@ def measure_cpu_paths(path: Path, retired: dict | None = None, log=print) -> tup
     offered = [p for p in builders if p not in (retired or {})]
     inference = choose_cpu_default({p: metrics[p] for p in offered}, speed, dependence)
     if retired:
-        everything = choose_cpu_default(metrics, speed, dependence)["paths"]
+        rows = path_rows(metrics, speed, dependence)
         inference["retired"] = {
-            name: everything[name] | {"accuracy": {n: m["accuracy"] for n, m in metrics[name].items()}}
-            for name in retired
+            name: rows[name] | {"accuracy": {n: m["accuracy"] for n, m in metrics[name].items()}} for name in retired
         }
     return {"test": {p: metrics[p] for p in offered}}, inference
 
