@@ -159,13 +159,24 @@ def write_split_csv(path: Path, items: list[Example]) -> None:
 
 
 class Encoded:
-    """Pre-tokenised examples: word-piece ids and which positions the head may pool."""
+    """Pre-tokenised examples: word-piece ids, which positions the head may pool, gold labels (-100: none) and,
+    for distillation, the teacher's probabilities (None: none)."""
 
-    def __init__(self, tokenizer, texts: list[str], labels: list[int] | None, max_length: int) -> None:
+    def __init__(
+        self,
+        tokenizer,
+        texts: list[str],
+        labels: list[int] | None,
+        max_length: int,
+        rule=None,
+        soft: list[list[float] | None] | None = None,
+    ) -> None:
         enc = tokenizer(texts, truncation=True, max_length=max_length, return_special_tokens_mask=True)
         self.input_ids: list[list[int]] = enc["input_ids"]
         self.special: list[list[int]] = enc["special_tokens_mask"]
         self.labels = labels
+        self.soft = soft
+        self.rule = rule  # a model.network.PoolingRule, or None: pool every non-special piece
         self.pad_id = tokenizer.pad_token_id
 
     def __len__(self) -> int:
@@ -182,9 +193,15 @@ class Encoded:
             ids[row, :n] = torch.tensor(self.input_ids[i])
             attn[row, :n] = 1
             pool[row, :n] = torch.tensor(self.special[i]) == 0
+        if self.rule is not None:
+            pool = self.rule.mask(ids, attn)
         batch = {"input_ids": ids, "attention_mask": attn, "pool_mask": pool}
         if self.labels is not None:
             batch["labels"] = torch.tensor([self.labels[i] for i in idx], dtype=torch.long)
+        if self.soft is not None:
+            rows = [self.soft[i] for i in idx]
+            batch["soft_targets"] = torch.tensor([r if r is not None else [0.0] * 3 for r in rows])
+            batch["soft_mask"] = torch.tensor([r is not None for r in rows])
         return batch
 
 

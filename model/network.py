@@ -28,6 +28,10 @@ class NetworkConfig:
     labels: tuple[str, ...] = LABELS
     max_length: int = 128  # window of one chunk, in word-pieces including [CLS] and [SEP]
     temperature: float = 1.0  # set by temperature scaling on the validation split
+    # Words whose word-pieces the head never pools (PoolingRule), and whether pure punctuation is skipped too.
+    # Empty for checkpoints trained before the rule: they pool every word-piece but [CLS]/[SEP].
+    pool_skip: tuple[str, ...] = ()
+    pool_skip_punctuation: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -36,6 +40,7 @@ class NetworkConfig:
     def from_dict(cls, data: dict) -> NetworkConfig:
         data = dict(data)
         data["labels"] = tuple(data.get("labels", LABELS))
+        data["pool_skip"] = tuple(data.get("pool_skip", ()))
         return cls(**data)
 
     def encoder_config(self, attn_implementation: str = "sdpa") -> PretrainedConfig:
@@ -44,6 +49,57 @@ class NetworkConfig:
         cfg = AutoConfig.for_model(fields.pop("model_type", "bert"), **fields)
         cfg._attn_implementation = attn_implementation
         return cfg
+
+
+# Function words the head may not pool when a checkpoint asks for it (issue 18, point 5): an analyst reads the stored
+# words as the reason for a score, and "the", "of" or "to" explain nothing. Words that carry direction or
+# comparison stay poolable: not, no, up, down, over, under, more, less, than, against, above, below, off, out.
+FUNCTION_WORDS: tuple[str, ...] = (
+    "a", "an", "the", "and", "or", "but", "nor", "so", "yet", "if", "as", "of", "to", "in", "on", "at", "by",
+    "for", "from", "with", "into", "onto", "about", "via", "per", "its", "it", "it's", "this", "that", "these",
+    "those", "which", "who", "whom", "whose", "what", "he", "she", "his", "her", "him", "they", "them", "their",
+    "we", "our", "you", "your", "i", "my", "is", "are", "was", "were", "be", "been", "being", "am", "has", "have",
+    "had", "do", "does", "did", "will", "would", "shall", "should", "can", "could", "may", "might", "must", "s",
+)  # fmt: skip
+
+
+class PoolingRule:
+    """Which word-pieces of an encoded row the head may pool: real tokens, never specials ([CLS], [SEP], padding),
+    never the checkpoint's `pool_skip` words or (if asked) pure punctuation. A skipped word counts only as a whole
+    word: "the" in "the ##ater" stays poolable. A row whose every piece would be skipped pools its real tokens, so
+    every text gets a decision. Training and the scorer build their masks here, so the stored words are exactly
+    the weights the decision used."""
+
+    def __init__(self, tokenizer, config: NetworkConfig) -> None:
+        vocab = tokenizer.get_vocab()
+        size = max(len(tokenizer), max(vocab.values()) + 1)
+        self.special = torch.zeros(size, dtype=torch.bool)
+        self.special[[i for i in tokenizer.all_special_ids if i is not None]] = True
+        self.skip_word = torch.zeros(size, dtype=torch.bool)
+        self.continuation = torch.zeros(size, dtype=torch.bool)
+        self.skip_piece = torch.zeros(size, dtype=torch.bool)
+        words = {w.lower() for w in config.pool_skip}
+        for token, i in vocab.items():
+            if token.startswith("##"):
+                self.continuation[i] = True
+            elif token in words:
+                self.skip_word[i] = True
+            if config.pool_skip_punctuation and not any(ch.isalnum() for ch in token.removeprefix("##")):
+                self.skip_piece[i] = True
+        self.skip_piece &= ~self.special
+        self.active = bool(words) or config.pool_skip_punctuation
+
+    def mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) bool: True where the head may pool."""
+        real = attention_mask.bool() & ~self.special[input_ids]
+        if not self.active:
+            return real
+        following = torch.zeros_like(real)
+        following[:, :-1] = self.continuation[input_ids[:, 1:]] & attention_mask[:, 1:].bool()
+        skip = (self.skip_word[input_ids] & ~following) | self.skip_piece[input_ids]
+        pool = real & ~skip
+        empty = ~pool.any(-1, keepdim=True)
+        return torch.where(empty, real, pool)
 
 
 @dataclass

@@ -42,7 +42,7 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 from model.checkpoints import NETWORK_FILES, CheckpointError, default_checkpoint
-from model.network import LABELS, NetworkConfig, SentimentNet
+from model.network import LABELS, NetworkConfig, PoolingRule, SentimentNet
 
 CHUNK_OVERLAP = 32
 MAX_CHARS = 200_000
@@ -261,6 +261,7 @@ class Scorer:
         self.card = self._read_card()
         self.precision = self._choose_precision(precision)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+        self.rule = PoolingRule(self.tokenizer, self.config)
         self.max_chars = max_chars
         self.window = self.config.max_length - 2  # content word-pieces per chunk ([CLS] and [SEP] added)
         self.overlap = min(CHUNK_OVERLAP, self.window // 4)  # a small window must still advance
@@ -363,9 +364,7 @@ class Scorer:
                 n = len(chunks[i].ids)
                 ids[row, : n + 2] = torch.tensor([tok.cls_token_id, *chunks[i].ids, tok.sep_token_id])
                 attn[row, : n + 2] = 1
-            pool = attn.bool().clone()
-            pool[:, 0] = False
-            pool[torch.arange(len(idx)), attn.sum(1) - 1] = False  # [SEP]
+            pool = self.rule.mask(ids, attn)  # [CLS], [SEP] and the checkpoint's skipped words are never pooled
             tensors = (ids, attn, pool)
             yield idx, tuple(t.pin_memory() for t in tensors) if pin else tensors
 
@@ -485,7 +484,8 @@ class Scorer:
             attributions = []
             if top_k:
                 words = self.merge_words(texts[d], all_offsets[d], token_w.tolist())
-                ranked = sorted(words, key=lambda w: (-w[1], w[2]))[:top_k]
+                # words the head may not pool (the checkpoint's function words) weigh 0: the decision did not use them
+                ranked = sorted((w for w in words if w[1] > 0), key=lambda w: (-w[1], w[2]))[:top_k]
                 attributions = [Attribution(r + 1, w, float(wt), s, e) for r, (w, wt, s, e) in enumerate(ranked)]
             results.append(
                 ScoreResult(

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import save_file
+from torch.nn import functional as F
 from tqdm import tqdm
 from transformers import AutoTokenizer
 from transformers.utils import logging as transformers_logging
@@ -42,7 +43,7 @@ from model.data import (
     write_split_csv,
 )
 from model.evaluate import classification_metrics, expected_calibration_error, fit_temperature
-from model.network import LABELS, SentimentNet, attention_rollout
+from model.network import FUNCTION_WORDS, LABELS, PoolingRule, SentimentNet, attention_rollout
 from model.scorer import cpu_has_bf16
 
 
@@ -84,6 +85,14 @@ class TrainConfig:
     # the encoder routes into the decision (attention rollout, computed on the fly, no gradient). 0: off.
     align_rollout: float = 0.0
     init_from: str | None = None  # continue from a checkpoint directory instead of a fresh head
+    # Distillation (model/distill.py): the teacher's probabilities for the training texts and the news headlines.
+    soft_labels: str | None = None
+    distill_weight: float = 0.5  # on a labelled text: (1 - w) * cross-entropy(gold) + w * KL(teacher || student)
+    max_news: int = 0  # >0: use at most this many unlabelled news headlines (they learn from the teacher only)
+    # Never pool function words and punctuation (network.FUNCTION_WORDS): the stored words are content words.
+    pool_content_words: bool = False
+    # Add the in-domain headline set's validation half (model/indomain) to early stopping and calibration.
+    indomain_val: bool = False
     name: str = "minilm6-attnpool"  # the checkpoint's version is NAME-<hash of the weights>
 
 
@@ -113,7 +122,7 @@ def autocast_for(device: torch.device, bf16: str):
 def class_weights(labels: list[int], mode: str) -> torch.Tensor | None:
     if mode == "none":
         return None
-    counts = np.bincount(labels, minlength=len(LABELS)).astype(float)
+    counts = np.bincount([y for y in labels if y >= 0], minlength=len(LABELS)).astype(float)  # -100: no gold
     inv = counts.sum() / (len(LABELS) * np.maximum(counts, 1))
     w = np.sqrt(inv) if mode == "sqrt" else inv
     return torch.tensor(w / w.mean(), dtype=torch.float32)
@@ -179,6 +188,32 @@ def news_texts(data_dir: Path, exclude: set[str]) -> list[str]:
     return texts
 
 
+def training_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    soft: torch.Tensor | None,
+    has_soft: torch.Tensor | None,
+    class_weights: torch.Tensor | None,
+    cfg: TrainConfig,
+) -> torch.Tensor:
+    """Mean over the batch of each example's loss: cross-entropy on its gold label (-100: none), and with the
+    teacher's probabilities KL(teacher || student), mixed (1 - distill_weight) : distill_weight where it has both."""
+    logits = logits.float()
+    gold = labels != -100
+    ce = torch.zeros(len(labels), device=logits.device)
+    if gold.any():
+        ce[gold] = F.cross_entropy(
+            logits[gold], labels[gold], weight=class_weights, label_smoothing=cfg.label_smoothing, reduction="none"
+        )
+    if soft is None:
+        return ce.sum() / gold.sum().clamp_min(1)
+    log_p = F.log_softmax(logits, -1)
+    kl = (soft * (torch.log(soft.clamp_min(1e-8)) - log_p)).sum(-1) * has_soft
+    w = cfg.distill_weight
+    per = torch.where(gold & has_soft, (1 - w) * ce + w * kl, torch.where(gold, ce, kl))
+    return per[gold | has_soft].mean()
+
+
 def run_training(
     net: SentimentNet,
     train: Encoded,
@@ -223,14 +258,10 @@ def run_training(
         seen, t0 = 0, time.perf_counter()
         for i, idx in enumerate(bar):
             batch = {k: v.to(device) for k, v in train.collate(idx).items()}
+            labels, soft, has_soft = batch.pop("labels"), batch.pop("soft_targets", None), batch.pop("soft_mask", None)
             with amp:
-                out = net(
-                    **batch,
-                    class_weights=weights,
-                    label_smoothing=cfg.label_smoothing,
-                    output_attentions=cfg.align_rollout > 0,
-                )
-            loss = out.loss
+                out = net(**batch, output_attentions=cfg.align_rollout > 0)
+            loss = training_loss(out.logits, labels, soft, has_soft, weights, cfg)
             if cfg.align_rollout > 0:
                 with torch.no_grad():
                     target = attention_rollout(out.attentions, out.pooling_weights, batch["pool_mask"])
@@ -251,7 +282,7 @@ def run_training(
                     pred = predict_logits(net, data, device, amp=amp).argmax(-1).tolist()
                     scores[name] = classification_metrics(data.labels, pred)["macro_f1"]
                 net.train()
-                score = float(np.mean([scores[n] for n in ("phrasebank", "twitter") if n in scores]))
+                score = float(np.mean([scores[n] for n in ("phrasebank", "twitter", "indomain") if n in scores]))
                 history.append({"epoch": epoch + 1, "step": step, "val_macro_f1": scores, "selection": score})
                 log(
                     f"  step {step}: val macro-F1 {json.dumps({k: round(v, 4) for k, v in scores.items()})}"
@@ -269,8 +300,45 @@ def run_training(
     return best_state, history
 
 
-def encode_examples(tokenizer, items: list[Example], max_length: int) -> Encoded:
-    return Encoded(tokenizer, [e.text for e in items], [LABEL_TO_ID[e.label] for e in items], max_length)
+def encode_examples(tokenizer, items: list[Example], max_length: int, rule: PoolingRule | None = None) -> Encoded:
+    return Encoded(tokenizer, [e.text for e in items], [LABEL_TO_ID[e.label] for e in items], max_length, rule=rule)
+
+
+def indomain_examples(split: str) -> list[Example]:
+    """One half of the hand-labelled in-domain headline set (model/indomain; the test half only for reporting)."""
+    from model.distill import indomain_rows
+
+    return [Example(r["text"], r["label"], "indomain") for r in indomain_rows(split)]
+
+
+def distillation_targets(
+    path: Path, splits: dict, train_items: list[Example], data_dir: Path, cfg: TrainConfig
+) -> tuple[list, list[str], dict]:
+    """The teacher's probabilities for each training item (None where the file has none), the news headlines to
+    add (each with its probabilities appended), and what the card records of the distillation."""
+    from model.distill import SoftLabelError, news_headlines, read_soft_labels, text_hash
+
+    labels, record = read_soft_labels(path)
+    soft = [labels.get(text_hash(e.text), (None, None))[1] for e in train_items]
+    exclude = {text_key(e.text) for parts in splits.values() for p in ("val", "test") for e in parts[p]}
+    news = [t for t in news_headlines(data_dir, exclude) if labels.get(text_hash(t), ("",))[0] == "news"]
+    if cfg.max_news:
+        news = news[:: max(1, len(news) // cfg.max_news)][: cfg.max_news]
+    missing = sum(p is None for p in soft)
+    if missing > len(soft) // 10:
+        raise SoftLabelError(f"{path}: {missing} of {len(soft)} training texts have no soft label (other data?)")
+    soft += [labels[text_hash(t)][1] for t in news]
+    info = {
+        "soft_labels": path.name,
+        "soft_labels_sha256": sha256_file(path),
+        "teacher": record.get("teacher"),
+        "teacher_indomain_val": record.get("indomain_val"),
+        "news_bias": record.get("news_bias"),
+        "labelled_with_soft": len(train_items) - missing,
+        "news_headlines": len(news),
+        "distill_weight": cfg.distill_weight,
+    }
+    return soft, news, info
 
 
 def weights_version(state: dict) -> str:
@@ -351,10 +419,6 @@ def train(cfg: TrainConfig, log=print, command: str = "") -> Path:
     if cfg.max_train:
         random.Random(cfg.seed).shuffle(train_items)
         train_items = train_items[: cfg.max_train]
-    train_data = encode_examples(tokenizer, train_items, cfg.max_length)
-    val_data = {n: encode_examples(tokenizer, p["val"], cfg.max_length) for n, p in splits.items()}
-    log(f"train {len(train_data)} examples; val " + ", ".join(f"{n} {len(d)}" for n, d in val_data.items()))
-
     attn = "eager" if cfg.align_rollout > 0 else "sdpa"  # rollout needs the attention maps
     if cfg.init_from:
         from model.scorer import load_network
@@ -374,6 +438,25 @@ def train(cfg: TrainConfig, log=print, command: str = "") -> Path:
         log(f"domain-adaptive MLM on {mlm_texts} unlabelled news texts for {cfg.mlm_epochs} epochs")
         net.encoder.load_state_dict(domain_pretrain(encoder_dir, texts, cfg, device))
         set_seed(cfg.seed)
+    if cfg.pool_content_words:
+        net.config.pool_skip, net.config.pool_skip_punctuation = FUNCTION_WORDS, True
+    rule = PoolingRule(tokenizer, net.config)
+    soft, distilled = None, {}
+    if cfg.soft_labels:
+        soft, news, distilled = distillation_targets(Path(cfg.soft_labels), splits, train_items, data_dir, cfg)
+        train_items = train_items + [Example(t, "", "news") for t in news]
+    train_data = Encoded(
+        tokenizer,
+        [e.text for e in train_items],
+        [LABEL_TO_ID.get(e.label, -100) for e in train_items],
+        cfg.max_length,
+        rule=rule,
+        soft=soft,
+    )
+    val_data = {n: encode_examples(tokenizer, p["val"], cfg.max_length, rule) for n, p in splits.items()}
+    if cfg.indomain_val:
+        val_data["indomain"] = encode_examples(tokenizer, indomain_examples("val"), cfg.max_length, rule)
+    log(f"train {len(train_data)} examples; val " + ", ".join(f"{n} {len(d)}" for n, d in val_data.items()))
     net.to(device)
     best_state, history = run_training(net, train_data, val_data, cfg, device, log)
     net.load_state_dict(best_state)
@@ -389,7 +472,7 @@ def train(cfg: TrainConfig, log=print, command: str = "") -> Path:
     for part in ("val", "test"):
         sets = evaluation_sets(splits, part)
         enc = {
-            n: encode_examples(tokenizer, items, cfg.max_length)
+            n: encode_examples(tokenizer, items, cfg.max_length, rule)
             for n, items in sets.items()
             if n in ("phrasebank_50agree", "twitter", "fiqa")  # the others are subsets of phrasebank_50agree
         }
@@ -407,6 +490,8 @@ def train(cfg: TrainConfig, log=print, command: str = "") -> Path:
     version, path = save_checkpoint(net, tokenizer, Path(cfg.out_dir), cfg.name)
     for name, items in evaluation_sets(splits, "test").items():
         write_split_csv(path / "splits" / f"{name}_test.csv", items)
+    # Our own headlines' test half (model/indomain): read once, for the card's figure; never for a choice.
+    write_split_csv(path / "splits" / "indomain_test.csv", indomain_examples("test"))
     card = {
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -430,6 +515,8 @@ def train(cfg: TrainConfig, log=print, command: str = "") -> Path:
             "conflicting-label sentences dropped; TFNS train.csv 90/10 for train/val, valid.csv "
             "as test; FiQA posts 70/10/20; every test text removed from every train/val split",
             "mlm_texts": mlm_texts,
+            **({"distillation": distilled} if distilled else {}),
+            **({"indomain_val": len(val_data["indomain"])} if cfg.indomain_val else {}),
         },
         "seed": cfg.seed,
         "hyperparameters": {k: v for k, v in asdict(cfg).items() if k not in ("data_dir", "out_dir", "encoder_dir")},
