@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from model.evaluate import evaluate_texts, read_labelled_csv
-from model.network import LABELS
+from model.network import FUNCTION_WORDS, LABELS
 from model.scorer import Scorer, cpu_has_bf16
 
 MAX_ACCURACY_LOSS = 0.005  # a faster path may cost at most 0.5 accuracy point to be the CPU default
@@ -132,6 +132,32 @@ def refresh_inference(path: Path, retired: dict | None = None, log=print) -> dic
     return card
 
 
+def function_word_share(scorer: Scorer, texts: list[str], k: int = 3) -> dict:
+    """How often the top-k stored words are function words (network.FUNCTION_WORDS) or punctuation."""
+    words = [a.word for r in scorer.score(texts, top_k=k) for a in r.attributions]
+    bad = [w for w in words if w.lower() in FUNCTION_WORDS or not any(ch.isalnum() for ch in w)]
+    return {"texts": len(texts), "k": k, "words": len(words), "function_words": len(bad),
+            "share": len(bad) / max(1, len(words))}  # fmt: skip
+
+
+def explanation_words(path: Path) -> dict:
+    """function_word_share of a checkpoint's default CPU path on the in-domain validation headlines."""
+    from model.distill import indomain_rows
+
+    texts = [r["text"] for r in indomain_rows("val")]
+    return {"texts_from": "model/indomain val half", **function_word_share(Scorer(path, device="cpu"), texts)}
+
+
+def side_by_side(columns: dict[str, dict]) -> dict:
+    """{split: {column: {accuracy, macro_f1}}} from the fp32 test metrics of several cards (teacher, old and new
+    student), for the splits every card has or that a column measured."""
+    rows: dict[str, dict] = {}
+    for name, card in columns.items():
+        for split, m in card.get("metrics", {}).get("test", {}).get("fp32", {}).items():
+            rows.setdefault(split, {})[name] = {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+    return {"columns": list(columns), "rows": rows}
+
+
 def complete_card(path: Path, faithfulness_n: int = 300, log=print) -> dict:
     """Add test metrics for each CPU path, the CPU default path, and faithfulness; write card.json and card.md."""
     from model.explain import Explainer, faithfulness
@@ -145,6 +171,7 @@ def complete_card(path: Path, faithfulness_n: int = 300, log=print) -> dict:
             "split": "phrasebank_50agree_test",
             **faithfulness(Explainer(path), texts[:faithfulness_n], log=log),
         }
+    card["explanation_words"] = explanation_words(path)
     (path / "card.json").write_text(json.dumps(card, indent=2))
     (path / "card.md").write_text(render_markdown(card))
     return card
@@ -224,6 +251,31 @@ def render_markdown(card: dict) -> str:
                 else []
             ),
         ]
+    if "side_by_side" in card:
+        cols = card["side_by_side"]["columns"]
+        lines += [
+            "",
+            "## Side by side (CPU fp32, held-out test; accuracy / macro-F1)",
+            "",
+            "| split | " + " | ".join(cols) + " |",
+            "|---|" + "---:|" * len(cols),
+        ]
+        for split, row in card["side_by_side"]["rows"].items():
+            cells = [f"{row[c]['accuracy']:.3f} / {row[c]['macro_f1']:.3f}" if c in row else "–" for c in cols]
+            lines.append(f"| {split} | " + " | ".join(cells) + " |")
+    distilled = card["data"].get("distillation")
+    if distilled:
+        lines += [
+            "",
+            "## Distillation",
+            f"- Teacher `{distilled['teacher']}`; soft labels `model/distill/{distilled['soft_labels']}` (sha256 "
+            f"`{distilled['soft_labels_sha256'][:12]}…`): {distilled['labelled_with_soft']} labelled training texts "
+            f"and {distilled['news_headlines']} news_stream headlines; loss on a labelled text "
+            f"{1 - distilled['distill_weight']:.2f} × cross-entropy(gold) + {distilled['distill_weight']:.2f} × "
+            "KL(teacher ‖ student), on a headline KL only.",
+            f"- News-domain class bias on the teacher's logits (negative, neutral, positive): {distilled['news_bias']}"
+            f"; the teacher on the in-domain validation half: {distilled['teacher_indomain_val']}.",
+        ]
     cal = card["calibration"]
     lines += [
         "",
@@ -242,5 +294,12 @@ def render_markdown(card: dict) -> str:
             "| method | comprehensiveness | sufficiency |",
             "|---|---:|---:|",
             *[f"| {m} | {v['comprehensiveness']:.4f} | {v['sufficiency']:.4f} |" for m, v in f["methods"].items()],
+        ]
+    if "explanation_words" in card:
+        e = card["explanation_words"]
+        lines += [
+            "",
+            f"Function words or punctuation among the top-{e['k']} stored words ({e['texts']} headlines of the "
+            f"{e['texts_from']}): {e['function_words']} of {e['words']} ({e['share']:.1%}).",
         ]
     return "\n".join(lines) + "\n"

@@ -112,7 +112,7 @@ class Explainer:
         text = validate_text(text)
         result = self.scorer.score([text], top_k=0)[0]
         words = self.words(text, method)
-        ranked = sorted(words, key=lambda w: (-w[1], w[2]))[:top_k]
+        ranked = sorted((w for w in words if w[1] > 0), key=lambda w: (-w[1], w[2]))[:top_k]  # 0: not used
         return Explanation(
             method=method,
             label=result.label,
@@ -146,7 +146,9 @@ def faithfulness(
     suff = {m: [] for m in methods}
     used = 0
     for n, text in enumerate(texts):
-        base_words = explainer.words(text, "pooling")
+        # words the head may pool (weight > 0): with a content-word rule, random function words would make a weak
+        # baseline, so random words are drawn from the same words the pooling method ranks
+        base_words = [w for w in explainer.words(text, "pooling") if w[1] > 0]
         if len(base_words) < min_words:
             continue
         used += 1

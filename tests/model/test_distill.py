@@ -203,3 +203,35 @@ def test_the_recipe_distills_from_a_soft_label_file(soft_file, tokenizer, tmp_pa
     assert (path / "splits" / "indomain_test.csv").is_file()
     config = json.loads((path / "config.json").read_text())
     assert config["pool_skip_punctuation"] and "the" in config["pool_skip"]
+
+
+def test_the_card_counts_function_words_among_stored_words_and_sets_models_side_by_side(tokenizer, tmp_path):
+    from model.card import function_word_share, render_markdown, side_by_side
+
+    torch.manual_seed(0)
+    texts = ["The shares of the company rose to a record as it beat the forecast", "Profit is up for the year"]
+    paths = {}
+    for name, config in (("all", tiny_config(tokenizer, max_length=24)), ("content", content_config(tokenizer))):
+        _, paths[name] = save_checkpoint(SentimentNet(config), tokenizer, tmp_path, name)
+    before = function_word_share(Scorer(paths["all"], device="cpu", precision="fp32"), texts, k=5)
+    after = function_word_share(Scorer(paths["content"], device="cpu", precision="fp32"), texts, k=5)
+    assert before["words"] == 10 and after["words"] == 8  # "Profit is up for the year": 3 content words
+    assert before["function_words"] > 0 and after["function_words"] == 0 and after["share"] == 0.0
+
+    def card(acc):
+        return {"metrics": {"test": {"fp32": {"twitter": {"accuracy": acc, "macro_f1": acc - 0.1}}}}}
+
+    table = side_by_side({"teacher": card(0.9), "old": card(0.8), "new": card(0.85)})
+    assert table["columns"] == ["teacher", "old", "new"]
+    assert table["rows"]["twitter"]["new"] == {"accuracy": 0.85, "macro_f1": 0.75}
+    from model.checkpoints import default_checkpoint, read_card
+
+    shipped = read_card(default_checkpoint()) | {"side_by_side": table}
+    shipped["data"] = shipped["data"] | {
+        "distillation": {"teacher": "mpnet-teacher-x", "soft_labels": "mpnet-teacher-x.csv.gz",
+                         "soft_labels_sha256": "ab" * 32, "labelled_with_soft": 5, "news_headlines": 7,
+                         "distill_weight": 0.5, "news_bias": [0.1, 0.0, 0.2], "teacher_indomain_val": {}},
+    }  # fmt: skip
+    page = render_markdown(shipped)
+    assert "| twitter | 0.900 / 0.800 | 0.800 / 0.700 | 0.850 / 0.750 |" in page
+    assert "Teacher `mpnet-teacher-x`" in page and "7 news_stream headlines" in page
