@@ -141,11 +141,25 @@ def label_with_teacher(
     val = indomain_rows("val")
     log(f"teacher {version}: {len(labelled)} labelled training texts, {len(news)} news headlines, {len(val)} val")
 
-    logits, temperature = teacher_logits(teacher, [t for _, t in labelled] + [r["text"] for r in val] + news, log=log)
-    n_lab, n_val = len(labelled), len(val)
-    lab_logits, val_logits, news_logits = logits[:n_lab], logits[n_lab : n_lab + n_val], logits[n_lab + n_val :]
+    # Each labelled set's validation split too: the bias that best fits each set's own labels shows how far its
+    # convention sits from the others' (record["convention_bias"]).
+    set_val = [(name, e) for name, parts in splits.items() for e in parts["val"]]
+    texts = [t for _, t in labelled] + [e.text for _, e in set_val] + [r["text"] for r in val] + news
+    logits, temperature = teacher_logits(teacher, texts, log=log)
+    n_lab, n_set, n_val = len(labelled), len(set_val), len(val)
+    lab_logits, set_logits = logits[:n_lab], logits[n_lab : n_lab + n_set]
+    val_logits, news_logits = logits[n_lab + n_set : n_lab + n_set + n_val], logits[n_lab + n_set + n_val :]
     val_labels = torch.tensor([LABELS.index(r["label"]) for r in val])
     bias = fit_bias(val_logits, val_labels, temperature)
+    convention = {}
+    for name in splits:
+        rows = [i for i, (n, _) in enumerate(set_val) if n == name]
+        gold = torch.tensor([LABELS.index(set_val[i][1].label) for i in rows])
+        convention[name] = {
+            "bias": fit_bias(set_logits[rows], gold, temperature),
+            **_metrics(torch.softmax(set_logits[rows] / temperature, -1), gold.tolist()),
+        }
+    convention["indomain"] = {"bias": bias}
     shift = torch.tensor(bias)
     indomain_val = {
         "teacher": _metrics(torch.softmax(val_logits / temperature, -1), val_labels.tolist()),
@@ -172,6 +186,7 @@ def label_with_teacher(
         "teacher_test": card.get("metrics", {}).get("fp32", {}),
         "temperature": temperature,
         "news_bias": bias,
+        "convention_bias": convention,
         "indomain_val": indomain_val,
         "seed": seed,
         "counts": {name: sets.count(name) for name in dict.fromkeys(sets)},

@@ -132,6 +132,7 @@ def test_soft_labels_are_written_with_their_record_and_read_back(soft_file, tiny
     assert all(abs(sum(p) - 1) < 2e-3 for _, p in labels.values())
     assert len(record["news_bias"]) == 3 and record["news_bias"][1] == 0.0
     assert set(record["indomain_val"]) == {"teacher", "teacher_with_news_bias"}
+    assert set(record["convention_bias"]) == {"phrasebank", "twitter", "fiqa", "indomain"}
     assert record["indomain_val"]["teacher"]["n"] == 320
 
 
