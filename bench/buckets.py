@@ -27,8 +27,10 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from core.db import make_engine, make_session_factory  # noqa: E402
 from core.schema import Article, MonitorState, WindowBucket  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from model.checkpoints import active_version  # noqa: E402
 from monitor import windows  # noqa: E402
-from monitor.windows import _rows, aggregate, current_version  # noqa: E402
+from monitor.windows import _rows, aggregate  # noqa: E402
 
 
 def old_store_bucket(session: Session, *, key: str, window_s: int, start: datetime, version: str) -> None:
@@ -98,7 +100,7 @@ def main() -> None:
     engine = make_engine(args.url)
     sessions = make_session_factory(engine)
     with sessions() as s:
-        version = current_version(s)
+        version = active_version(Settings().model_version)  # what the monitor folds: FINSENT_MODEL_VERSION
         print(f"{s.scalar(select(Article.id).order_by(Article.id.desc()).limit(1)):,} articles (max id), "
               f"windows {wins}, batch {args.batch}, version {version}", flush=True)  # fmt: skip
 

@@ -69,9 +69,10 @@ def monitor_command(
     settings = wiring.settings(database_url)
     wiring.setup_logging(settings, "INFO")
     _, session_factory = wiring.database(settings)
+    version = wiring.model_version(settings, session_factory)
     transport = _alerts_transport(settings, cfg)
     if once:
-        report = evaluation_job(session_factory=session_factory, config=cfg)
+        report = evaluation_job(session_factory=session_factory, config=cfg, version=version)
         sent = delivery_job(session_factory=session_factory, receivers=receivers_of(cfg), transport=transport)
         typer.echo(
             f"findings {report.findings}, fired {report.fired}, resolved {report.resolved}, "
@@ -81,8 +82,8 @@ def monitor_command(
     server = wiring.metrics_server(settings, metrics_port)
     scheduler = BlockingScheduler(timezone="UTC")
     stop = threading.Event()  # ends a delivery in flight; the process exit would otherwise wait for it
-    schedule_monitor(scheduler, session_factory=session_factory, config=cfg, evaluate_every_s=evaluate_every,
-                     deliver_every_s=deliver_every, transport=transport, stop=stop,
+    schedule_monitor(scheduler, session_factory=session_factory, config=cfg, version=version,
+                     evaluate_every_s=evaluate_every, deliver_every_s=deliver_every, transport=transport, stop=stop,
                      metrics=shared(MonitorMetrics) if server is not None else None)  # fmt: skip
 
     def terminate(*_: object) -> None:
@@ -248,7 +249,8 @@ def alerts_replay(
     step: Annotated[str, typer.Option(help="Evaluate every this long, e.g. 15m.")] = "1h",
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Evaluate the rules over stored history and record what would have fired (notifying nobody).
+    """Evaluate the rules over stored history and record what would have fired (notifying nobody), on the scores of
+    the model version the readers show (FINSENT_MODEL_VERSION).
 
     Example: finsent alerts replay --config monitor.example.toml --since 2020-03-01 --until 2020-04-01 --step 1h
     """
@@ -261,14 +263,20 @@ def alerts_replay(
         delta = timedelta(seconds=parse_duration(step))
     except ValueError as exc:
         fail(f"--step: {exc}")
-    session_factory = wiring.session_factory(database_url)
+    settings = wiring.settings(database_url)
+    _, session_factory = wiring.database(settings)
+    version = wiring.model_version(settings, session_factory)
     try:
-        report = replay_history(session_factory=session_factory, config=cfg, since=start, until=end, step=delta)
+        report = replay_history(session_factory=session_factory, config=cfg, since=start, until=end, step=delta,
+                                version=version)  # fmt: skip
     except ValueError as exc:  # a step of zero
         fail(f"--step: {exc}")
     typer.echo(
-        f"replayed {start.date()} .. {end.date()} every {step}: {report.fired} alerts fired, {report.resolved} resolved"
+        f"replayed {start.date()} .. {end.date()} every {step} on {version}: {report.fired} alerts fired, "
+        f"{report.resolved} resolved"
     )
+    if report.note:  # nothing of the range was scored by this version: the zero above says nothing of the news
+        typer.echo(f"note: {report.note}")
 
 
 @feed_app.command("serve")

@@ -62,7 +62,8 @@ def dashboard_command(
             f"{HASH_ENV}), or {ALLOW_OPEN_ENV}=1 when a proxy in front of it authenticates"
         )
     settings = wiring.settings(database_url)
-    wiring.database(settings)  # migrated before anyone looks
+    _, session_factory = wiring.database(settings)  # migrated before anyone looks
+    wiring.model_version(settings, session_factory)  # an unknown FINSENT_MODEL_VERSION: one line here, not a page
     env = {**os.environ, "FINSENT_DATABASE_URL": settings.database_url}
     typer.echo(f"dashboard on http://{host}:{port}", err=True)
     command = dashboard_command_line(host=host, port=port)
@@ -81,7 +82,7 @@ def doctor_command(
     """Check the database, migrations, broker, model checkpoint and configs; say what is wrong and how to fix it."""
     from core import doctor
     from ingest.config import describe_sources, load_sources
-    from model.checkpoints import CHECKPOINT_FILES, default_checkpoint
+    from model.checkpoints import CHECKPOINT_FILES, WEIGHTS_DIR, default_checkpoint
     from model.scorer import load_network
     from monitor.rules import describe_config, load_monitor_config, required_secrets
 
@@ -91,9 +92,10 @@ def doctor_command(
     wiring.setup_logging(settings, "WARNING")
     checks = [settings_check, *doctor.check_database(settings.database_url, timeout_s=timeout)]
     checks.append(doctor.check_broker(settings, timeout_s=timeout))
-    checks.append(
-        doctor.check_checkpoint(checkpoint, default=default_checkpoint, load=load_network, files=CHECKPOINT_FILES)
-    )
+    # Without --checkpoint: the one the scoring workers load, FINSENT_MODEL_VERSION's, else the shipped default.
+    version = settings.model_version
+    workers = (lambda: WEIGHTS_DIR / version) if version else default_checkpoint
+    checks.append(doctor.check_checkpoint(checkpoint, default=workers, load=load_network, files=CHECKPOINT_FILES))
     sources_check, _ = doctor.check_config("sources", sources, load=load_sources, describe=describe_sources,
                                            option="--sources")  # fmt: skip
     monitor_check, config = doctor.check_config("monitor", monitor, load=load_monitor_config,

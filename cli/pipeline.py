@@ -39,7 +39,8 @@ def score_command(
     _, session_factory = wiring.database(settings)
     transport = wiring.kafka(settings)
     server = wiring.metrics_server(settings, metrics_port)
-    processor = build_processor(session_factory=session_factory, scorer=wiring.scorer(checkpoint, device))
+    processor = build_processor(session_factory=session_factory,
+                                scorer=wiring.pipeline_scorer(settings, checkpoint, device))  # fmt: skip
     worker = build_worker(settings=settings, transport=transport, processor=processor,
                           metrics=shared(WorkerMetrics) if server is not None else None)  # fmt: skip
     try:
@@ -96,7 +97,8 @@ def backfill_command(
     else:
         from scoring.build import build_processor
 
-        processor = build_processor(session_factory=session_factory, scorer=wiring.scorer(checkpoint, device))
+        processor = build_processor(session_factory=session_factory,
+                                    scorer=wiring.pipeline_scorer(settings, checkpoint, device))  # fmt: skip
         try:
             report = Backfill(processor=processor, **common).run(paths)
         except SourceFileError as exc:  # a file of an unknown type; the files before it are stored
@@ -126,18 +128,30 @@ def rescore_command(
     database_url: DatabaseOpt = None,
     device: str = "auto",
 ) -> None:
-    """Score stored articles with another model version; existing scores of other versions are kept."""
-    from model.checkpoints import WEIGHTS_DIR
+    """Score stored articles with another model version; existing scores of other versions are kept.
+
+    Readers show one version (FINSENT_MODEL_VERSION): compare first (`finsent model compare --candidate VERSION`),
+    then set FINSENT_MODEL_VERSION=VERSION to show the new scores (docs/model.md, "Rolling out a model version").
+    """
+    from model.checkpoints import WEIGHTS_DIR, CheckpointError, active_version
     from scoring.rescore import rescore
 
     path = Path(model) if Path(model).is_dir() else WEIGHTS_DIR / model
     if not path.is_dir():
         fail(f"model {model!r}: no such checkpoint (looked in {WEIGHTS_DIR})")
-    session_factory = wiring.session_factory(database_url)
+    settings = wiring.settings(database_url)
+    _, session_factory = wiring.database(settings)
     scorer = wiring.scorer(path, device)
     done = rescore(session_factory=session_factory, scorer=scorer, since=wiring.when(since, "since"),
                    until=wiring.when(until, "until"), batch_size=batch_size)  # fmt: skip
     typer.echo(f"scored {done} articles with {scorer.version}")
+    try:
+        shown = active_version(settings.model_version)
+    except CheckpointError:
+        shown = None
+    if shown is not None and scorer.version != shown:
+        typer.echo(f"the readers show {shown}: compare with `finsent model compare --candidate {scorer.version}`, "
+                   f"then set FINSENT_MODEL_VERSION={scorer.version} to show these scores")  # fmt: skip
 
 
 def ingest_command(

@@ -69,7 +69,9 @@ def run_command(
     broker = MemoryBroker(default_partitions=settings.topic_partitions)
     producer = MemoryTransport(broker)
     producer.ensure_topics([settings.topic_raw, settings.topic_dlq], partitions=settings.topic_partitions)
-    processor = build_processor(session_factory=session_factory, scorer=wiring.scorer(checkpoint, device))
+    processor = build_processor(session_factory=session_factory,
+                                scorer=wiring.pipeline_scorer(settings, checkpoint, device))  # fmt: skip
+    version = wiring.model_version(settings, session_factory)  # what the monitor and the dashboard show
     worker = build_worker(settings=settings, transport=MemoryTransport(broker), processor=processor,
                           metrics=shared(WorkerMetrics) if server is not None else None)  # fmt: skip
     stop = wiring.stop_on_sigterm()
@@ -80,7 +82,8 @@ def run_command(
     scheduler = launch_sources(sources, settings, producer, session_factory) if sources else None
     if monitor_cfg is not None:
         scheduler = _start_monitor(monitor_cfg, scheduler=scheduler, session_factory=session_factory,
-                                   evaluate_every=evaluate_every, metrics=server is not None, stop=stop)  # fmt: skip
+                                   version=version, evaluate_every=evaluate_every, metrics=server is not None,
+                                   stop=stop)  # fmt: skip
     replaying, replayed = None, None
     interrupted = False
     try:
@@ -111,7 +114,7 @@ def run_command(
 
         # Interrupted: no delivery, which could hang up to a receiver's timeout_s; the outbox keeps the rows.
         open_alerts = last_look(session_factory=session_factory, config=monitor_cfg, now=wiring.now(),
-                                deliver=not interrupted)  # fmt: skip
+                                version=version, deliver=not interrupted)  # fmt: skip
         typer.echo(f"alerts open: {open_alerts} (finsent alerts list shows them with their evidence)")
     stats = worker.stats
     if replayed is not None and exit_when_done and not interrupted and stats.stored + stats.duplicates == 0:
@@ -128,6 +131,7 @@ def _start_monitor(
     *,
     scheduler: BackgroundScheduler | None,
     session_factory: sessionmaker[Session],
+    version: str,
     evaluate_every: float,
     metrics: bool,
     stop: threading.Event,
@@ -142,8 +146,9 @@ def _start_monitor(
     if scheduler is None:
         scheduler = BackgroundScheduler(timezone="UTC")
         scheduler.start()
-    schedule_monitor(scheduler, session_factory=session_factory, config=config, evaluate_every_s=evaluate_every,
-                     deliver_every_s=2, metrics=shared(MonitorMetrics) if metrics else None, stop=stop)  # fmt: skip
+    schedule_monitor(scheduler, session_factory=session_factory, config=config, version=version,
+                     evaluate_every_s=evaluate_every, deliver_every_s=2,
+                     metrics=shared(MonitorMetrics) if metrics else None, stop=stop)  # fmt: skip
     return scheduler
 
 

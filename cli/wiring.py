@@ -125,6 +125,50 @@ def scorer(checkpoint: Path | None, device: str = "cpu", precision: str = "auto"
         fail(str(exc))
 
 
+def model_version(settings: Settings, session_factory: sessionmaker[Session]) -> str:
+    """The model version every reader shows (FINSENT_MODEL_VERSION, else the shipped default), or one line saying
+    why it cannot be: no checkpoint of it here and no score by it in the database."""
+    from core.versions import VersionError, check_version
+    from model.checkpoints import CheckpointError, active_version, version_checkpoint
+
+    try:
+        version = active_version(settings.model_version)
+    except CheckpointError as exc:  # no FINSENT_MODEL_VERSION and no model/weights/DEFAULT
+        fail(str(exc))
+    with session_factory() as session:
+        try:
+            check_version(session, version, has_checkpoint=version_checkpoint(version) is not None)
+        except VersionError as exc:
+            fail(str(exc))
+    return version
+
+
+def pipeline_scorer(settings: Settings, checkpoint: Path | None, device: str = "auto") -> Scorer:
+    """The scoring workers' model: --checkpoint, else the checkpoint of FINSENT_MODEL_VERSION (model/weights/<it>),
+    else the shipped default; a warning on stderr when it is not the version the readers show."""
+    from model.checkpoints import CheckpointError, active_version, version_checkpoint
+
+    if checkpoint is None and settings.model_version is not None:
+        checkpoint = version_checkpoint(settings.model_version)
+        if checkpoint is None:
+            fail(
+                f"FINSENT_MODEL_VERSION={settings.model_version}: no checkpoint model/weights/{settings.model_version}"
+                " here for the scoring workers: put it there, or pass --checkpoint"
+            )
+    loaded = scorer(checkpoint, device)
+    try:
+        shown = active_version(settings.model_version)
+    except CheckpointError:
+        shown = None
+    if shown is not None and loaded.version != shown:
+        typer.echo(
+            f"warning: scoring with {loaded.version}, but the readers show {shown} (FINSENT_MODEL_VERSION): these "
+            f"scores are shown once FINSENT_MODEL_VERSION={loaded.version}",
+            err=True,
+        )
+    return loaded
+
+
 def metrics_server(settings: Settings, port: int | None) -> HTTPServer | None:
     """Start the Prometheus /metrics endpoint when a port is set (option, else FINSENT_METRICS_PORT); else None."""
     port = settings.metrics_port if port is None else port

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,11 +50,22 @@ class Settings(BaseSettings):
     batch_max_size: int = Field(256, ge=1)
     batch_max_delay_s: float = Field(0.02, ge=0, le=60)  # a bound: inf killed the scoring thread, 1e9 hung it
 
+    # The one model version every reader shows (dashboard, alert rules and replay, feeds, exports), and the
+    # checkpoint the scoring workers load when given none: a folder name in model/weights (at most 64 characters,
+    # as scores.model_version). None: the shipped default, model/weights/DEFAULT. docs/model.md, "Rolling out".
+    model_version: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)
+
     # Operations. metrics_port 0 = no /metrics endpoint; the host stays loopback unless told (0.0.0.0 in a container).
     metrics_port: int = Field(0, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = None  # None: each command's own default
+
+    @field_validator("model_version", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        """FINSENT_MODEL_VERSION= (empty, as an .env file leaves it) means the default, not a version named ""."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     def secret_values(self) -> list[str]:
         """The secret values these settings hold (database password, SASL password), for log redaction."""

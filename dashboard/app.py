@@ -21,7 +21,9 @@ import streamlit as st  # noqa: E402
 from sqlalchemy.exc import OperationalError, ProgrammingError  # noqa: E402
 
 from dashboard import auth  # noqa: E402
+from dashboard.cache import settings_problem  # noqa: E402
 from dashboard.links import follow_explain_links  # noqa: E402
+from dashboard.render import md_escape  # noqa: E402
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
@@ -50,11 +52,14 @@ def main() -> None:
         return
     follow_explain_links(next(p for p in pages if p.url_path == "explain"))
     try:
+        problem = settings_problem()  # a bad FINSENT_ variable or an unknown FINSENT_MODEL_VERSION: no page can read
+        if problem is not None:
+            st.error(md_escape(problem))
+            return
         page.run()
     except (OperationalError, ProgrammingError) as exc:  # no database there, or one that was never migrated
         from core.settings import redact_url
         from dashboard.cache import database_url
-        from dashboard.render import md_escape
 
         st.error(
             md_escape(f"Cannot read the database at {redact_url(database_url())}: {str(exc.orig).strip()}")

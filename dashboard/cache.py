@@ -3,6 +3,8 @@
 Each cached query takes the database URL as its first argument, so two databases never share an entry, and opens
 a short read-only session of its own. Time-dependent queries take `now=None` ("the time of the query") so that the
 cache entry, not the clock, decides when they run again: at most once per `ttl` whatever the number of viewers.
+Queries of scores take the model version shown (`model_version()`, FINSENT_MODEL_VERSION) as an argument too, so
+it is part of every cache key.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import streamlit as st
+from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from core.db import make_engine
 from core.settings import Settings
+from core.versions import VersionError, check_version
 from dashboard import queries
-from model.checkpoints import WEIGHTS_DIR, default_checkpoint, read_card
+from model.checkpoints import WEIGHTS_DIR, active_version, default_checkpoint, read_card, version_checkpoint
 
 LIVE_TTL_S = 2  # below the default refresh interval, so every refresh can show new items
 TTL_S = 30
@@ -28,6 +32,31 @@ TTL_S = 30
 def database_url() -> str:
     """The database URL from the settings (FINSENT_DATABASE_URL overrides the default)."""
     return Settings().database_url
+
+
+def model_version() -> str:
+    """The model version every page shows: FINSENT_MODEL_VERSION, else the shipped default (model/weights/DEFAULT)."""
+    return active_version(Settings().model_version)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def _version_error(url: str, version: str) -> str | None:
+    with session(url) as s:
+        try:
+            check_version(s, version, has_checkpoint=version_checkpoint(version) is not None)
+        except VersionError as exc:
+            return str(exc)
+    return None
+
+
+def settings_problem() -> str | None:
+    """Why no page can be shown with these settings (a bad FINSENT_ variable, an unknown model version), or None."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        return f"bad FINSENT_ setting: {error['loc'][0]}: {error['msg']}"
+    return _version_error(settings.database_url, active_version(settings.model_version))
 
 
 def feed_url() -> str:
@@ -74,13 +103,20 @@ def pipeline_status(url: str, now: datetime | None = None) -> dict:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def market_sentiment(url: str, *, window_s: int, buckets: int, now: datetime | None = None):
-    return _query(url, "market_sentiment", now=_now(now), window_s=window_s, buckets=buckets)
+def market_sentiment(url: str, *, version: str, window_s: int, buckets: int, now: datetime | None = None):
+    return _query(url, "market_sentiment", version=version, now=_now(now), window_s=window_s, buckets=buckets)
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
-def sentiment_now(url: str, *, window_s: int, key: str = queries.MARKET, now: datetime | None = None) -> dict:
-    return _query(url, "sentiment_now", now=_now(now), window_s=window_s, key=key)
+def sentiment_now(
+    url: str, *, version: str, window_s: int, key: str = queries.MARKET, now: datetime | None = None
+) -> dict:
+    return _query(url, "sentiment_now", version=version, now=_now(now), window_s=window_s, key=key)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def version_note(url: str, **kwargs) -> str | None:
+    return _query(url, "version_note", **kwargs)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -109,8 +145,8 @@ def source_names(url: str) -> list[str]:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def alerts(url: str, *, statuses: tuple[str, ...], limit: int, now: datetime | None = None) -> list[dict]:
-    return _query(url, "alerts", statuses=list(statuses), limit=limit, now=_now(now))
+def alerts(url: str, *, version: str, statuses: tuple[str, ...], limit: int, now: datetime | None = None) -> list[dict]:
+    return _query(url, "alerts", version=version, statuses=list(statuses), limit=limit, now=_now(now))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -119,8 +155,8 @@ def silences(url: str, *, include_expired: bool = True, now: datetime | None = N
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def article(url: str, *, article_id: int) -> dict | None:
-    return _query(url, "article", article_id=article_id)
+def article(url: str, *, version: str, article_id: int) -> dict | None:
+    return _query(url, "article", version=version, article_id=article_id)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -1,4 +1,4 @@
-"""CSV export of news rows, safe to open in a spreadsheet."""
+"""CSV export of news rows, safe to open in a spreadsheet; each row names the model version that scored it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ COLUMNS = [
     "source",
     "tickers",
     "title",
+    "model_version",
     "label",
     "score",
     "confidence",
@@ -51,6 +52,7 @@ def news_csv(rows: Sequence[Mapping]) -> bytes:
                 _cell(row.get("source")),
                 _cell(" ".join(row.get("tickers", []))),
                 _cell(row.get("title")),
+                _cell(row.get("model_version")),
                 row.get("label"),
                 f"{row['score']:.4f}" if row.get("score") is not None else "",
                 f"{row['confidence']:.4f}" if row.get("confidence") is not None else "",

@@ -7,8 +7,9 @@ Written for a database with millions of articles (PostgreSQL in production, SQLi
 - aggregates are computed in SQL (GROUP BY), never by loading rows into Python; time series read the monitor's
   `window_buckets` where they are complete and aggregate only the rest with the monitor's own SQL
   (`monitor.windows.aggregate_sql`: story-weighted sentiment is defined there, once);
-- one model version is shown, the version of the newest score (`monitor.windows.current_version`), so a partial
-  rescore never mixes two models into one view.
+- one model version is shown, the one every query is given (`version`: FINSENT_MODEL_VERSION, else the shipped
+  default; dashboard/cache.py passes it), so a rescore never mixes two models into one view and a candidate's
+  scores never take over a page. Where a range holds only another version's scores, `version_note` says so.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from core.schema import (
     Source,
     WindowBucket,
 )
+from core.versions import version_note as _version_note
 from monitor.alerts import STATES, AlertFilter, find_alerts, matchers_text, matches
 from monitor.evidence import load_evidence
-from monitor.windows import MARKET, aggregate_sql, bucket_epoch, bucket_start, current_version
+from monitor.windows import MARKET, aggregate_sql, bucket_epoch, bucket_start, buckets_hold
 
 MAX_ROWS = 1000  # the most rows any list returns, whatever the caller asks
 MAX_BUCKETS = 2000  # per key and series: a longer range needs a longer window
@@ -78,6 +80,7 @@ def _news_select(version: str):
             Article.similar_before,
             Source.name.label("source"),
             Score.id.label("score_id"),
+            Score.model_version,
             Score.label,
             Score.score,
             Score.confidence,
@@ -178,6 +181,7 @@ def _filtered_news(
 def latest_news(
     session: Session,
     *,
+    version: str,
     limit: int = 50,
     tickers: list[str] | None = None,
     sources: list[str] | None = None,
@@ -185,15 +189,13 @@ def latest_news(
     min_confidence: float = 0.0,
     since: datetime | None = None,
 ) -> list[dict]:
-    """The newest scored articles, newest first, at most `limit` (1000 at most).
+    """The newest articles scored by `version`, newest first, at most `limit` (1000 at most).
 
-    Each row: article_id, published_at, source, tickers, title, url, label, score, confidence, probabilities,
-    words (top pooling words: word, weight, start, end into the title), is_first_of_story, similar_before, story_id.
-    Pass `since` with selective filters (see `_filtered_news`): it bounds how far back the query may read.
+    Each row: article_id, published_at, source, tickers, title, url, model_version, label, score, confidence,
+    probabilities, words (top pooling words: word, weight, start, end into the title), is_first_of_story,
+    similar_before, story_id. Pass `since` with selective filters (see `_filtered_news`): it bounds how far back
+    the query may read.
     """
-    version = current_version(session)
-    if version is None:
-        return []
     return _filtered_news(
         session,
         version=version,
@@ -219,6 +221,7 @@ def _like_pattern(term: str) -> str:
 def search(
     session: Session,
     *,
+    version: str,
     text: str,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -237,9 +240,6 @@ def search(
     (docs/performance.md, "Dashboard pages at 1,000,000 articles"). Substring matching also finds tickers and word
     fragments ("downgrad") that stemming would not. Rows have the shape of `latest_news`.
     """
-    version = current_version(session)
-    if version is None:
-        return []
     return _filtered_news(
         session,
         version=version,
@@ -252,14 +252,13 @@ def search(
     )
 
 
-def ticker_stories(session: Session, *, ticker: str, since: datetime, until: datetime, limit: int = 100) -> list[dict]:
+def ticker_stories(
+    session: Session, *, version: str, ticker: str, since: datetime, until: datetime, limit: int = 100
+) -> list[dict]:
     """The articles about one ticker in [since, until), newest first (range scan of mentions(ticker, published_at)).
 
     Rows have the shape of `latest_news` plus `relevance`; near-duplicates share `story_id`.
     """
-    version = current_version(session)
-    if version is None:
-        return []
     query = (
         _news_select(version)
         .add_columns(Mention.relevance)
@@ -269,6 +268,14 @@ def ticker_stories(session: Session, *, ticker: str, since: datetime, until: dat
         .limit(_limit(limit))
     )
     return _news_rows(session, session.execute(query))
+
+
+def version_note(
+    session: Session, *, version: str, since: datetime | None = None, until: datetime | None = None
+) -> str | None:
+    """What a page says instead of an empty list or chart when [since, until) was scored only by other versions
+    (`core.versions.version_note`); None when `version` scored news there or nothing did."""
+    return _version_note(session, version=version, since=since, until=until)
 
 
 def known_tickers(session: Session, *, since: datetime, limit: int = 200) -> list[str]:
@@ -294,10 +301,11 @@ def source_names(session: Session, *, limit: int = 500) -> list[str]:
 
 
 def _series(
-    session: Session, *, keys: list[str], start: datetime, end: datetime, window_s: int, now: datetime
+    session: Session, *, version: str, keys: list[str], start: datetime, end: datetime, window_s: int, now: datetime
 ) -> pd.DataFrame:
     """One row per key and bucket in [start, end): the monitor's stored bucket where it is complete (its bucket
-    ended before `now`), else aggregated in SQL; buckets without news have 0 stories and no mean."""
+    ended before `now`) and was computed from `version`, else aggregated in SQL; buckets without news have 0
+    stories and no mean."""
     window_s = int(window_s)
     if window_s <= 0:
         raise ValueError(f"window_s must be positive, got {window_s}")
@@ -310,22 +318,18 @@ def _series(
             f"{n} buckets of {window_s} s between {start:%Y-%m-%d} and {end:%Y-%m-%d}: use a longer window"
         )
     starts = [first + timedelta(seconds=i * window_s) for i in range(n)]
-    version = current_version(session)
-    if version is None or not starts or not keys:
+    if not starts or not keys:
         return pd.DataFrame(columns=SERIES_COLUMNS)
-    stored = {
-        (b.key, int(b.bucket_start.timestamp())): b
-        for b in session.scalars(
-            select(WindowBucket)
-            .where(
-                WindowBucket.key.in_(keys),
-                WindowBucket.window_s == window_s,
-                WindowBucket.bucket_start >= first,
-                WindowBucket.bucket_start < end,
-            )
-            .limit(MAX_BUCKETS * MAX_KEYS)
+    stored: dict[tuple[str, int], WindowBucket] = {}
+    if buckets_hold(session, version):  # not buckets computed from another version (the setting changed since)
+        query = select(WindowBucket).where(
+            WindowBucket.key.in_(keys),
+            WindowBucket.window_s == window_s,
+            WindowBucket.bucket_start >= first,
+            WindowBucket.bucket_start < end,
         )
-    }
+        for b in session.scalars(query.limit(MAX_BUCKETS * MAX_KEYS)):
+            stored[(b.key, int(b.bucket_start.timestamp()))] = b
 
     def complete(key: str, when: datetime) -> bool:
         return (key, int(when.timestamp())) in stored and when + timedelta(seconds=window_s) <= now
@@ -359,7 +363,9 @@ def _series(
     return frame
 
 
-def market_sentiment(session: Session, *, now: datetime, window_s: int = 900, buckets: int = 96) -> pd.DataFrame:
+def market_sentiment(
+    session: Session, *, version: str, now: datetime, window_s: int = 900, buckets: int = 96
+) -> pd.DataFrame:
     """Market-wide ("*") sentiment over the last `buckets` tumbling buckets of `window_s` up to `now`.
 
     Columns: key, bucket_start, items, stories, mean_score, share_negative, share_positive, origin ("stored": the
@@ -367,13 +373,12 @@ def market_sentiment(session: Session, *, now: datetime, window_s: int = 900, bu
     """
     end = bucket_start(now, window_s) + timedelta(seconds=window_s)
     start = end - timedelta(seconds=window_s * max(1, int(buckets)))
-    return _series(session, keys=[MARKET], start=start, end=end, window_s=window_s, now=now)
+    return _series(session, version=version, keys=[MARKET], start=start, end=end, window_s=window_s, now=now)
 
 
-def sentiment_now(session: Session, *, now: datetime, window_s: int = 3600, key: str = MARKET) -> dict:
+def sentiment_now(session: Session, *, version: str, now: datetime, window_s: int = 3600, key: str = MARKET) -> dict:
     """The rolling window [now - window_s, now) for the market or one ticker, aggregated in SQL like the monitor's
     rules see it: items, stories, mean_score, share_negative, share_positive (and the version shown)."""
-    version = current_version(session)
     result = {
         "key": key,
         "window_s": window_s,
@@ -384,8 +389,6 @@ def sentiment_now(session: Session, *, now: datetime, window_s: int = 3600, key:
         "share_negative": 0.0,
         "share_positive": 0.0,
     }
-    if version is None:
-        return result
     start = now - timedelta(seconds=window_s)
     buckets = aggregate_sql(session=session, keys=[key], start=start, end=now, window_s=None, version=version)
     return result | buckets.get((key, 0), {})
@@ -394,6 +397,7 @@ def sentiment_now(session: Session, *, now: datetime, window_s: int = 3600, key:
 def ticker_series(
     session: Session,
     *,
+    version: str,
     tickers: list[str],
     since: datetime,
     until: datetime,
@@ -408,7 +412,7 @@ def ticker_series(
     """
     tickers = _tickers(tickers)
     now = min(now or datetime.now(UTC), until)
-    series = _series(session, keys=tickers, start=since, end=until, window_s=window_s, now=now)
+    series = _series(session, version=version, keys=tickers, start=since, end=until, window_s=window_s, now=now)
     series = series.rename(columns={"key": "ticker"})
     alert_rows = session.execute(
         select(
@@ -431,16 +435,15 @@ def ticker_series(
     return {"series": series, "alerts": alerts}
 
 
-def ticker_words(session: Session, *, ticker: str, since: datetime, until: datetime, top: int = 15) -> pd.DataFrame:
+def ticker_words(
+    session: Session, *, version: str, ticker: str, since: datetime, until: datetime, top: int = 15
+) -> pd.DataFrame:
     """The attended (pooling) words over the ticker's stories in [since, until), split by the article's label.
 
     One article per story (near-duplicates would count the same words twice); words lower-cased. Columns: label,
     word, weight (sum of pooling weights), count (stories in whose top words it is). The `top` heaviest per label.
     """
-    version = current_version(session)
     columns = ["label", "word", "weight", "count"]
-    if version is None:
-        return pd.DataFrame(columns=columns)
     story_leads = (
         select(func.min(Article.id).label("article_id"))
         .select_from(Mention)
@@ -583,6 +586,7 @@ def silences(session: Session, *, now: datetime, include_expired: bool = True, l
 def alerts(
     session: Session,
     *,
+    version: str,
     statuses: list[str] | tuple[str, ...] = STATES,
     limit: int = 50,
     now: datetime | None = None,
@@ -590,8 +594,9 @@ def alerts(
 ) -> list[dict]:
     """Alerts, most recently changed first (index on updated_at), each with its evidence and latest events.
 
-    evidence: article_id, title, source, published_at, score, label, words ([word, weight] pairs). events: the 20
-    latest (at, event, detail). With `now`, `silenced_by` lists the active silences whose matchers hold.
+    evidence: article_id, title, source, published_at, score (when the alert recorded it), label (by `version`),
+    words ([word, weight] pairs). events: the 20 latest (at, event, detail). With `now`, `silenced_by` lists the
+    active silences whose matchers hold.
     """
     filters = AlertFilter(statuses=tuple(statuses or ()), limit=_limit(limit), replayed=include_replayed)
     found = find_alerts(session=session, filters=filters)
@@ -600,7 +605,7 @@ def alerts(
     ids = [a.id for a in found]
     evidence = {
         alert_id: [asdict(e) for e in items]
-        for alert_id, items in load_evidence(session=session, alert_ids=ids, version=current_version(session)).items()
+        for alert_id, items in load_evidence(session=session, alert_ids=ids, version=version).items()
     }
     ranked = (
         select(
@@ -656,13 +661,13 @@ def alerts(
 # ----------------------------------------------------------------------------------------------------- explain
 
 
-def article(session: Session, *, article_id: int) -> dict | None:
+def article(session: Session, *, version: str, article_id: int) -> dict | None:
     """Everything the Explain page shows about one article, or None if there is no such article.
 
     Keys: article_id, title, body, url, source, published_at, ingested_at, published_at_fallback, story_id,
-    is_first_of_story, similar_before, tickers (ticker, relevance, in_headline), version, score (the shown
-    version's score, else the newest: label, score, confidence, probabilities, n_chunks, model_version, scored_at,
-    words with offsets), scores (every version), story (other articles of the story), alerts (that cite it).
+    is_first_of_story, similar_before, tickers (ticker, relevance, in_headline), version, score (`version`'s score,
+    None without one: label, score, confidence, probabilities, n_chunks, model_version, scored_at, words with
+    offsets), scores (every version's, newest first), story (other articles of the story), alerts (that cite it).
     """
     row = session.execute(
         select(Article, Source.name).join(Source, Source.id == Article.source_id).where(Article.id == int(article_id))
@@ -670,11 +675,10 @@ def article(session: Session, *, article_id: int) -> dict | None:
     if row is None:
         return None
     a, source = row
-    version = current_version(session)
     all_scores = list(
         session.scalars(select(Score).where(Score.article_id == a.id).order_by(Score.scored_at.desc(), Score.id.desc()))
     )
-    shown = next((s for s in all_scores if s.model_version == version), all_scores[0] if all_scores else None)
+    shown = next((s for s in all_scores if s.model_version == version), None)  # never another version's
     score = None
     if shown is not None:
         words = [

@@ -23,6 +23,25 @@ def default_checkpoint() -> Path:
     return WEIGHTS_DIR / pointer.read_text().strip()
 
 
+def default_version() -> str:
+    """The version of the shipped checkpoint: the folder named in model/weights/DEFAULT."""
+    return default_checkpoint().name
+
+
+def active_version(configured: str | None) -> str:
+    """The model version the readers show: the configured one (FINSENT_MODEL_VERSION), else the shipped default."""
+    return configured or default_version()
+
+
+def version_checkpoint(version: str) -> Path | None:
+    """The checkpoint folder model/weights/<version> when it holds a network, else None (also for a version that
+    is not a plain folder name: a version never names a path)."""
+    if not version or version != Path(version).name or version.startswith("."):
+        return None
+    path = WEIGHTS_DIR / version
+    return path if all((path / name).is_file() for name in NETWORK_FILES) else None
+
+
 def read_card(path: Path) -> dict:
     """The model card (card.json) of a checkpoint directory; CheckpointError when it has none."""
     card = Path(path) / "card.json"

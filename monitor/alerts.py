@@ -27,9 +27,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.schema import Alert, AlertEvent, Notification, Silence
+from core.versions import version_note
 from monitor.evidence import json_time, load_evidence, record_evidence
 from monitor.rules import Finding, MonitorConfig, SourceSilent, evaluate, render
-from monitor.windows import DEFAULT_WINDOWS, current_version, parse_duration, update_buckets
+from monitor.windows import DEFAULT_WINDOWS, parse_duration, update_buckets
 
 STATES = ("pending", "firing", "resolved")  # an alert's lifecycle, in order
 OPEN = STATES[:2]
@@ -145,11 +146,16 @@ def ack(session: Session, alert_id: int, *, by: str, now: datetime, comment: str
 
 
 def run_evaluation(
-    *, session_factory: sessionmaker[Session], config: MonitorConfig, now: datetime, replay: bool = False
+    *,
+    session_factory: sessionmaker[Session],
+    config: MonitorConfig,
+    now: datetime,
+    version: str,
+    replay: bool = False,
 ) -> EvaluationReport:
-    """Fold new articles into the buckets, evaluate every rule at `now` and apply the lifecycle, in one transaction."""
+    """Fold new articles into the buckets, evaluate every rule at `now` on `version`'s scores (the active model
+    version: FINSENT_MODEL_VERSION) and apply the lifecycle, in one transaction."""
     with session_factory() as session, session.begin():
-        version = current_version(session)
         # The standard windows are always kept (the dashboard reads them), plus any other length a rule uses.
         windows = sorted(
             set(DEFAULT_WINDOWS.values()) | {r.window_s for r in config.rules if not isinstance(r, SourceSilent)}
@@ -382,17 +388,29 @@ class ReplayReport:
     fired: int = 0
     resolved: int = 0
     evaluations: int = 0
+    note: str | None = None  # set when the range was scored only by other model versions (core.versions)
 
 
 def replay_history(
-    *, session_factory: sessionmaker[Session], config: MonitorConfig, since: datetime, until: datetime, step: timedelta
+    *,
+    session_factory: sessionmaker[Session],
+    config: MonitorConfig,
+    since: datetime,
+    until: datetime,
+    step: timedelta,
+    version: str,
 ) -> ReplayReport:
-    """Evaluate the rules at since, since + step, ... up to until (inclusive) as `replay` alerts, notifying nobody."""
+    """Evaluate the rules on `version`'s scores at since, since + step, ... up to until (inclusive) as `replay`
+    alerts, notifying nobody. When no news of [since, until] was scored by `version` but some by another, the
+    report's `note` says so (a replay of nothing is not a quiet history)."""
     if step <= timedelta(0):
         raise ValueError(f"the replay step must be positive, got {step}")
     report, now = ReplayReport(), since
+    with session_factory() as session:
+        report.note = version_note(session, version=version, since=since, until=until)
     while now <= until:
-        evaluation = run_evaluation(session_factory=session_factory, config=config, now=now, replay=True)
+        evaluation = run_evaluation(session_factory=session_factory, config=config, now=now, version=version,
+                                    replay=True)  # fmt: skip
         report.fired += evaluation.fired
         report.resolved += evaluation.resolved
         report.evaluations += 1

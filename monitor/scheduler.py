@@ -57,12 +57,14 @@ def evaluation_job(
     *,
     session_factory: sessionmaker[Session],
     config: MonitorConfig,
+    version: str,
     now: datetime | None = None,
     metrics: MonitorMetrics | None = None,
 ) -> EvaluationReport:
-    """One evaluation; logs every alert state change (and records it in `metrics`, if given)."""
+    """One evaluation on `version`'s scores; logs every alert state change (and records it in `metrics`, if given)."""
     started = time.perf_counter()
-    report = run_evaluation(session_factory=session_factory, config=config, now=now or datetime.now(UTC))
+    report = run_evaluation(session_factory=session_factory, config=config, now=now or datetime.now(UTC),
+                            version=version)  # fmt: skip
     for event, rule, subject in report.changes:
         log.info("alert %s: %s %s", event, rule, subject)
     if metrics is not None:
@@ -95,11 +97,16 @@ def delivery_job(
 
 
 def last_look(
-    *, session_factory: sessionmaker[Session], config: MonitorConfig, now: datetime, deliver: bool = True
+    *,
+    session_factory: sessionmaker[Session],
+    config: MonitorConfig,
+    now: datetime,
+    version: str,
+    deliver: bool = True,
 ) -> int:
     """One evaluation and (unless `deliver` is false) one delivery at `now`, then how many alerts are open: what a
     run says before it exits. An interrupted run skips the delivery: its outbox rows wait for the next monitor."""
-    evaluation_job(session_factory=session_factory, config=config, now=now)
+    evaluation_job(session_factory=session_factory, config=config, now=now, version=version)
     if deliver:
         delivery_job(session_factory=session_factory, receivers=receivers_of(config), now=now)
     with session_factory() as session:
@@ -111,13 +118,15 @@ def schedule_monitor(
     *,
     session_factory: sessionmaker[Session],
     config: MonitorConfig,
+    version: str,
     evaluate_every_s: float = 30,
     deliver_every_s: float = 5,
     transport: Transport | None = None,
     metrics: MonitorMetrics | None = None,
     stop: threading.Event | None = None,
 ) -> list[Job]:
-    """Register the evaluation and delivery jobs (ids `monitor:evaluate`, `monitor:deliver`); `metrics` is optional.
+    """Register the evaluation (on `version`'s scores) and delivery jobs (ids `monitor:evaluate`, `monitor:deliver`);
+    `metrics` is optional.
 
     Set `stop` on shutdown: a delivery in flight then ends within a fraction of a second (the scheduler's threads
     are joined when the process exits, so a delivery left running would hold the exit)."""
@@ -128,7 +137,7 @@ def schedule_monitor(
             evaluation_job,
             id="monitor:evaluate",
             seconds=evaluate_every_s,
-            kwargs={"session_factory": session_factory, "config": config, "metrics": metrics},
+            kwargs={"session_factory": session_factory, "config": config, "version": version, "metrics": metrics},
             **common,
         ),
         scheduler.add_job(

@@ -14,6 +14,7 @@ implementations of this one definition; tests/monitor/test_windows.py holds them
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import defaultdict
@@ -21,13 +22,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
-from sqlalchemy import BigInteger, Float, Integer, String, and_, case, cast, func, literal, or_, select
+from sqlalchemy import BigInteger, Float, Integer, String, and_, case, cast, delete, func, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.schema import Article, Mention, MonitorState, Score, WindowBucket
 
 MARKET = "*"
+_BUCKETS_VERSION = "buckets_version"  # monitor_state: which model version the stored buckets were computed from
 DEFAULT_WINDOWS = {"15m": 900, "1h": 3600, "1d": 86400}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -76,9 +78,15 @@ class Baseline:
     active: int
 
 
-def current_version(session: Session) -> str | None:
-    """The model version of the newest score (None while none): one version per view, so a rescore never mixes in."""
-    return session.scalar(select(Score.model_version).order_by(Score.scored_at.desc(), Score.id.desc()).limit(1))
+def _version_id(version: str) -> int:
+    """A stable 60-bit number naming a model version (monitor_state holds integers)."""
+    return int(hashlib.sha256(version.encode()).hexdigest()[:15], 16)
+
+
+def buckets_hold(session: Session, version: str) -> bool:
+    """True when the stored window_buckets were computed from `version`'s scores (so a reader of it may use them)."""
+    state = session.get(MonitorState, _BUCKETS_VERSION)
+    return state is not None and state.value == _version_id(version)
 
 
 def _select(version: str, *, market: bool):
@@ -283,20 +291,24 @@ def bucket_epoch(session: Session, column, window_s: int):
 
 
 def update_buckets(
-    session: Session, *, windows: list[int], version: str | None = None, batch: int = 5000, max_buckets: int = 200_000
+    session: Session, *, windows: list[int], version: str, batch: int = 5000, max_buckets: int = 200_000
 ) -> int:
-    """Fold articles stored since the last call into the buckets; returns how many buckets were recomputed.
+    """Fold articles stored since the last call into the buckets of `version`; returns how many were recomputed.
 
     New articles are read `batch` ids at a time, and the buckets they touch are gathered over batches, up to
     `max_buckets`, before they are recomputed: history stored out of time order (a backfill of several files, a
     bulk load) touches most market days in every batch, and recomputing per batch re-read those days every time
-    (docs/performance.md, "Alert buckets after a bulk load").
+    (docs/performance.md, "Alert buckets after a bulk load"). Buckets of another model version (the setting
+    changed) are dropped and the whole history folded again: a baseline never mixes two versions.
     """
-    version = version or current_version(session)
-    if version is None:
-        return 0
     state = session.get(MonitorState, "buckets_article_id") or MonitorState(name="buckets_article_id", value=0)
     session.add(state)
+    held = session.get(MonitorState, _BUCKETS_VERSION) or MonitorState(name=_BUCKETS_VERSION, value=0)
+    session.add(held)
+    if held.value != _version_id(version):
+        session.execute(delete(WindowBucket))
+        state.value, held.value = 0, _version_id(version)
+        session.flush()
     recomputed, last = 0, state.value
     touched: set[tuple[str, int, datetime]] = set()
     while True:

@@ -147,7 +147,8 @@ def main() -> None:
     statuses = st.multiselect("Status", list(STATES), default=list(STATES), key="statuses")
     limit = st.number_input("Alerts", min_value=10, max_value=500, value=50, step=10, key="alert_limit")
     # Firing first, then pending, then resolved; most recently changed first within each.
-    found = sorted(cache.alerts(url, statuses=tuple(statuses), limit=int(limit)), key=lambda a: ORDER[a["status"]])
+    found = cache.alerts(url, version=cache.model_version(), statuses=tuple(statuses), limit=int(limit))
+    found = sorted(found, key=lambda a: ORDER[a["status"]])
     counts = {s: sum(1 for a in found if a["status"] == s) for s in STATES}
     a, b, c = st.columns(3)
     a.metric("Firing", counts["firing"])

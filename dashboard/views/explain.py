@@ -18,17 +18,19 @@ METHOD_TITLES = {"pooling": "Pooling attention (stored)", "rollout": "Attention 
 
 
 @st.cache_resource(show_spinner=False)
-def explainer():
-    """The fp32 explainer of the shipped checkpoint; the only place the dashboard imports torch."""
+def explainer(version: str):
+    """The fp32 explainer of the version shown, where its checkpoint is here, else of the shipped checkpoint; the
+    only place the dashboard imports torch."""
+    from model.checkpoints import version_checkpoint
     from model.explain import Explainer
 
-    return Explainer()
+    return Explainer(version_checkpoint(version))
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def other_explanations(text: str) -> dict:
+def other_explanations(text: str, version: str) -> dict:
     """Rollout and IG for a text, as plain data: {method: {label, probabilities, words}} and the model version."""
-    model = explainer()
+    model = explainer(version)
     out = {"version": model.version}
     for method in ("rollout", "ig"):
         e = model.explain(text, method=method, top_k=5)
@@ -40,13 +42,13 @@ def other_explanations(text: str) -> dict:
     return out
 
 
-def article_id_input(url: str) -> int | None:
+def article_id_input(url: str, version: str) -> int | None:
     """The article from ?article=ID, else the newest one; a number input changes it (and the URL)."""
     param = st.query_params.get("article", "")
     if param.strip().isdigit():
         default = int(param)
     else:
-        newest = cache.latest_news(url, limit=1)
+        newest = cache.latest_news(url, version=version, limit=1)
         if not newest:
             return None
         default = newest[0]["article_id"]
@@ -112,11 +114,16 @@ def faithfulness_section(version: str | None) -> None:
 def main() -> None:
     st.title("Explain")
     url = cache.database_url()
-    article_id = article_id_input(url)
+    version = cache.model_version()
+    article_id = article_id_input(url, version)
     if article_id is None:
-        st.info("No scored news yet.")
+        note = cache.version_note(url, version=version)
+        if note:
+            st.warning(md_escape(note))
+        else:
+            st.info("No scored news yet.")
         return
-    item = cache.article(url, article_id=article_id)
+    item = cache.article(url, version=version, article_id=article_id)
     if item is None:
         st.warning(f"No article {article_id}.")
         return
@@ -139,7 +146,18 @@ def main() -> None:
         + "</div>"
     )
     if score is None:
-        st.warning("This article has no score.")
+        others = ", ".join(dict.fromkeys(s["model_version"] for s in item["scores"]))
+        if others:  # scored, but only by other versions: this page shows one version, never another's verdict
+            st.warning(
+                md_escape(
+                    f"This article was scored only by {others}, not by {version}, the model version shown "
+                    f"(FINSENT_MODEL_VERSION). Rescore it with `finsent rescore --model {version}`, or set "
+                    f"FINSENT_MODEL_VERSION to one of those versions."
+                )
+            )
+            st.dataframe(pd.DataFrame(item["scores"]), hide_index=True)
+        else:
+            st.warning("This article has no score.")
         return
     a, b, c, d = st.columns(4)
     a.metric("Label", score["label"])
@@ -155,7 +173,7 @@ def main() -> None:
     computed = st.session_state.setdefault("explained", {})
     if st.button("Compute rollout and Integrated Gradients", type="primary", key="explain-more"):
         with st.spinner("Loading the model and computing attention rollout and Integrated Gradients..."):
-            computed[article_id] = other_explanations(item["title"])
+            computed[article_id] = other_explanations(item["title"], version)
     if article_id in computed:
         result = computed[article_id]
         if result["version"] != score["model_version"]:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.schema import LABELS
 from dashboard import cache
-from dashboard.render import age, news_frame, news_table, signed
+from dashboard.render import age, md_escape, news_frame, news_table, signed
 
 DAY_BUCKET_S = 900  # the day chart: 96 buckets of 15 minutes
 NOW_WINDOW_S = 3600  # "now" is the last hour
@@ -45,10 +45,11 @@ def filters(url: str) -> dict:
     }
 
 
-def news_panel(url: str, chosen: dict) -> None:
+def news_panel(url: str, version: str, chosen: dict) -> None:
     minute = datetime.now(UTC).replace(second=0, microsecond=0)  # the window moves once a minute (a cache key)
     rows = cache.latest_news(
         url,
+        version=version,
         since=minute - chosen["within"],
         limit=chosen["limit"],
         tickers=list(chosen["tickers"]),
@@ -59,7 +60,11 @@ def news_panel(url: str, chosen: dict) -> None:
     st.subheader("Latest news")
     st.caption(f"{len(rows)} items, newest first · refreshed {datetime.now(UTC):%H:%M:%S} UTC")
     if not rows:
-        st.info("No scored news matches these filters yet.")
+        note = cache.version_note(url, version=version, since=minute - chosen["within"])
+        if note:
+            st.warning(md_escape(note))
+        else:
+            st.info("No scored news matches these filters yet.")
         return
     st.html(news_table(rows))
     with st.expander("As a table"):
@@ -83,14 +88,19 @@ def sentiment_chart(series: pd.DataFrame) -> alt.Chart:
     return alt.layer(bars, line).resolve_scale(y="independent").properties(height=220)
 
 
-def market_panel(url: str) -> None:
+def market_panel(url: str, version: str) -> None:
     st.subheader("Market sentiment")
-    now = cache.sentiment_now(url, window_s=NOW_WINDOW_S)
+    now = cache.sentiment_now(url, version=version, window_s=NOW_WINDOW_S)
     a, b, c = st.columns(3)
     a.metric("Mean (1 h)", signed(now["mean_score"]), help="Weighted by confidence, near-duplicates once")
     b.metric("Stories (1 h)", now["stories"])
     c.metric("Negative (1 h)", f"{now['share_negative']:.0%}", help="Share of negative stories")
-    series = cache.market_sentiment(url, window_s=DAY_BUCKET_S, buckets=96)
+    series = cache.market_sentiment(url, version=version, window_s=DAY_BUCKET_S, buckets=96)
+    if len(series) and not series["stories"].sum():  # a quiet day, or one only another version scored?
+        note = cache.version_note(url, version=version, since=series["bucket_start"].min().to_pydatetime())
+        if note:
+            st.warning(md_escape(note))
+            return
     if series.empty:
         st.caption("Nothing scored yet.")
         return
@@ -138,13 +148,15 @@ def main() -> None:
     chosen = filters(url)
     every = timedelta(seconds=chosen["refresh"])
 
+    version = cache.model_version()
+
     @st.fragment(run_every=every)
     def live_news() -> None:
-        news_panel(url, chosen)
+        news_panel(url, version, chosen)
 
     @st.fragment(run_every=max(every, timedelta(seconds=30)))
     def live_market() -> None:
-        market_panel(url)
+        market_panel(url, version)
 
     @st.fragment(run_every=every)
     def live_pipeline() -> None:

@@ -12,10 +12,12 @@ from model.checkpoints import WEIGHTS_DIR
 
 
 def versions() -> list[str]:
-    """Model versions with a card under model/weights/, the default first."""
-    default = cache.default_version()
+    """Model versions with a card under model/weights/: the one the pages show first (when its card is here), then
+    the shipped default."""
     found = sorted(p.parent.name for p in WEIGHTS_DIR.glob("*/card.json"))
-    return [default, *(v for v in found if v != default)]
+    default, shown = cache.default_version(), cache.model_version()
+    first = [shown] if shown in found and shown != default else []
+    return [*first, default, *(v for v in found if v not in (shown, default))]
 
 
 def metrics_frame(card: dict) -> pd.DataFrame:
@@ -54,6 +56,11 @@ def main() -> None:
     b.metric("Created", str(card.get("created_at", "–"))[:10])
     c.metric("CPU path", inference.get("cpu_default", "–"))
     d.metric("Temperature", f"{calibration.get('temperature', float('nan')):.3f}")
+    shown = cache.model_version()
+    if version == shown:
+        st.caption("The version every page shows (FINSENT_MODEL_VERSION, else the shipped default).")
+    elif shown not in choices:
+        st.caption(f"The pages show {md_escape(shown)}, whose card is not here (its scores were made elsewhere).")
     if version == cache.default_version():
         st.caption("The shipped default (model/weights/DEFAULT).")
 

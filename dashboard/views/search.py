@@ -46,8 +46,10 @@ def main() -> None:
         st.caption("Type words to search for, or pick tickers.")
         return
     since, until = date_range(days)
+    version = cache.model_version()
     rows = cache.search(
         url,
+        version=version,
         text=text,
         since=since,
         until=until,
@@ -60,7 +62,11 @@ def main() -> None:
         + (" (the limit: narrow the search)" if len(rows) >= int(limit) else "")
     )
     if not rows:
-        st.info(f"No headline matches {md_escape(text.strip()) or 'these filters'}.")
+        note = cache.version_note(url, version=version, since=since, until=until)
+        if note:  # the dates hold news, all of it scored by another model version
+            st.warning(md_escape(note))
+        else:
+            st.info(f"No headline matches {md_escape(text.strip()) or 'these filters'}.")
         return
     st.download_button(
         "Download CSV",

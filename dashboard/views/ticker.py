@@ -140,11 +140,16 @@ def main() -> None:
     if PERIODS[period].total_seconds() / window_s > MAX_BUCKETS:
         window_s = 3600
         st.caption(f"{md_escape(window)} buckets over {md_escape(period.lower())} are too many; showing 1 hour.")
-    data = cache.ticker_series(url, tickers=tickers, since=since, until=until, window_s=window_s)
+    version = cache.model_version()
+    data = cache.ticker_series(url, version=version, tickers=tickers, since=since, until=until, window_s=window_s)
     rolling_label = {900: "4 hours", 3600: "24 hours", 86400: "7 days"}[window_s]
     series, alerts = with_rolling(data["series"], ROLLING[window_s]), data["alerts"]
 
     st.subheader("Rolling sentiment and volume")
+    if not series["stories"].sum():
+        note = cache.version_note(url, version=version, since=since, until=until)
+        if note:  # the period holds news, all of it scored by another model version
+            st.warning(md_escape(note))
     st.altair_chart(sentiment_chart(series, alerts, rolling_label), width="stretch", height=300)
     st.altair_chart(volume_chart(series), width="stretch", height=180)
     totals = series.groupby("ticker", as_index=False).agg(stories=("stories", "sum"), items=("items", "sum"))
@@ -164,13 +169,13 @@ def main() -> None:
         key="bucket",
     )
     start, end = (since, until) if isinstance(chosen, str) else (chosen, chosen + timedelta(seconds=window_s))
-    stories = cache.ticker_stories(url, ticker=focus, since=start, until=end, limit=100)
+    stories = cache.ticker_stories(url, version=version, ticker=focus, since=start, until=end, limit=100)
     st.caption(f"{len(stories)} articles about {md_escape(focus)}, newest first")
     if stories:
         st.html(news_table(stories))
 
     st.subheader("Words that drove sentiment")
-    words = cache.ticker_words(url, ticker=focus, since=start, until=end)
+    words = cache.ticker_words(url, version=version, ticker=focus, since=start, until=end)
     if words.empty:
         st.caption("No attended words in this window.")
         return

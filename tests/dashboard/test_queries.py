@@ -51,9 +51,8 @@ def titles(rows) -> list[str]:
 def test_latest_news_rows(db):
     engine, s = db
     with Session(engine) as session:
-        assert queries.current_version(session) == VERSION  # not the older version's score
-        rows = queries.latest_news(session, limit=10)
-        everything = queries.latest_news(session, limit=500)
+        rows = queries.latest_news(session, version=VERSION, limit=10)
+        everything = queries.latest_news(session, version=VERSION, limit=500)
     assert len(rows) == 10 and len(everything) == len(ITEMS)
     assert titles(rows)[:3] == [
         "Nokia shares plunge after a profit warning",
@@ -77,11 +76,13 @@ def test_latest_news_rows(db):
 def test_latest_news_filters(db):
     engine, s = db
     with Session(engine) as session:
-        apple = queries.latest_news(session, limit=100, tickers=["aapl"])
-        two = queries.latest_news(session, limit=100, tickers=["NOK", "MSFT"], since=s.now - timedelta(days=1))
-        cnbc_negative = queries.latest_news(session, limit=100, sources=["cnbc"], labels=["negative"])
-        confident = queries.latest_news(session, limit=100, min_confidence=0.93)
-        both = queries.latest_news(session, limit=7, tickers=["AAPL", "MSFT"])
+        apple = queries.latest_news(session, version=VERSION, limit=100, tickers=["aapl"])
+        two = queries.latest_news(
+            session, version=VERSION, limit=100, tickers=["NOK", "MSFT"], since=s.now - timedelta(days=1)
+        )
+        cnbc_negative = queries.latest_news(session, version=VERSION, limit=100, sources=["cnbc"], labels=["negative"])
+        confident = queries.latest_news(session, version=VERSION, limit=100, min_confidence=0.93)
+        both = queries.latest_news(session, version=VERSION, limit=7, tickers=["AAPL", "MSFT"])
     assert titles(apple) == [i.title for i in sorted(ITEMS, key=lambda i: i.minutes_ago) if "AAPL" in i.tickers]
     assert len(apple) == 6
     assert titles(two) == [
@@ -108,7 +109,7 @@ def test_search(db):
     with Session(engine) as session:
 
         def find(text, **kw):
-            return titles(queries.search(session, text=text, **kw))
+            return titles(queries.search(session, version=VERSION, text=text, **kw))
 
         assert find("profit warning") == [
             "Nokia shares plunge after a profit warning",
@@ -123,19 +124,19 @@ def test_search(db):
         assert find("Nokia", until=s.now - timedelta(days=1)) == ["Nokia wins 5G contract in Japan"]
         assert find("apple", tickers=["MSFT"]) == ["Apple and Microsoft shares flat in early trade"]
         assert find("apple", labels=["negative"]) == ["Apple faces EU antitrust fine over App Store"]
-        assert len(queries.search(session, text="e", limit=3)) == 3
+        assert len(queries.search(session, version=VERSION, text="e", limit=3)) == 3
 
 
 def test_market_series_matches_the_monitor(db):
     """Buckets computed in SQL equal the monitor's stored buckets; complete buckets are read, not recomputed."""
     engine, s = db
     with Session(engine) as session:
-        series = queries.market_sentiment(session, now=s.now, window_s=900, buckets=96)
+        series = queries.market_sentiment(session, version=VERSION, now=s.now, window_s=900, buckets=96)
         assert len(series) == 96 and series["bucket_start"].is_monotonic_increasing
         assert series["items"].sum() == sum(1 for i in ITEMS if i.minutes_ago < 24 * 60 - 15)
         assert series.iloc[-1]["origin"] == "computed"  # the bucket in progress
         assert (series[series["items"] > 0].iloc[:-1]["origin"] == "stored").all()
-        hour = queries.market_sentiment(session, now=s.now, window_s=3600, buckets=24)
+        hour = queries.market_sentiment(session, version=VERSION, now=s.now, window_s=3600, buckets=24)
         computed = aggregate_sql(
             session=session, keys=["*"], start=s.now - timedelta(days=2), end=s.now, window_s=3600, version=VERSION
         )
@@ -150,7 +151,7 @@ def test_market_series_matches_the_monitor(db):
             assert (c["items"], c["stories"]) == (b.items, b.stories)
             assert c["mean_score"] == pytest.approx(b.mean_score)
             assert (c["share_negative"], c["share_positive"]) == pytest.approx((b.share_negative, b.share_positive))
-        now = queries.sentiment_now(session, now=s.now, window_s=3600)
+        now = queries.sentiment_now(session, version=VERSION, now=s.now, window_s=3600)
         exact = rolling(session, key="*", window_s=3600, now=s.now, version=VERSION)
     assert (now["items"], now["stories"]) == (exact.items, exact.stories) == (7, 6)  # one near-duplicate
     assert now["mean_score"] == pytest.approx(exact.mean_score)
@@ -167,8 +168,8 @@ def test_a_story_split_by_a_bucket_edge_counts_in_both_buckets(tmp_path):
     seed(url, now)
     engine = make_engine(url)
     with Session(engine) as session:
-        quarters = queries.market_sentiment(session, now=now, window_s=900, buckets=96)
-        hours = queries.market_sentiment(session, now=now, window_s=3600, buckets=24)
+        quarters = queries.market_sentiment(session, version=VERSION, now=now, window_s=900, buckets=96)
+        hours = queries.market_sentiment(session, version=VERSION, now=now, window_s=3600, buckets=24)
     engine.dispose()
     in_the_day = {i.duplicate_of or i.title for i in ITEMS if i.minutes_ago < 24 * 60 - 15}
     assert quarters["stories"].sum() == stories_in_buckets(now, window_s=900, buckets=96) == len(in_the_day) + 1
@@ -185,11 +186,11 @@ def test_series_without_stored_buckets_are_computed(seeded, tmp_path):
         source.backup(target)
     engine = make_engine(f"sqlite:///{path}")
     with Session(make_engine(seeded.url)) as session:
-        with_buckets = queries.market_sentiment(session, now=seeded.now, window_s=900, buckets=96)
+        with_buckets = queries.market_sentiment(session, version=VERSION, now=seeded.now, window_s=900, buckets=96)
     with Session(engine) as session:
         session.execute(delete(WindowBucket))
         session.commit()
-        without = queries.market_sentiment(session, now=seeded.now, window_s=900, buckets=96)
+        without = queries.market_sentiment(session, version=VERSION, now=seeded.now, window_s=900, buckets=96)
     engine.dispose()
     assert (without["origin"] == "computed").all()
     assert without["stories"].tolist() == with_buckets["stories"].tolist()
@@ -206,10 +207,16 @@ def test_ticker_series_stories_and_words(db):
     # between them, and each bucket then holds one copy of the story.
     nok_split = (s.now - timedelta(minutes=5)).hour != (s.now - timedelta(minutes=4)).hour
     with Session(engine) as session:
-        data = queries.ticker_series(session, tickers=["AAPL", "nok"], since=since, until=until, window_s=3600)
-        stories = queries.ticker_stories(session, ticker="NOK", since=s.now - timedelta(days=7), until=until)
-        words = queries.ticker_words(session, ticker="NOK", since=s.now - timedelta(days=7), until=until)
-        apple_words = queries.ticker_words(session, ticker="AAPL", since=since, until=until, top=2)
+        data = queries.ticker_series(
+            session, version=VERSION, tickers=["AAPL", "nok"], since=since, until=until, window_s=3600
+        )
+        stories = queries.ticker_stories(
+            session, version=VERSION, ticker="NOK", since=s.now - timedelta(days=7), until=until
+        )
+        words = queries.ticker_words(
+            session, version=VERSION, ticker="NOK", since=s.now - timedelta(days=7), until=until
+        )
+        apple_words = queries.ticker_words(session, version=VERSION, ticker="AAPL", since=since, until=until, top=2)
     series = data["series"]
     assert set(series["ticker"]) == {"AAPL", "NOK"} and len(series) == 2 * 25
     assert series.groupby("ticker")["stories"].sum().to_dict() == {"AAPL": 6, "NOK": 2 if nok_split else 1}
@@ -256,8 +263,10 @@ def test_pipeline_status(db):
 def test_alerts_and_silences(db):
     engine, s = db
     with Session(engine) as session:
-        found = queries.alerts(session, statuses=["pending", "firing", "resolved"], limit=10, now=s.now)
-        firing = queries.alerts(session, statuses=["firing"], limit=10, now=s.now)
+        found = queries.alerts(
+            session, version=VERSION, statuses=["pending", "firing", "resolved"], limit=10, now=s.now
+        )
+        firing = queries.alerts(session, version=VERSION, statuses=["firing"], limit=10, now=s.now)
         active = queries.silences(session, now=s.now, include_expired=False)
         every = queries.silences(session, now=s.now)
     assert [a["status"] for a in found] == ["pending", "firing", "resolved"]  # most recently changed first
@@ -276,10 +285,12 @@ def test_alerts_and_silences(db):
 def test_article(db):
     engine, s = db
     with Session(engine) as session:
-        first = queries.article(session, article_id=s.ids["Nokia shares plunge after profit warning"])
-        dividend = queries.article(session, article_id=s.ids["Apple raises dividend and expands buyback"])
-        copy = queries.article(session, article_id=s.ids["Nokia shares plunge after a profit warning"])
-        assert queries.article(session, article_id=999999) is None
+        first = queries.article(session, version=VERSION, article_id=s.ids["Nokia shares plunge after profit warning"])
+        dividend = queries.article(
+            session, version=VERSION, article_id=s.ids["Apple raises dividend and expands buyback"]
+        )
+        copy = queries.article(session, version=VERSION, article_id=s.ids["Nokia shares plunge after a profit warning"])
+        assert queries.article(session, version=VERSION, article_id=999999) is None
     assert first["title"] == "Nokia shares plunge after profit warning" and first["source"] == "benzinga"
     assert first["score"]["label"] == "negative" and first["score"]["model_version"] == VERSION
     assert [w["word"] for w in first["score"]["words"]] == ["plunge", "warning", "profit"]
@@ -294,6 +305,8 @@ def test_article(db):
 def test_series_bounds():
     start, end = datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)
     with pytest.raises(ValueError, match="use a longer window"):
-        queries._series(None, keys=["AAPL"], start=start, end=end, window_s=60, now=end)
+        queries._series(None, version=VERSION, keys=["AAPL"], start=start, end=end, window_s=60, now=end)
     with pytest.raises(ValueError, match="at most 20 tickers"):
-        queries._series(None, keys=[f"T{i}" for i in range(21)], start=start, end=end, window_s=86400, now=end)
+        queries._series(
+            None, version=VERSION, keys=[f"T{i}" for i in range(21)], start=start, end=end, window_s=86400, now=end
+        )

@@ -110,14 +110,14 @@ def test_fires_only_after_for_then_resolves_and_keeps_history(factory):
         add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=30 - i))
     add_story(factory, ticker="MSFT", when=T0 - timedelta(minutes=5), label="positive")
 
-    run_evaluation(session_factory=factory, config=cfg, now=T0)
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0)
     (a,) = alerts(factory)
     assert (a.status, a.ticker, a.rule, a.value) == ("pending", "AAPL", "neg-burst", 3)
     assert json.loads(a.annotations)["summary"] == "AAPL: 3 negative stories in 1d"
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=9))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=9))
     assert alerts(factory)[0].status == "pending" and notifications(factory) == []
 
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=10))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=10))
     assert alerts(factory)[0].status == "firing"
     ((kind, body),) = notifications(factory)
     assert kind == "firing" and body["status"] == "firing" and body["groupLabels"] == {"ticker": "AAPL"}
@@ -128,11 +128,11 @@ def test_fires_only_after_for_then_resolves_and_keeps_history(factory):
 
     # Still firing inside repeat_interval: nothing new. A restarted monitor re-evaluating: nothing new either.
     for minutes in (20, 20, 30):
-        run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=minutes))
+        run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=minutes))
     assert len(notifications(factory)) == 1
 
     # A day later the stories have left the window: resolved, and a resolved notification.
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(days=1))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(days=1))
     a = alerts(factory)[0]
     assert a.status == "resolved" and a.ends_at == T0 + timedelta(days=1)
     assert [k for k, _ in notifications(factory)] == ["firing", "resolved"]
@@ -144,7 +144,7 @@ def test_fires_only_after_for_then_resolves_and_keeps_history(factory):
     # The condition again: a new episode with the same fingerprint; the old one stays in history.
     for i in range(3):
         add_story(factory, ticker="AAPL", when=T0 + timedelta(days=2, minutes=i))
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(days=2, minutes=5))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(days=2, minutes=5))
     assert [x.status for x in alerts(factory)] == ["resolved", "pending"]
     assert alerts(factory)[0].fingerprint == alerts(factory)[1].fingerprint
 
@@ -153,8 +153,9 @@ def test_pending_that_clears_is_closed_without_notification(factory):
     cfg = config()
     for i in range(3):
         add_story(factory, ticker="AAPL", when=T0 - timedelta(hours=23, minutes=58 - i))
-    run_evaluation(session_factory=factory, config=cfg, now=T0)
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=5))  # stories left the window
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0)
+    # The stories left the window.
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=5))
     assert alerts(factory)[0].status == "resolved" and notifications(factory) == []
 
 
@@ -162,14 +163,14 @@ def test_reminders_every_repeat_interval_until_acknowledged(factory):
     cfg = config(rules=[{"name": "neg-burst", "type": "negative_burst", "window": "1d", "min_stories": 2}])
     for i in range(2):
         add_story(factory, ticker="TSLA", when=T0 - timedelta(minutes=i + 1))
-    run_evaluation(session_factory=factory, config=cfg, now=T0)  # for = 0: fires at once
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=59))
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=60))
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=61))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0)  # for = 0: fires at once
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=59))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=60))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=61))
     assert [k for k, _ in notifications(factory)] == ["firing", "reminder"]
     with factory() as s, s.begin():
         ack(s, alerts(factory)[0].id, by="ana", now=T0 + timedelta(minutes=70), comment="looking")
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(hours=3))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(hours=3))
     assert [k for k, _ in notifications(factory)] == ["firing", "reminder"]  # acknowledged: no more reminders
     assert alerts(factory)[0].acked_by == "ana"
 
@@ -184,16 +185,16 @@ def test_silence_suppresses_and_expiry_lets_it_through(factory):
     for i in range(2):
         add_story(factory, ticker="NOK", when=T0 - timedelta(minutes=i + 1))
         add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=i + 1))
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=1))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=1))
     sent = notifications(factory)
     assert [b["groupLabels"]["ticker"] for _, b in sent] == ["AAPL"]  # NOK silenced, AAPL not
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(AlertEvent).where(AlertEvent.event == "silenced")) == 1
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=30))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=30))
     assert len(notifications(factory)) == 1  # still silenced, nothing repeated
     with factory() as s, s.begin():
         expire_silence(s, silence_id, now=T0 + timedelta(minutes=40))
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=41))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=41))
     assert [b["groupLabels"]["ticker"] for _, b in notifications(factory)] == ["AAPL", "NOK"]
 
 
@@ -207,7 +208,7 @@ def test_alerts_are_grouped_by_ticker(factory):
     for i in range(2):
         add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=i + 1))
         add_story(factory, ticker="MSFT", when=T0 - timedelta(minutes=i + 1))
-    run_evaluation(session_factory=factory, config=cfg, now=T0)
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0)
     sent = notifications(factory)
     by_ticker = {b["groupLabels"]["ticker"]: sorted(a["labels"]["alertname"] for a in b["alerts"]) for _, b in sent}
     assert by_ticker == {"AAPL": ["burst", "watch"], "MSFT": ["burst"]}  # one notification per ticker group
@@ -225,11 +226,11 @@ def test_sentiment_shift_and_volume_spike_against_the_baseline(factory):
         for k in range(1 + day % 2):
             add_story(factory, ticker="ACME", when=T0 - timedelta(days=day, hours=k), label="positive",
                       confidence=0.6 + 0.01 * (day % 5), score=0.1 + 0.02 * (day % 5))  # fmt: skip
-    run_evaluation(session_factory=factory, config=cfg, now=T0)
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0)
     assert alerts(factory) == []  # nothing unusual yet
     for i in range(6):
         add_story(factory, ticker="ACME", when=T0 - timedelta(hours=i), label="negative", score=-0.9)
-    report = run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=1))
+    report = run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=1))
     fired = {a.rule: a for a in alerts(factory)}
     assert set(fired) == {"shift", "spike"} and report.fired == 2
     assert fired["shift"].value < -2 and fired["spike"].value >= 3
@@ -239,9 +240,9 @@ def test_source_silent(factory):
     cfg = config(rules=[{"name": "quiet", "type": "source_silent", "k": 5, "history": 20}])
     for i in range(10):
         add_story(factory, ticker="X", when=T0 - timedelta(minutes=10 * (10 - i)), source="feed-a")
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=30))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=30))
     assert alerts(factory) == []  # 30 minutes quiet, usual gap 10: not yet 5x
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(minutes=51))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=51))
     (a,) = alerts(factory)
     assert json.loads(a.labels)["source"] == "feed-a" and a.status == "firing"
 
@@ -250,12 +251,13 @@ def test_replay_records_history_without_notifying(factory):
     cfg = config(rules=[{"name": "burst", "type": "negative_burst", "window": "1d", "min_stories": 2}])
     for i in range(2):
         add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=i + 1))
-    run_evaluation(session_factory=factory, config=cfg, now=T0, replay=True)
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0, replay=True)
     (a,) = alerts(factory)
     assert a.replayed and a.status == "firing" and notifications(factory) == []
     with factory() as s:
         assert s.scalar(select(func.count()).select_from(AlertEvidence)) == 2
-    run_evaluation(session_factory=factory, config=cfg, now=T0)  # live evaluation: its own episode, notified
+    # A live evaluation: its own episode, notified.
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0)
     assert [x.replayed for x in alerts(factory)] == [True, False] and len(notifications(factory)) == 1
 
 
@@ -265,7 +267,7 @@ def test_replay_history_evaluates_every_step_and_sums_what_it_recorded(factory):
         add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=i + 1))
     # Hourly from two hours before the stories to a day after them: fires at T0, resolves when they leave the window.
     report = replay_history(session_factory=factory, config=cfg, since=T0 - timedelta(hours=2),
-                            until=T0 + timedelta(hours=25), step=timedelta(hours=1))  # fmt: skip
+                            until=T0 + timedelta(hours=25), step=timedelta(hours=1), version=VERSION)  # fmt: skip
     assert report == ReplayReport(fired=1, resolved=1, evaluations=28)
     (a,) = alerts(factory)
     assert a.replayed and (a.starts_at, a.ends_at) == (T0, T0 + timedelta(days=1)) and notifications(factory) == []
@@ -279,7 +281,7 @@ def test_replay_history_evaluates_every_step_and_sums_what_it_recorded(factory):
             )
         ] == [a.id]
     with pytest.raises(ValueError, match="step must be positive"):
-        replay_history(session_factory=factory, config=cfg, since=T0, until=T0, step=timedelta(0))
+        replay_history(session_factory=factory, config=cfg, since=T0, until=T0, step=timedelta(0), version=VERSION)
 
 
 def test_events_after_follows_the_lifecycle_in_order(factory):
@@ -289,13 +291,13 @@ def test_events_after_follows_the_lifecycle_in_order(factory):
     cfg = config(rules=[{"name": "burst", "type": "negative_burst", "window": "1d", "min_stories": 2}])
     for i in range(2):
         add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=i + 1))
-    run_evaluation(session_factory=factory, config=cfg, now=T0)  # for = 0: pending and firing at once
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0)  # for = 0: pending and firing at once
     with factory() as s:
         rows = events_after(s, after_id=0)
         last = last_event_id(s)
     assert [(e.event, a.rule, a.ticker) for e, a in rows] == [("pending", "burst", "AAPL"), ("firing", "burst", "AAPL")]
     assert rows[-1][0].id == last
-    run_evaluation(session_factory=factory, config=cfg, now=T0 + timedelta(days=1))
+    run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(days=1))
     with factory() as s:
         assert [(e.event, a.status) for e, a in events_after(s, after_id=last)] == [("resolved", "resolved")]
 

@@ -81,7 +81,7 @@ def test_scored_news_to_signed_webhook_and_resolution(migrated_engine, scorer_de
     receivers = receivers_of(config)
 
     def tick(now):
-        run_evaluation(session_factory=factory, config=config, now=now)
+        run_evaluation(session_factory=factory, config=config, now=now, version=scorer_default.version)
         return deliver_pending(session_factory=factory, receivers=receivers, now=now)
 
     tick(T)  # pending

@@ -102,7 +102,7 @@ def test_hostile_headlines_are_inert_in_every_renderer(migrated_engine, scorer_d
             "route_receivers": ["hook", "chat"],
         }
     )  # fmt: skip
-    run_evaluation(session_factory=factory, config=config, now=T)
+    run_evaluation(session_factory=factory, config=config, now=T, version=scorer_default.version)
     deliver_pending(session_factory=factory, receivers=receivers_of(config), now=T)
 
     # Webhook: the stored bytes, signed; valid JSON in which each headline is one string value, exactly.

@@ -148,7 +148,8 @@ def test_monitor_jobs_export_alerts_by_state_the_outbox_and_their_timings(migrat
     assert sample("finsent_notifications_pending", receiver="gone") == 1
 
     # No rule finds anything any more: both live alerts resolve, and the evaluation is timed and counted.
-    evaluation_job(session_factory=sessions, config=config, now=T + timedelta(minutes=1), metrics=metrics)
+    evaluation_job(session_factory=sessions, config=config, version="test-model", now=T + timedelta(minutes=1),
+                   metrics=metrics)  # fmt: skip
     assert sample("finsent_rule_evaluation_seconds_count") == 1
     assert sample("finsent_rule_evaluation_seconds_sum") > 0
     assert [sample("finsent_alerts", state=s) for s in ("pending", "firing", "resolved")] == [0, 0, 3]

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.monitor.test_alerts import add_story
+from tests.monitor.test_alerts import VERSION, add_story
 
 REPO = Path(__file__).resolve().parents[2]
+PINNED = {"FINSENT_MODEL_VERSION": VERSION}  # the stories of add_story are scored by VERSION, not the shipped model
 
 
-def finsent(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
+def finsent(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
     return subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True,
-                          timeout=120, env=env, cwd=REPO)  # fmt: skip
+                          timeout=120, env=base | (env or {}), cwd=REPO)  # fmt: skip
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def test_list_ack_silence_and_replay(tmp_path, db):
         '[[rule]]\nname = "burst"\ntype = "negative_burst"\nwindow = "1h"\nmin_stories = 3\n'
         'annotations.summary = "{ticker}: {value} negative stories"\n'
     )
-    out = finsent("monitor", "--config", str(config), "--once", "--database-url", url)
+    out = finsent("monitor", "--config", str(config), "--once", "--database-url", url, env=PINNED)
     assert out.returncode == 0, out.stderr
     assert "fired 1" in out.stdout and "sent 1" in out.stdout
     listed = json.loads(finsent("alerts", "list", "--json", "--database-url", url).stdout)
@@ -86,7 +87,7 @@ def test_list_ack_silence_and_replay(tmp_path, db):
 
     since, until = (now - timedelta(hours=1)).isoformat(), now.isoformat()
     replay = finsent("alerts", "replay", "--config", str(config), "--since", since, "--until", until,
-                     "--step", "15m", "--database-url", url)  # fmt: skip
+                     "--step", "15m", "--database-url", url, env=PINNED)  # fmt: skip
     assert replay.returncode == 0, replay.stderr
     assert "1 alerts fired" in replay.stdout
     history = json.loads(finsent("alerts", "list", "--json", "--database-url", url).stdout)
@@ -100,7 +101,7 @@ def test_tail_prints_alert_events(tmp_path, db):
         add_story(factory, ticker="MSFT", when=now - timedelta(minutes=1 + i))
     config = tmp_path / "monitor.toml"
     config.write_text('[[rule]]\nname = "burst"\ntype = "negative_burst"\nwindow = "1h"\nmin_stories = 3\n')
-    assert finsent("monitor", "--config", str(config), "--once", "--database-url", url).returncode == 0
+    assert finsent("monitor", "--config", str(config), "--once", "--database-url", url, env=PINNED).returncode == 0
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
     tail = subprocess.Popen([sys.executable, "-m", "cli", "alerts", "tail", "--interval", "0.5",
                              "--database-url", url], stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)  # fmt: skip
