@@ -6,12 +6,15 @@ import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cli import wiring
-from cli.wiring import CheckpointOpt
+from cli.wiring import CheckpointOpt, DatabaseOpt, DateOpt
+
+if TYPE_CHECKING:
+    from scoring.compare import Comparison
 
 SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"  # ../shared/data beside the checkout
 
@@ -237,3 +240,79 @@ def model_evaluate(
         )
     else:
         typer.echo(f"model {scorer.version} ({scorer.device.type} {scorer.precision})\n{format_report(metrics)}")
+
+
+@model_app.command("compare")
+def model_compare(
+    candidate: Annotated[str, typer.Option("--candidate", help="The model version to compare with the active one.")],
+    since: DateOpt = None,
+    until: DateOpt = None,
+    examples: Annotated[int, typer.Option(min=0, max=100, help="How many flips to show.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Compare a candidate version's stored scores with the active version's (FINSENT_MODEL_VERSION) on the articles
+    both scored: agreement, label shifts, mean score change, and the largest flips with their headlines.
+
+    Example: finsent model compare --candidate minilm6-attnpool-0e79fb4c9106 --since 2020-03-01
+    """
+    from core.versions import VersionError
+    from scoring.compare import compare_versions
+
+    start, end = wiring.when(since, "since"), wiring.when(until, "until")
+    if start is not None and end is not None and start >= end:
+        wiring.fail(f"--since {since} is not before --until {until}: no article could be compared")
+    settings = wiring.settings(database_url)
+    _, session_factory = wiring.database(settings)
+    active = wiring.model_version(settings, session_factory)
+    with session_factory() as session:
+        try:
+            result = compare_versions(session=session, active=active, candidate=candidate, since=start, until=end,
+                                      examples=examples)  # fmt: skip
+        except (VersionError, ValueError) as exc:
+            wiring.fail(f"--candidate {candidate}: {exc}")
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), indent=2))
+        return
+    for line in comparison_lines(result):
+        typer.echo(wiring.printable(line))
+
+
+def comparison_lines(result: Comparison) -> list[str]:
+    """`finsent model compare`'s report as lines of text."""
+    from datetime import UTC
+
+    from core.schema import LABELS
+
+    active, candidate = result.active, result.candidate
+    since, until = (f"{t.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if t else None for t in (result.since, result.until))
+    span = {(True, True): f"{since} .. {until}", (True, False): f"since {since}", (False, True): f"before {until}"}
+    lines = [
+        f"active      {active} (the version the readers show: FINSENT_MODEL_VERSION)",
+        f"candidate   {candidate}",
+        f"range       published {span.get((bool(since), bool(until)), 'at any time')}",
+        f"compared    {result.compared} articles scored by both",
+        f"not compared  {result.only_active} scored only by {active}, {result.only_candidate} only by {candidate}",
+    ]
+    if not result.compared:
+        unscored = candidate if result.only_active or not result.only_candidate else active
+        lines.append(f"nothing to compare: score these articles with {unscored} first, "
+                     f"`finsent rescore --model {unscored}` (with --since / --until for a range)")  # fmt: skip
+        return lines
+    lines += [
+        f"agreement   {result.agreement:.1%} ({result.agreed} of {result.compared}; "
+        f"{result.compared - result.agreed} labels change)",
+        f"score       mean change {result.mean_score_change:+.3f} (candidate - active)",
+        "",
+        "label shift (rows: active label, columns: candidate label)",
+        f"  {'':<10}" + "".join(f"{label:>10}" for label in LABELS),
+        *(f"  {a:<10}" + "".join(f"{result.shift[a][c]:>10}" for c in LABELS) for a in LABELS),
+    ]
+    if result.flips:
+        lines += ["", "flips, the largest score change first"]
+        lines += [
+            f"  #{f.article_id:<7} {f.published_at:%Y-%m-%d}  {f.active_label:>8} -> {f.candidate_label:<8} "
+            f"{f.active_score:+.2f} -> {f.candidate_score:+.2f}  {f.title[:100]}"
+            for f in result.flips
+        ]
+    return lines
