@@ -77,4 +77,17 @@ CASES = [
             stdout="\\x01\\x1b[", ok=True),
     CliCase("an error message naming a file with an escape in its name",
             ("backfill", "{tmp}/\x1b[31mred.csv", "--database-url", DB), "no such file"),
+    # Issue 18, point 6: the model version readers show is a folder name that exists here or scored something.
+    CliCase("FINSENT_MODEL_VERSION naming a path", ("db", "upgrade", "--database-url", DB),
+            "bad FINSENT_ setting: model_version", env={"FINSENT_MODEL_VERSION": "../weights"}),
+    CliCase("FINSENT_MODEL_VERSION naming no checkpoint and no scores",
+            ("alerts", "replay", "--config", "{tmp}/m.toml", "--since", "2020-01-01", "--until", "2020-01-02",
+             "--database-url", DB),
+            "FINSENT_MODEL_VERSION=no-such-model: no such model version",
+            env={"FINSENT_MODEL_VERSION": "no-such-model"},
+            files={"m.toml": b'[[rule]]\nname = "x"\ntype = "negative_burst"\nwindow = "1h"\n'}),
+    CliCase("model compare --candidate without scores", ("model", "compare", "--candidate", "v2", "--database-url", DB),
+            "--candidate v2: model version v2 has no scores in the database"),
+    CliCase("model compare --candidate with an escape in its name",
+            ("model", "compare", "--candidate", "\x1b[31mv2", "--database-url", DB), "has no scores in the database"),
 ]  # fmt: skip
