@@ -145,6 +145,12 @@ def rescore_command(
     done = rescore(session_factory=session_factory, scorer=scorer, since=wiring.when(since, "since"),
                    until=wiring.when(until, "until"), batch_size=batch_size)  # fmt: skip
     typer.echo(f"scored {done} articles with {scorer.version}")
+    if done:
+        from monitor.windows import forget_buckets
+
+        with session_factory() as session, session.begin():
+            if forget_buckets(session, scorer.version):  # the monitor's history of this version has new scores
+                typer.echo(f"the monitor's buckets of {scorer.version} are folded again at its next evaluation")
     try:
         shown = active_version(settings.model_version)
     except CheckpointError:

@@ -89,6 +89,16 @@ def buckets_hold(session: Session, version: str) -> bool:
     return state is not None and state.value == _version_id(version)
 
 
+def forget_buckets(session: Session, version: str) -> bool:
+    """Mark the stored buckets stale when they were computed from `version`, whose scores of stored articles just
+    changed (a rescore filled a range): readers stop using them and the next `update_buckets` folds the whole
+    history again (new articles alone would not touch those buckets). True when they were marked."""
+    if not buckets_hold(session, version):
+        return False
+    session.get(MonitorState, _BUCKETS_VERSION).value = 0
+    return True
+
+
 def _select(version: str, *, market: bool):
     """(article id, story id, ticker, relevance, score, confidence, label, placed at) of scored articles: the
     market's rows (no ticker, relevance 1) placed in time by the article, a ticker's by its mention."""

@@ -265,3 +265,29 @@ def test_unknown_versions_are_one_error_line(db_url, config, tmp_path):
         f"error: FINSENT_MODEL_VERSION={CANDIDATE}: no checkpoint model/weights/{CANDIDATE} here for the scoring "
         "workers: put it there, or pass --checkpoint"
     )
+
+
+def test_a_rescore_with_the_version_the_buckets_hold_has_them_folded_again(tmp_path, tiny_checkpoint):
+    """Filling a range with the shown version's scores (what the message advises) must reach the monitor's buckets,
+    though no new article arrived: the rescore marks them stale, the dashboard stops reading them, the next fold
+    recomputes them."""
+    from model.scorer import load_network
+
+    version = load_network(tiny_checkpoint)[1]["version"]
+    url = f"sqlite:///{tmp_path / 'rescore.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    seed_two_versions(engine, T)
+    factory = make_session_factory(engine)
+    ibm = select(WindowBucket.stories).where(WindowBucket.key == "IBM")
+    with factory() as s, s.begin():
+        update_buckets(s, windows=[86400], version=version)  # nothing scored by it yet: no stories anywhere
+        assert buckets_hold(s, version) and s.scalars(ibm).all() == [0]
+    out = finsent("rescore", "--model", str(tiny_checkpoint), "--database-url", url)
+    assert out.returncode == 0, out.stderr
+    assert f"scored 13 articles with {version}" in out.stdout
+    assert f"the monitor's buckets of {version} are folded again at its next evaluation" in out.stdout
+    with factory() as s, s.begin():
+        assert not buckets_hold(s, version)
+        assert update_buckets(s, windows=[86400], version=version) > 0 and s.scalars(ibm).all() == [4]
+    engine.dispose()
