@@ -41,6 +41,17 @@ def model_train(
         float, typer.Option(help="Weight of the loss aligning pooling weights with attention rollout (0: off).")
     ] = 0.0,
     init_from: Annotated[Path | None, typer.Option(help="Continue from this checkpoint instead of a new head.")] = None,
+    soft_labels: Annotated[
+        Path | None, typer.Option(help="Distil: a teacher's soft labels (finsent model soft-labels writes them).")
+    ] = None,
+    distill_weight: Annotated[float, typer.Option(help="Share of the teacher's KL on a labelled text.")] = 0.5,
+    max_news: Annotated[int, typer.Option(help="Use at most N of the soft-labelled news headlines (0: all).")] = 0,
+    pool_content_words: Annotated[
+        bool, typer.Option(help="Never pool function words and punctuation (the stored words are content words).")
+    ] = False,
+    indomain_val: Annotated[
+        bool, typer.Option(help="Add the in-domain headline set's validation half to early stopping.")
+    ] = False,
     device: str = "auto",
     max_train: Annotated[int, typer.Option(help="Cap the training set (smoke runs); 0 = all.")] = 0,
     faithfulness_n: int = 300,
@@ -53,6 +64,8 @@ def model_train(
 
     if not data_dir.is_dir():
         wiring.fail(f"{data_dir}: no such data folder")
+    if soft_labels and not soft_labels.is_file():
+        wiring.fail(f"{soft_labels}: no such soft-label file")
     cfg = TrainConfig(
         data_dir=str(data_dir),
         out_dir=str(out_dir or WEIGHTS_DIR),
@@ -68,12 +81,22 @@ def model_train(
         head_lr=head_lr,
         align_rollout=align_rollout,
         init_from=str(init_from) if init_from else None,
+        soft_labels=str(soft_labels) if soft_labels else None,
+        distill_weight=distill_weight,
+        max_news=max_news,
+        pool_content_words=pool_content_words,
+        indomain_val=indomain_val,
         device=device,
         max_train=max_train,
         faithfulness_n=faithfulness_n,
         evaluate_paths=evaluate_paths,
     )
-    path = train(cfg, log=typer.echo, command="finsent " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    from model.distill import SoftLabelError
+
+    try:
+        path = train(cfg, log=typer.echo, command="finsent " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    except SoftLabelError as exc:
+        wiring.fail(str(exc))
     if set_default:
         (Path(cfg.out_dir) / "DEFAULT").write_text(path.name + "\n")
         typer.echo(f"DEFAULT -> {path.name}")
@@ -115,6 +138,32 @@ def model_train_teacher(
     typer.echo(f"teacher written to {path}")
 
 
+@model_app.command("soft-labels")
+def model_soft_labels(
+    teacher: Annotated[Path, typer.Argument(help="The teacher's checkpoint folder (finsent model train-teacher).")],
+    data_dir: Annotated[Path, typer.Option(help="Folder with the labelled development data.")] = SHARED_DATA,
+    out_dir: Annotated[Path | None, typer.Option(help="Where to write <teacher>.csv.gz (model/distill).")] = None,
+    max_news: Annotated[int, typer.Option(help="Label at most N news_stream headlines (0: all).")] = 0,
+    threads: Annotated[int, typer.Option(help="torch threads (0: torch's default).")] = 0,
+) -> None:
+    """The teacher's calibrated probabilities on the training texts and the news headlines, for distillation
+    (docs/teacher.md): a small gzip CSV keyed by text hash, committed so the student can be retrained without it."""
+    import torch
+
+    from model.checkpoints import CheckpointError, read_card
+    from model.distill import SOFT_DIR, label_with_teacher
+
+    if not data_dir.is_dir():
+        wiring.fail(f"{data_dir}: no such data folder")
+    try:
+        read_card(teacher)
+    except CheckpointError as exc:
+        wiring.fail(str(exc))
+    if threads:
+        torch.set_num_threads(threads)
+    label_with_teacher(teacher, data_dir, out_dir or SOFT_DIR, max_news=max_news, log=typer.echo)
+
+
 @model_app.command("info")
 def model_info(checkpoint: CheckpointOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Version, architecture, inference paths and headline metrics of a checkpoint."""
@@ -141,6 +190,23 @@ def model_info(checkpoint: CheckpointOpt = None, as_json: Annotated[bool, typer.
         typer.echo(f"\ntest metrics ({precision})")
         for name, m in metrics.items():
             typer.echo(f"  {name:<22} n={m['n']:<5} accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+    distilled = card["data"].get("distillation")
+    if distilled:
+        typer.echo(
+            f"\ndistilled from {distilled['teacher']} ({distilled['labelled_with_soft']} labelled texts, "
+            f"{distilled['news_headlines']} news headlines; model/distill/{distilled['soft_labels']})"
+        )
+    if "side_by_side" in card:
+        cols = card["side_by_side"]["columns"]
+        typer.echo(
+            "\nside by side, fp32 test accuracy / macro-F1\n  " + f"{'split':<22}" + "".join(f"{c:>34}" for c in cols)
+        )
+        for split, row in card["side_by_side"]["rows"].items():
+            cells = [f"{row[c]['accuracy']:.3f} / {row[c]['macro_f1']:.3f}" if c in row else "-" for c in cols]
+            typer.echo(f"  {split:<22}" + "".join(f"{c:>34}" for c in cells))
+    if "explanation_words" in card:
+        e = card["explanation_words"]
+        typer.echo(f"\nfunction words among the top-{e['k']} stored words: {e['share']:.1%} ({e['texts_from']})")
 
 
 def mark_words(text: str, spans: list[tuple[int, int]]) -> str:

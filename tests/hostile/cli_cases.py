@@ -90,4 +90,9 @@ CASES = [
             "--candidate v2: model version v2 has no scores in the database"),
     CliCase("model compare --candidate with an escape in its name",
             ("model", "compare", "--candidate", "\x1b[31mv2", "--database-url", DB), "has no scores in the database"),
+    # Issue 18, distillation: a teacher or soft-label file that is not there.
+    CliCase("model soft-labels of a folder without a checkpoint", ("model", "soft-labels", "{tmp}"), "no card.json"),
+    CliCase("model train --soft-labels of a missing file",
+            ("model", "train", "--soft-labels", "{tmp}/none.csv.gz", "--out-dir", "{tmp}"),
+            "none.csv.gz: no such soft-label file"),
 ]  # fmt: skip
