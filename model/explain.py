@@ -58,18 +58,20 @@ class Explainer:
             return_tensors="pt",
         )
         ids, attn = enc["input_ids"], enc["attention_mask"]
-        pool = enc["special_tokens_mask"] == 0
-        offsets = [tuple(o) for o, sp in zip(enc["offset_mapping"][0].tolist(), pool[0].tolist(), strict=True) if sp]
-        return ids, attn, pool, offsets
+        real = enc["special_tokens_mask"] == 0
+        offsets = [tuple(o) for o, sp in zip(enc["offset_mapping"][0].tolist(), real[0].tolist(), strict=True) if sp]
+        return ids, attn, real, offsets
 
     def token_weights(self, text: str, method: str) -> tuple[list[tuple[int, int]], np.ndarray, int]:
         """(offsets of content word-pieces, their weights, predicted class) for one text (first window)."""
         if method not in METHODS:
             raise ValueError(f"unknown explanation method {method!r} (choose from {', '.join(METHODS)})")
-        ids, attn, pool, offsets = self._encode(text)
-        content = pool[0]
+        ids, attn, real, offsets = self._encode(text)
+        content = real[0]  # every word-piece of the text; the words are built from these
+        pool = self.scorer.rule.mask(ids, attn)  # what the head may pool: the scorer's mask, so the decision is one
         if method == "ig":
-            return offsets, self._integrated_gradients(ids, attn, pool)[content].numpy(), self._predict(ids, attn, pool)
+            attr = self._integrated_gradients(ids, attn, pool, real)
+            return offsets, attr[content].numpy(), self._predict(ids, attn, pool)
         with torch.no_grad():
             out = self.net(ids, attn, pool, output_attentions=(method == "rollout"))
         pred = int(out.logits.argmax(-1))
@@ -83,7 +85,7 @@ class Explainer:
         with torch.no_grad():
             return int(self.net(ids, attn, pool).logits.argmax(-1))
 
-    def _integrated_gradients(self, ids, attn, pool) -> torch.Tensor:
+    def _integrated_gradients(self, ids, attn, pool, real) -> torch.Tensor:
         from captum.attr import LayerIntegratedGradients
 
         target = self._predict(ids, attn, pool)
@@ -92,7 +94,7 @@ class Explainer:
             return self.net(input_ids, attention_mask, pool_mask).logits
 
         baseline = ids.clone()
-        baseline[pool] = self.tokenizer.pad_token_id
+        baseline[real] = self.tokenizer.pad_token_id
         lig = LayerIntegratedGradients(forward, self.net.encoder.embeddings.word_embeddings)
         attr = lig.attribute(
             ids,

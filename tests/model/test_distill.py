@@ -236,3 +236,22 @@ def test_the_card_counts_function_words_among_stored_words_and_sets_models_side_
     page = render_markdown(shipped)
     assert "| twitter | 0.900 / 0.800 | 0.800 / 0.700 | 0.850 / 0.750 |" in page
     assert "Teacher `mpnet-teacher-x`" in page and "7 news_stream headlines" in page
+
+
+def test_the_explainer_pools_what_the_scorer_pools(tokenizer, tmp_path):
+    """On a content-word checkpoint, `finsent model explain --method pooling` shows the stored words and the same
+    decision: the explainer builds its mask with the scorer's rule."""
+    from model.explain import Explainer
+
+    torch.manual_seed(0)
+    _, path = save_checkpoint(SentimentNet(content_config(tokenizer, max_length=24)), tokenizer, tmp_path, "tiny-c")
+    explainer = Explainer(path)
+    text = "The shares of the company rose to a record as it beat the forecast"
+    stored = explainer.scorer.score([text], top_k=5)[0]
+    shown = explainer.explain(text, method="pooling", top_k=5)
+    assert [(a.word, a.start) for a in stored.attributions] == [(a.word, a.start) for a in shown.attributions]
+    assert all(abs(stored.probabilities[k] - shown.probabilities[k]) < 1e-5 for k in stored.probabilities)
+    # rollout is read out through the pooling weights: only poolable words get relevance (Integrated Gradients
+    # credits every input embedding, function words included: the encoder reads them as context)
+    words = {w.lower() for w, weight, _, _ in explainer.words(text, "rollout") if weight != 0}
+    assert words and not words & set(FUNCTION_WORDS)
