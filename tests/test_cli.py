@@ -107,4 +107,5 @@ def test_explain_never_sends_control_characters_to_the_terminal():
     out = finsent("model", "explain", "Nokia\x01\x1b[31m plunges after profit warning")
     assert out.returncode == 0, out.stderr
     assert "\x1b" not in out.stdout and "\x01" not in out.stdout
-    assert "Nokia\\x01\\x1b[" in out.stdout and "label " in out.stdout  # shown escaped, offsets unchanged
+    # shown escaped, offsets unchanged (the word marks [[ ]] may sit between, as the model's top words fall)
+    assert "\\x01\\x1b[" in out.stdout.replace("[[", "").replace("]]", "") and "label " in out.stdout
