@@ -199,11 +199,12 @@ def model_info(checkpoint: CheckpointOpt = None, as_json: Annotated[bool, typer.
     if "side_by_side" in card:
         cols = card["side_by_side"]["columns"]
         typer.echo(
-            "\nside by side, fp32 test accuracy / macro-F1\n  " + f"{'split':<22}" + "".join(f"{c:>34}" for c in cols)
+            "\nside by side, fp32 test accuracy / macro-F1: " + "; ".join(f"({i + 1}) {c}" for i, c in enumerate(cols))
         )
+        typer.echo(f"  {'split':<22}" + "".join(f"{f'({i + 1})':>16}" for i in range(len(cols))))
         for split, row in card["side_by_side"]["rows"].items():
             cells = [f"{row[c]['accuracy']:.3f} / {row[c]['macro_f1']:.3f}" if c in row else "-" for c in cols]
-            typer.echo(f"  {split:<22}" + "".join(f"{c:>34}" for c in cells))
+            typer.echo(f"  {split:<22}" + "".join(f"{c:>16}" for c in cells))
     if "explanation_words" in card:
         e = card["explanation_words"]
         typer.echo(f"\nfunction words among the top-{e['k']} stored words: {e['share']:.1%} ({e['texts_from']})")
