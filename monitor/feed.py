@@ -121,7 +121,8 @@ def parse_filters(query: str) -> AlertFilter:
             raise BadParameter(name[:MAX_NAME_CHARS], f"unknown parameter; use {', '.join(sorted(_PARAMETERS))}")
 
     def values(name: str) -> tuple[str, ...]:
-        out = [v.strip() for raw in params.get(name, []) for v in raw.split(",")]
+        # spaces only: str.strip() also drops control characters (\x1c-\x1f, \x85), which must be refused
+        out = [v.strip(" ") for raw in params.get(name, []) for v in raw.split(",")]
         if any(not v for v in out):
             raise BadParameter(name, "empty value")
         return tuple(dict.fromkeys(out))
@@ -130,7 +131,7 @@ def parse_filters(query: str) -> AlertFilter:
         given = params.get(name, [])
         if len(given) > 1:
             raise BadParameter(name, "given more than once")
-        return given[0].strip() if given else None
+        return given[0].strip(" ") if given else None
 
     tickers = values("ticker")
     for ticker in tickers:
