@@ -129,6 +129,11 @@ def make_splits(data_dir: Path, seed: int = 13) -> dict[str, dict[str, list[Exam
     return splits
 
 
+def held_out_keys(splits: dict[str, dict[str, list[Example]]]) -> set[str]:
+    """text_key of every validation and test text: what no unlabelled or soft-labelled training text may be."""
+    return {text_key(e.text) for parts in splits.values() for part in ("val", "test") for e in parts[part]}
+
+
 def evaluation_sets(splits: dict[str, dict[str, list[Example]]], part: str) -> dict[str, list[Example]]:
     """Named evaluation sets of one part: PhraseBank at each agreement level, TFNS, FiQA posts."""
     pb = splits["phrasebank"][part]

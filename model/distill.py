@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from transformers import AutoTokenizer
 
-from model.data import Encoded, data_files, make_splits, sha256_file, text_key
+from model.data import Encoded, data_files, held_out_keys, make_splits, sha256_file, text_key
 from model.evaluate import classification_metrics
 from model.network import LABELS, PoolingRule
 
@@ -64,6 +64,11 @@ def _indomain_key(text: str) -> str:
     from model.indomain.sample import normalise
 
     return normalise(text)
+
+
+def spread(items: list, n: int) -> list:
+    """At most n of the items, evenly spaced in their order (over every source of the news files); n=0: all."""
+    return items[:: max(1, len(items) // n)][:n] if n else items
 
 
 def news_headlines(data_dir: Path, exclude: set[str]) -> list[str]:
@@ -133,11 +138,8 @@ def label_with_teacher(
     card = json.loads((teacher / "card.json").read_text()) if (teacher / "card.json").is_file() else {}
     version = json.loads((teacher / "config.json").read_text())["version"]
     splits = make_splits(data_dir, seed)
-    exclude = {text_key(e.text) for parts in splits.values() for p in ("val", "test") for e in parts[p]}
     labelled = [(name, e.text) for name, parts in splits.items() for e in parts["train"]]
-    news = news_headlines(data_dir, exclude)
-    if max_news:
-        news = news[:: max(1, len(news) // max_news)][:max_news]  # spread over every source, in file order
+    news = spread(news_headlines(data_dir, held_out_keys(splits)), max_news)
     val = indomain_rows("val")
     log(f"teacher {version}: {len(labelled)} labelled training texts, {len(news)} news headlines, {len(val)} val")
 
@@ -183,7 +185,7 @@ def label_with_teacher(
         fh.write(buf.getvalue().encode())
     record = {
         "teacher": version,
-        "teacher_test": card.get("metrics", {}).get("fp32", {}),
+        "teacher_test": card.get("metrics", {}).get("test", {}).get("fp32", {}),
         "temperature": temperature,
         "news_bias": bias,
         "convention_bias": convention,

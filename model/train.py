@@ -36,6 +36,7 @@ from model.data import (
     bucketed_batches,
     data_files,
     evaluation_sets,
+    held_out_keys,
     make_splits,
     sha256_file,
     split_counts,
@@ -316,14 +317,12 @@ def distillation_targets(
 ) -> tuple[list, list[str], dict]:
     """The teacher's probabilities for each training item (None where the file has none), the news headlines to
     add (each with its probabilities appended), and what the card records of the distillation."""
-    from model.distill import SoftLabelError, news_headlines, read_soft_labels, text_hash
+    from model.distill import SoftLabelError, news_headlines, read_soft_labels, spread, text_hash
 
     labels, record = read_soft_labels(path)
     soft = [labels.get(text_hash(e.text), (None, None))[1] for e in train_items]
-    exclude = {text_key(e.text) for parts in splits.values() for p in ("val", "test") for e in parts[p]}
-    news = [t for t in news_headlines(data_dir, exclude) if labels.get(text_hash(t), ("",))[0] == "news"]
-    if cfg.max_news:
-        news = news[:: max(1, len(news) // cfg.max_news)][: cfg.max_news]
+    news = [t for t in news_headlines(data_dir, held_out_keys(splits)) if labels.get(text_hash(t), ("",))[0] == "news"]
+    news = spread(news, cfg.max_news)
     missing = sum(p is None for p in soft)
     if missing > len(soft) // 10:
         raise SoftLabelError(f"{path}: {missing} of {len(soft)} training texts have no soft label (other data?)")
@@ -432,8 +431,7 @@ def train(cfg: TrainConfig, log=print, command: str = "") -> Path:
         )
     mlm_texts = 0
     if cfg.mlm_epochs > 0 and not cfg.init_from:
-        exclude = {text_key(e.text) for p in splits.values() for part in ("val", "test") for e in p[part]}
-        texts = news_texts(data_dir, exclude)
+        texts = news_texts(data_dir, held_out_keys(splits))
         mlm_texts = len(texts)
         log(f"domain-adaptive MLM on {mlm_texts} unlabelled news texts for {cfg.mlm_epochs} epochs")
         net.encoder.load_state_dict(domain_pretrain(encoder_dir, texts, cfg, device))
