@@ -1,52 +1,108 @@
-"""Ticker-linking quality on the hand-labelled headlines: micro precision/recall per file and overall; writes JSON."""
+"""Ticker-linking quality on the hand-labelled spans (tests/scoring/fixtures/ticker_spans.jsonl): precision and
+recall of linked mentions per source, per split and for the UK/US files; prints a table, writes JSON.
+
+A gold mention counts when it names a listed company with a known ticker and is not the source of a rating (those
+must not be linked). A linked span is right when it overlaps such a gold mention with the same ticker; a span over a
+mention the labeller could not resolve (`ticker` null) counts neither way.
+
+    python -m bench.entities [OUT.json] [--split dev|test] [--errors]
+"""
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections import Counter
 from pathlib import Path
 
-from scoring.entities import link
+from scoring.entities import find
 
-GOLD = Path(__file__).resolve().parent.parent / "tests" / "scoring" / "fixtures" / "ticker_gold.csv"
+SPANS = Path(__file__).resolve().parent.parent / "tests" / "scoring" / "fixtures" / "ticker_spans.jsonl"
+UK_US_FILES = ("cnbc_guardian_2017_2020.csv", "reuters21578_1987.csv")
 
 
-def evaluate(path: Path = GOLD) -> dict[str, dict[str, float]]:
-    """Micro precision/recall of link(headline) against the gold ticker sets, per file and for all rows."""
+def read(path: Path = SPANS) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _overlaps(a: dict | object, start: int, end: int) -> bool:
+    s, e = (a["start"], a["end"]) if isinstance(a, dict) else (a.start, a.end)  # type: ignore[attr-defined]
+    return s < end and start < e
+
+
+def judge(row: dict) -> tuple[Counter[str], list[dict]]:
+    """Counts (tp, fp, fn) for one headline and its mistakes."""
+    gold = row["mentions"]
+    positive = [m for m in gold if m.get("ticker") and m.get("listed", True) and m.get("role") != "source"]
+    unresolved = [m for m in gold if not m.get("ticker") and m.get("listed", True)]
+    linked = [s for s in find(row["headline"]) if not s.skipped]
+    counts: Counter[str] = Counter()
+    errors = []
+    found = set()
+    for s in linked:
+        hit = [i for i, m in enumerate(positive) if _overlaps(m, s.start, s.end) and m["ticker"].upper() == s.ticker]
+        if hit:
+            counts["tp"] += 1
+            found.update(hit)
+        elif any(_overlaps(m, s.start, s.end) for m in unresolved):
+            continue
+        else:
+            counts["fp"] += 1
+            errors.append({"kind": "fp", "ticker": s.ticker, "text": s.text, "rule": s.rule})
+    for i, m in enumerate(positive):
+        if i not in found:
+            counts["fn"] += 1
+            errors.append({"kind": "fn", "ticker": m["ticker"], "text": m["text"], "role": m.get("role")})
+    counts["rows"] += 1
+    counts["gold"] += len(positive)
+    return counts, errors
+
+
+def evaluate(path: Path = SPANS, split: str | None = None) -> dict[str, dict]:
+    """Micro precision/recall per source, per split, for the UK/US files and overall; `errors` lists mistakes."""
     counts: dict[str, Counter[str]] = {}
-    errors: list[dict[str, object]] = []
-    with path.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            gold = {t for t in row["gold_tickers"].split(";") if t}
-            got = {m.ticker for m in link(row["headline"])}
-            for key in (row["file"], "all"):
-                c = counts.setdefault(key, Counter())
-                c["tp"] += len(gold & got)
-                c["fp"] += len(got - gold)
-                c["fn"] += len(gold - got)
-                c["rows"] += 1
-            if gold != got:
-                errors.append({"headline": row["headline"], "gold": sorted(gold), "got": sorted(got)})
-    out: dict[str, dict[str, float]] = {}
-    for key, c in counts.items():
+    errors: list[dict] = []
+    for row in read(path):
+        if split and row["split"] != split:
+            continue
+        c, errs = judge(row)
+        keys = ["all", f"source:{row['source']}", f"split:{row['split']}"]
+        if row["file"] in UK_US_FILES:
+            keys.append("uk_us")
+        for key in keys:
+            counts.setdefault(key, Counter()).update(c)
+        errors += [{"headline": row["headline"], "source": row["source"], "split": row["split"], **e} for e in errs]
+    out: dict[str, dict] = {}
+    for key, c in sorted(counts.items()):
         p = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 1.0
         r = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 1.0
-        out[key] = {"rows": c["rows"], "tp": c["tp"], "fp": c["fp"], "fn": c["fn"], "precision": p, "recall": r}
-    out["all"]["errors"] = errors  # type: ignore[assignment]
+        out[key] = {
+            "rows": c["rows"],
+            "gold": c["gold"],
+            "tp": c["tp"],
+            "fp": c["fp"],
+            "fn": c["fn"],
+            "precision": round(p, 4),
+            "recall": round(r, 4),
+        }
+    out["errors"] = errors  # type: ignore[assignment]
     return out
 
 
 def main() -> None:
-    result = evaluate()
-    print(f"{'file':40} {'rows':>5} {'tp':>4} {'fp':>4} {'fn':>4} {'prec':>6} {'rec':>6}")
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    split = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--split=")), None)
+    result = evaluate(split=split)
+    print(f"{'set':28} {'rows':>5} {'gold':>5} {'tp':>4} {'fp':>4} {'fn':>4} {'prec':>6} {'rec':>6}")
     for key, r in result.items():
-        print(f"{key:40} {r['rows']:5} {r['tp']:4} {r['fp']:4} {r['fn']:4} {r['precision']:6.3f} {r['recall']:6.3f}")
-    for e in result["all"]["errors"]:  # type: ignore[union-attr]
-        print("  mismatch:", e)
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("bench_entities.json")
-    target.write_text(json.dumps(result, indent=2))
+        if key != "errors":
+            print(f"{key:28} {r['rows']:5} {r['gold']:5} {r['tp']:4} {r['fp']:4} {r['fn']:4} "
+                  f"{r['precision']:6.3f} {r['recall']:6.3f}")  # fmt: skip
+    if "--errors" in sys.argv:
+        for e in result["errors"]:
+            print("  ", json.dumps(e, ensure_ascii=False))
+    target = Path(args[0]) if args else Path("bench_entities.json")
+    target.write_text(json.dumps(result, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -1,34 +1,40 @@
-"""Ticker linking: cashtags, exchange-qualified symbols, source-provided symbols and company names.
+"""Ticker linking: which companies a headline (and the lead of its body) is about, where, and how much.
 
-The name dictionary is built once (cached) from `pytickersymbols`, using exactly these indices:
-S&P 500, NASDAQ 100, DOW JONES, FTSE 100 and DAX. Tickers are the package's primary symbols: plain US symbols
-(`AAPL`, `BRK.B`), `.L` for London (`BP.L`) and `.DE` for Xetra (`SAP.DE`).
+The companies and their names come from `scoring.universe` (a package's index constituents, the project's file of
+former names, short forms and companies since taken over, and the desk's own file). docs/entities.md explains the
+rules; each has its test in tests/scoring/test_entities.py.
 
-Rules (why: precision first; a wrong link puts an article's sentiment on the wrong stock):
-- Bare symbols in running text are not linked, except in mixed-case text inside parentheses (`Agilent (A)` is
-  still refused: `A` is an ordinary word). Tickers that are ordinary words only ever count when written as a
-  cashtag, exchange-qualified, or provided by the source.
-- Cashtags and exchange symbols must be ASCII (`$ΑAPL` with a Greek Alpha links nothing).
-- Reuters-style `<XYZ>` in the text is a source-provided symbol.
-- Names match on word boundaries, longest first (`Apple Hospitality` beats `Apple`); short names are
-  case-sensitive; aliases that are ordinary English words (`Target`, `Next`, `Block`) or that name two
-  companies (`Merck` is overridden to Merck & Co., `Prudential` is dropped) are left out.
+What is found (each a `Span` with character offsets and the rule that matched):
+- `cashtag` `$AAPL`, `exchange` `NASDAQ:AAPL`, `source_tag` Reuters' `<XYZ>`, `provided` symbols the source gave,
+  `symbol` a known symbol in parentheses in mixed-case text (`Agilent (A)` still refused: `A` is a word).
+- `name` a company name or alias, longest first (`Apple Hospitality` beats `Apple`), on word boundaries where a
+  hyphen glued to a wire prefix ("UPDATE 1-Shell") or a possessive ("Sainsbury's") is a boundary too. In mixed-case
+  text a name must be written with its capital ("travelers" is not Travelers); in ALL-CAPS text only long names
+  match, and short names that are themselves written in capitals (BP, ARM).
+- Context guards for one-word names that are also surnames or places: a preceding title or first name ("Mr
+  Pearson", "Bill Marriott"), a place's possessive ("Brazil's Amazon"), a place noun after ("Amazon fires"), or
+  "& Bond" after (another company's name) leave the word unlinked.
+
+Roles decide relevance (0-100, as commercial feeds give it): the `subject` is the first company the headline names
+(90), an `object` another company it names (65), a `passing` mention the third and later names of a list (40), the
+body's lead (30, 15 further on). A bank named as the `source` of a rating or forecast ("Barclays upgrades Tesco",
+"... cut to hold at Barclays") is read from the headline's structure: the verb after it must be a rating action and
+the rest must speak of a rating or another company; it is shown, never linked. "Barclays settles ..." and
+"Barclays raises £2bn" keep Barclays as the subject.
 """
 
 from __future__ import annotations
 
+import os
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pytickersymbols import PyTickerSymbols
 from trieregex import TrieRegEx
 
 from scoring.normalize import symbol_tags
-
-INDICES = ("S&P 500", "NASDAQ 100", "DOW JONES", "FTSE 100", "DAX")
+from scoring.universe import Universe, load_universe
 
 # Tickers that are ordinary English words (or read as one in headlines): never linked as bare text.
 WORD_TICKERS = frozenset(
@@ -36,86 +42,6 @@ WORD_TICKERS = frozenset(
     "ONE OR OUT PM Q SEE SO T TAP TEL V WELL WM WY XYZ".split()
 )
 
-_SUFFIXES = re.compile(
-    r"(?:,?\s+(?:Inc\.?|Incorporated|Corporation|Corp\.?|Company|Companies|plc|PLC|Group|Holdings?|Limited|Ltd\.?|"
-    r"AG|SE|S\.A\.|N\.V\.|&\s*Co\.?|Co\.|REIT))+$"
-)
-
-_GENERIC_TAIL = re.compile(
-    r"\s+(?:Technologies|Technology|Pharmaceuticals|Laboratories|Industries|International|Systems|Solutions|"
-    r"Resources)$"
-)
-
-# Aliases that are ordinary words, places, people or indices: matching them alone costs more than it finds.
-_BLOCKED_ALIASES = frozenset(
-    "Target Southern Progressive Next Sage Ball Block Match Compass Pool Dover Fox News Continental Phoenix Weir "
-    "Williams Hartford Booking Everest Admiral Waters Diploma SSE Rollins Nasdaq APA Workday Global Merck "
-    "Prudential BD General Public Realty Equity Digital Dollar Capital First United American International "
-    "Cooper Align Edison Tyler Eaton Intuitive Jacobs Regency Republic Quest Ross Snap Steel Tractor Veralto Otis "
-    "Welltower Zebra".split()
-)
-
-# Hand-kept aliases for names the package does not spell the way news does.
-_EXTRA_ALIASES: dict[str, str] = {
-    "Google": "GOOGL",
-    "Alphabet": "GOOGL",
-    "Facebook": "META",
-    "Meta": "META",
-    "JPMorgan": "JPM",
-    "JP Morgan": "JPM",
-    "J.P. Morgan": "JPM",
-    "Goldman": "GS",
-    "Exxon": "XOM",
-    "Exxon Mobil": "XOM",
-    "Wal-Mart": "WMT",
-    "Coca-Cola": "KO",
-    "Disney": "DIS",
-    "Walt Disney": "DIS",
-    "Ford": "F",
-    "General Electric": "GE",
-    "GE": "GE",
-    "T-Mobile": "TMUS",
-    "Citi": "C",
-    "Citigroup": "C",
-    "Bank of America": "BAC",
-    "BofA": "BAC",
-    "Merck": "MRK",
-    "Berkshire": "BRK.B",
-    "AmEx": "AXP",
-    "American Express": "AXP",
-    "Lloyds": "LLOY.L",
-    "IAG": "IAG.L",
-    "British Airways": "IAG.L",
-    "Sainsbury": "SBRY.L",
-    "Daimler": "MBG.DE",
-    "Mercedes": "MBG.DE",
-    "Volkswagen": "VOW3.DE",
-    "VW": "VOW3.DE",
-    "Deutsche Boerse": "DB1.DE",
-    "Rolls-Royce": "RR.L",
-    "Royal Dutch Shell": "SHEL.L",
-    "Shell": "SHEL.L",
-    "Morgan Stanley": "MS",
-    "Wells Fargo": "WFC",
-    "McDonalds": "MCD",
-    "Home Depot": "HD",
-    "Procter & Gamble": "PG",
-    "Procter and Gamble": "PG",
-    "AT&T": "T",
-    "Verizon": "VZ",
-    "Boeing": "BA",
-    "Caterpillar": "CAT",
-    "Nvidia": "NVDA",
-    "Pfizer": "PFE",
-    "Starbucks": "SBUX",
-    "Tesco": "TSCO.L",
-    "KKR": "KKR",
-    "Dow Chemical": "DOW",
-    "AmerisourceBergen": "COR",
-}
-
-# One share class per company when the package lists two.
-_PRIMARY = {"GOOG": "GOOGL", "FOX": "FOXA", "NWS": "NWSA"}
 _US_EXCHANGES = {"NASDAQ", "NYSE", "NYSEARCA", "NYSEAMERICAN", "AMEX", "BATS", "OTC", "OTCMKTS"}
 _LON_EXCHANGES = {"LON", "LSE"}
 _DE_EXCHANGES = {"ETR", "XETRA", "FRA"}
@@ -130,121 +56,170 @@ _EXCHANGE = re.compile(
     re.IGNORECASE,
 )
 _PAREN = re.compile(r"\(([A-Z]{2,5}(?:\.[A-Z])?)\)")
+_SYMBOL_LIST = re.compile(r"(?:^|[:\-–—]\s*)([A-Z]{1,5}(?:\.[A-Z])?(?:\s*,\s*[A-Z]{1,5}(?:\.[A-Z])?){2,})\s*$")
+_LIST_ITEM = re.compile(r"[A-Z]{1,5}(?:\.[A-Z])?")
 
-# Banks named as the analyst of a rating ("Goldman Sachs Raises Agilent PT", "... At Barclays") are not its subject.
-_BROKERS = frozenset({"GS", "MS", "JPM", "C", "WFC", "BAC", "BARC.L", "DBK.DE", "HSBA.L", "CBK.DE", "RJF", "SCHW"})
-_BROKER_AFTER = re.compile(
-    r"(?:'s?)?\s+(?:analysts?\s+)?(?:rais|lower|cut|maintain|upgrad|downgrad|initiat|reiterat|assum|resum|boost|"
-    r"reinstat|adjust|start|keep|says|sees|likes|reduc|trim|set)\w*\b",
+# Banks and brokers that publish ratings: named as the source of one, they are not its subject.
+BROKERS = frozenset(
+    "GS MS JPM C WFC BAC BARC.L DBK.DE HSBA.L CBK.DE RJF SCHW UBSG.SW CSGN.SW JEF SF PIPR COWN OPY KEY STI EVR AB "
+    "RY BMO TD CM BNS NMR MQG.AX GLE.PA BNP.PA INVP.L NUM.L LLOY.L NWG.L ING.AS SAN.MC BBVA.MC ISP.MI UCG.MI "
+    "BK STT USB PNC CFG FITB MTB TFC RF HBAN CMA ZION LAZ HLI MC PJT".split()
+)
+_RATING_VERB = re.compile(
+    r"(?:'s?)?\s+(?:analysts?\s+|strategists?\s+|research\s+)?(?:upgrad|downgrad|initiat|reiterat|maintain|resum|"
+    r"reinstat|assum|rais|lower|cut|boost|trim|reduc|set|start|adjust|keep|lift|hik|says|sees|likes|expects|predicts|"
+    r"forecasts|warns|names|picks|add|remov|review)\w*\b",
     re.IGNORECASE,
 )
-_BROKER_BEFORE = re.compile(r"(?:\b(?:at|by|from|per|according to)|'s analyst)\s+$", re.IGNORECASE)
+_RATING_WORDS = re.compile(
+    r"\b(?:buy|sell|hold|neutral|overweight|underweight|equal[- ]?weight|outperform|underperform|market[- ]perform|"
+    r"sector[- ]perform|peer[- ]perform|in[- ]line|accumulate|reduce|conviction|price target|price objective|pt|"
+    r"target price|target|rating|coverage|top pick|estimates?|forecast)\b",
+    re.IGNORECASE,
+)
+_VIEW_AFTER = re.compile(
+    r"(?:\s*:|(?:'s?)?\s+(?:(?:bullish|bearish|top|new|latest)\s+)?(?:call|note|analysts?|strategists?|economists?|"
+    r"view|picks?|forecast|outlook|survey)\b|\s+(?:market\s+)?(?:analysts?|strategists?|economists?)\b)",
+    re.IGNORECASE,
+)
+RATING_AGENCIES = frozenset({"MCO", "SPGI"})  # Moody's, S&P Global
+_AGENCY_VERB = re.compile(
+    r"(?:'s?)?\s+(?:affirm|rais|lower|cut|upgrad|downgrad|review|rate|put|place|assign|withdr|confirm|may)\w*\b",
+    re.IGNORECASE,
+)
+_SOURCE_BEFORE = re.compile(
+    r"(?:\b(?:at|by|from|per|according to|via|says|said)|'s analysts?)\s+(?:analysts?\s+at\s+)?$", re.IGNORECASE
+)
+
+# Context guards for one-word names (surnames, places).
+_TITLE_BEFORE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Sir|Lord|Lady|Dame|Prof|Professor|Rev)\.?\s+$")
+# A capitalised word before a name, not at the start of a sentence or after a colon or dash ("Cramer: Buy Cisco").
+_PROPER_BEFORE = re.compile(r"(?<![\w'’\-:—–])(?<![:—–] )([A-Z][a-z]+)\s+$")
+_POSSESSIVE_BEFORE = re.compile(r"\b([A-Z][a-z]+)['’]s?\s+$")
+_AMPERSAND_AFTER = re.compile(r"\s*&\s*[A-Z]")
+# "Orange Capital", "American Capital", "Kingfisher Airlines": a one-word name followed by a business-type word is
+# another company's name (the company's own longer names are aliases and match first).
+_BUSINESS_AFTER = re.compile(
+    r"\s+(?:Capital|Partners|Fund|Funds|Management|Investments?|Asset|Advis[oe]rs|Bancorp|Financial|Energy|"
+    r"Airlines?|Airways|Pizza|Foundation|Trust|Securities|Ventures|Properties|Realty|Insurance|Pharma|Resources|"
+    r"Minerals|Mining|Oil|Gas|Power|Motors?|Media|Entertainment|Studios)\b"
+)
+_PLACE_AFTER = re.compile(
+    r"\s+(?:rainforest|river|basin|jungle|forest|fires?|deforestation|tribes?|region|delta|coast|sea)\b",
+    re.IGNORECASE,
+)
+_WIRE_PREFIX = re.compile(r"(?:^|\s)(?:[A-Z0-9]+(?:\s+[0-9]+)?)-$")  # "UPDATE 1-", "REFILE-", "BRIEF-"
+_WORD = re.compile(r"[A-Za-z][\w'’.&-]*")
 
 # Only the lead of a long body is scanned: what an article is about is said early, and the name regex's time grows
 # with the text, so a huge body would stall the batch (docs/performance.md, 'Measurements behind code choices').
 MAX_BODY_SCAN = 20_000
+LEAD = 300  # characters of the body that count as its lead for relevance
 
-METHOD_WEIGHT = {"provided": 1.0, "cashtag": 0.95, "exchange": 0.95, "symbol": 0.85, "name": 0.7}
+RULES = ("provided", "cashtag", "exchange", "source_tag", "symbol", "name")
+METHOD_WEIGHT = {"provided": 1.0, "cashtag": 0.95, "exchange": 0.95, "symbol": 0.85, "name": 0.7}  # compatibility
+ROLE_RELEVANCE = {"subject": 90, "object": 65, "passing": 40, "lead": 30, "body": 15, "provided": 75}
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One mention of a company in one text: where, by which rule, in which role, and why it is not linked if not."""
+
+    ticker: str
+    name: str
+    start: int
+    end: int
+    text: str
+    rule: str  # provided | cashtag | exchange | source_tag | symbol | name
+    role: str = "subject"  # subject | object | passing | lead | body | source
+    relevance: int = 0
+    skipped: str | None = None  # why a candidate was not linked (a broker as source, a surname, ...)
 
 
 @dataclass(frozen=True, slots=True)
 class Mention:
-    """One linked ticker with its relevance in [0, 1] and how it was found."""
+    """One linked ticker of an article: its relevance (0-100), its best span and how it was found."""
 
     ticker: str
-    relevance: float
+    relevance: int
     in_headline: bool
     matched_text: str
-    method: str  # provided | cashtag | exchange | symbol | name
+    method: str  # provided | cashtag | exchange | symbol | name (source_tag is reported as provided)
+    name: str = ""
+    start: int = -1  # offsets into the headline (or the body, when in_headline is False); -1 for a provided symbol
+    end: int = -1
+    rule: str = ""
+    role: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Dictionary:
-    """Symbols and names of the index constituents."""
+    """The universe and its compiled name pattern."""
 
+    universe: Universe
     symbols: frozenset[str]
-    by_exchange: dict[str, str]  # "NASDAQ:AAPL" / "LON:BP" -> canonical ticker
+    by_exchange: dict[str, str]
     names: dict[str, str]  # alias -> ticker
     name_pattern: re.Pattern[str]
 
 
-def _aliases(name: str) -> set[str]:
-    name = unicodedata.normalize("NFKC", name).replace("\u2013", "-").strip()
-    out = {name}
-    stripped = _SUFFIXES.sub("", name).strip(" ,")
-    if stripped.startswith("The "):
-        stripped = stripped[4:]
-    out.add(stripped)
-    # "Agilent Technologies" is "Agilent" in headlines; only the generic tail goes, and the rest must stay a name.
-    short = _GENERIC_TAIL.sub("", stripped).strip(" ,")
-    if short != stripped and len(short) >= 3:
-        out.add(short)
-        _CASE_SENSITIVE.add(short)
-    return {a for a in out if len(a) >= 2}
+def entities_file() -> str | None:
+    """FINSENT_ENTITIES_FILE (core.settings.Settings.entities_file), read from the environment directly: this runs
+    for every text, and building Settings each time would cost more than the linking."""
+    return os.environ.get("FINSENT_ENTITIES_FILE") or None
 
 
-def _canonical(symbol: str) -> str:
-    return _PRIMARY.get(symbol, symbol)
-
-
-# Aliases cut down from a longer name ("Babcock" from "Babcock International") are only trusted in their own case:
-# in ALL-CAPS text they collide with other companies ("DEUTSCHE BABCOCK").
-_CASE_SENSITIVE: set[str] = set()
-
-
-def _case_insensitive(alias: str) -> bool:
-    # Long or multi-word names are safe to match in ALL-CAPS headlines (Reuters); short ones are not.
-    if alias in _CASE_SENSITIVE:
-        return False
-    return len(alias) >= 7 or (" " in alias and len(alias) >= 5)
-
-
-@lru_cache(maxsize=1)
-def dictionary() -> Dictionary:
-    """Build (once) the symbol and name dictionary from the index constituents."""
-    api = PyTickerSymbols()
-    stocks: dict[str, dict] = {}
-    for index in INDICES:
-        for stock in api.get_stocks_by_index(index):
-            stocks.setdefault(stock["symbol"], stock)
-    symbols: set[str] = set()
-    by_exchange: dict[str, str] = {}
-    candidates: dict[str, set[str]] = {}
-    for symbol, stock in stocks.items():
-        ticker = _canonical(symbol)
-        symbols.add(ticker)
-        for listing in stock.get("symbols", []):
-            google = (listing.get("google") or "").upper().replace(" ", "")
-            if ":" in google:
-                by_exchange.setdefault(google, ticker)
-        for alias in _aliases(stock["name"]):
-            candidates.setdefault(alias, set()).add(ticker)
-    names = {a: next(iter(t)) for a, t in candidates.items() if len(t) == 1 and a not in _BLOCKED_ALIASES}
-    names.update({a: t for a, t in _EXTRA_ALIASES.items() if t in symbols})
-    # Multi-word names of companies outside the five indices still match, to link nothing: "Apple Hospitality"
-    # (S&P 600) must consume its words, or the shorter "Apple" inside it would link AAPL.
-    shields = {
-        alias
-        for stock in api.get_all_stocks()
-        if stock.get("symbol") not in stocks and stock.get("name")
-        for alias in _aliases(stock["name"])
-        if " " in alias and alias not in names
-    }
+@lru_cache(maxsize=4)
+def _dictionary(desk_file: str | None) -> Dictionary:
+    universe = load_universe(desk_file)
+    names = universe.names
+    variants = set(names) | set(universe.shields)
+    # A merger's name is also written with a hyphen ("Kraft-Heinz", "Exxon-Mobil") when both halves were companies;
+    # "Anglo-American" is an adjective, not Anglo American plc.
+    variants |= {a.replace(" ", "-") for a in names if len(a.split()) == 2 and all(w in names for w in a.split())}
     # One trie-shaped alternation (trieregex): the same matches, longest alias first at each position, as a flat
-    # longest-first alternation of ~1,900 names, but far faster. Matched against lower-cased text rather than with
-    # re.IGNORECASE, which compares every character case-folded and is slower (docs/performance.md, 'Measurements
-    # behind code choices').
-    alternation = TrieRegEx(*{alias.lower() for alias in set(names) | shields}).regex()
-    pattern = re.compile(rf"(?<![\w&$.-])(?:{alternation})(?![\w&-])")
-    return Dictionary(frozenset(symbols), by_exchange, names, pattern)
+    # longest-first alternation, but far faster. Matched against lower-cased text rather than with re.IGNORECASE,
+    # which compares every character case-folded and is slower (docs/performance.md, 'Measurements behind code
+    # choices'). A hyphen before a name is a boundary (wire prefixes are checked after the match).
+    alternation = TrieRegEx(*{alias.lower() for alias in variants}).regex()
+    pattern = re.compile(rf"(?<![\w&$.])(?:{alternation})(?![\w&])")
+    return Dictionary(universe, universe.symbols, universe.by_exchange, names, pattern)
 
 
-def resolve_symbol(symbol: str, exchange: str | None = None) -> str | None:
+def dictionary() -> Dictionary:
+    """The dictionary for the configured desk file (FINSENT_ENTITIES_FILE), built once per file."""
+    return _dictionary(entities_file())
+
+
+def load() -> None:
+    """Build the dictionary and its case-blind forms now (a worker does, so its first batch does not wait for it and
+    a malformed desk file stops it at start-up; docs/performance.md, 'Measurements behind code choices')."""
+    _folding_pattern(entities_file())
+    _folded_aliases(entities_file())
+
+
+@lru_cache(maxsize=4)
+def _folding_pattern(desk_file: str | None) -> re.Pattern[str]:
+    return re.compile(_dictionary(desk_file).name_pattern.pattern, re.IGNORECASE)
+
+
+@lru_cache(maxsize=4)
+def _folded_aliases(desk_file: str | None) -> dict[str, str]:
+    d = _dictionary(desk_file)
+    out = {a.casefold(): a for a in d.universe.shields}
+    # Where two aliases fold alike ("Nike", "NIKE"), the one trusted in any case wins the case-blind lookup.
+    exact = d.universe.exact_case
+    out.update({a.casefold(): a for a in sorted(d.names, key=lambda a: a not in exact)})
+    out.update({a.replace(" ", "-").casefold(): a for a in list(out.values()) if " " in a})
+    return out
+
+
+def resolve_symbol(symbol: str, exchange: str | None = None, d: Dictionary | None = None) -> str | None:
     """Map a symbol (optionally with its exchange) to the canonical ticker; None when it is not a symbol."""
     symbol = symbol.strip().upper().replace("/", ".").replace("-", ".")
     if not symbol or not symbol.isascii() or not re.fullmatch(r"[A-Z0-9]{1,6}(?:\.[A-Z0-9]{1,3})?", symbol):
         return None
-    d = dictionary()
+    d = d or dictionary()
     exchange = (exchange or "").upper()
     if exchange:
         key = f"{exchange}:{symbol}"
@@ -261,93 +236,259 @@ def resolve_symbol(symbol: str, exchange: str | None = None) -> str | None:
         for us in ("NASDAQ", "NYSE"):
             if f"{us}:{symbol}" in d.by_exchange:
                 return d.by_exchange[f"{us}:{symbol}"]
-    return _canonical(symbol)
+    return {"GOOG": "GOOGL", "FOX": "FOXA", "NWS": "NWSA"}.get(symbol, symbol)
 
 
-def _find(text: str, in_headline: bool, found: list[tuple[str, str, str, bool]]) -> None:
-    d = dictionary()
-    mixed_case = any(c.islower() for c in text)
-    for m in _CASHTAG.finditer(text):
-        ticker = resolve_symbol(m.group(1))
-        if ticker:
-            found.append((ticker, m.group(0), "cashtag", in_headline))
-    # An exchange prefix needs its colon: most texts have none, and the case-blind regex is the costly part
-    # (docs/performance.md, 'Measurements behind code choices').
-    for m in _EXCHANGE.finditer(text) if ":" in text else ():
-        ticker = resolve_symbol(m.group(2), m.group(1))
-        if ticker:
-            found.append((ticker, m.group(0), "exchange", in_headline))
-    for m in symbol_tags(text):
-        found.append((m.group(1), m.group(0), "provided", in_headline))
-    if mixed_case:
-        for m in _PAREN.finditer(text):
-            symbol = m.group(1)
-            if symbol in d.symbols and symbol not in WORD_TICKERS:
-                found.append((symbol, m.group(0), "symbol", in_headline))
+def _company_name(d: Dictionary, ticker: str) -> str:
+    company = d.universe.companies.get(ticker)
+    return company.name if company else ""
+
+
+def _sentence_case(text: str) -> bool:
+    """Most words after the first start lower-case: a capitalised word there is a name, not title case."""
+    words = _WORD.findall(text)[1:]
+    return len(words) >= 3 and sum(w[0].isupper() for w in words) <= len(words) / 2
+
+
+def _guard(text: str, start: int, end: int, alias: str, company_starts: set[int]) -> str | None:
+    """Why a one-word name here is not the company (a surname, a place, part of another name); None when it is."""
+    before = text[max(0, start - 40) : start]
+    if _AMPERSAND_AFTER.match(text, end):
+        return "followed by '& Name': part of another company's name"
+    if " " in alias:
+        return None
+    if _BUSINESS_AFTER.match(text, end):
+        return "followed by a business word: another company's name"
+    if _TITLE_BEFORE.search(before):
+        return "a person's name (title before it)"
+    m = _PROPER_BEFORE.search(before)
+    if m and start - len(m.group(0)) > 0 and (start - len(m.group(0))) not in company_starts and _sentence_case(text):
+        return f"a person's name ({m.group(1)!r} before it in a sentence-case headline)"
+    m = _POSSESSIVE_BEFORE.search(before)
+    if m and (start - len(m.group(0))) not in company_starts:
+        return f"a place or a person's ({m.group(1)}'s before it)"
+    if _PLACE_AFTER.match(text, end):
+        return "a place (a place noun after it)"
+    return None
+
+
+def _name_spans(text: str, d: Dictionary, desk: str | None) -> list[Span]:
     lowered = text.lower()
     if len(lowered) == len(text):  # offsets in the lower-cased text are offsets in the text
         spans = [m.span() for m in d.name_pattern.finditer(lowered)]
     else:  # a character whose lower case is longer ("İ"): the same pattern, case-folded by the regex engine
-        spans = [m.span() for m in _folding_pattern().finditer(text)]
+        spans = [m.span() for m in _folding_pattern(desk).finditer(text)]
+    # Case tells names from words only in text that has both cases; ALL-CAPS wires and all-lower text do not.
+    mixed_case = any(c.islower() for c in text) and any(c.isupper() for c in text)
+    folded = _folded_aliases(desk)
+    universe = d.universe
+    starts = {start for start, _ in spans}
+    ends = {end for _, end in spans}
+    out: list[Span] = []
     for start, end in spans:
         matched = text[start:end]
-        alias = _lookup_alias(matched)
-        if alias is None:
+        alias = matched if matched in universe.names else folded.get(matched.casefold())
+        if alias is None or alias in universe.shields:
             continue
-        if not _case_insensitive(alias) and matched != alias:
+        # A hyphen joins a name to a wire prefix ("UPDATE 1-Shell") or to another company ("Cronos-Altria deal");
+        # otherwise the name is part of a hyphenated word ("Anglo-American relations", "non-Apple", "Apple-like").
+        if start > 0 and text[start - 1] == "-" and not _WIRE_PREFIX.search(text, 0, start) and (start - 1) not in ends:
+            continue
+        if text[end : end + 1] == "-" and (end + 1) not in starts:
             continue
         ticker = d.names[alias]
-        if ticker in _BROKERS and (_BROKER_AFTER.match(text, end) or _BROKER_BEFORE.search(text, 0, start)):
+        name = _company_name(d, ticker)
+        if mixed_case:
+            exact = matched == alias or matched == alias.replace(" ", "-")
+            # A name is written with its capital in running text; ALL-CAPS inside mixed text ("UPDATE 1-SHELL") too.
+            capital = matched[:1].isupper() or matched[:1].isdigit()
+            short_lower = len(alias) < 5 and not matched.isupper()
+            if not exact and (alias in universe.exact_case or not capital or short_lower):
+                continue
+            if matched.isupper() and not alias.isupper() and len(alias) < 5:
+                continue
+        else:  # ALL-CAPS (old wires) or all-lower text: long names, or short names that are themselves capitals
+            if alias in universe.exact_case:
+                continue
+            if not (len(alias) >= 7 or (" " in alias and len(alias) >= 5) or (alias.isupper() and matched == alias)):
+                continue
+        out.append(Span(ticker, name, start, end, matched, "name"))
+    return out
+
+
+def _symbol_spans(text: str, d: Dictionary) -> list[Span]:
+    out: list[Span] = []
+    for m in _CASHTAG.finditer(text) if "$" in text else ():
+        ticker = resolve_symbol(m.group(1), d=d)
+        if ticker:
+            out.append(Span(ticker, _company_name(d, ticker), m.start(), m.end(), m.group(0), "cashtag"))
+    # An exchange prefix needs its colon: most texts have none, and the case-blind regex is the costly part
+    # (docs/performance.md, 'Measurements behind code choices').
+    for m in _EXCHANGE.finditer(text) if ":" in text else ():
+        ticker = resolve_symbol(m.group(2), m.group(1), d)
+        if ticker:
+            out.append(Span(ticker, _company_name(d, ticker), m.start(), m.end(), m.group(0), "exchange"))
+    for m in symbol_tags(text) if "<" in text else ():
+        out.append(Span(m.group(1), _company_name(d, m.group(1)), m.start(), m.end(), m.group(0), "source_tag"))
+    if "(" in text and any(c.islower() for c in text):
+        for m in _PAREN.finditer(text):
+            symbol = m.group(1)
+            if symbol in d.symbols and symbol not in WORD_TICKERS:
+                out.append(Span(symbol, _company_name(d, symbol), m.start(), m.end(), m.group(0), "symbol"))
+    # A list of symbols ending a mixed-case headline ("Upgrades & Downgrades on 5/13/11- NVDA, PNSN, A, DF").
+    if "," in text and any(c.islower() for c in text) and (lst := _SYMBOL_LIST.search(text)) is not None:
+        for m in _LIST_ITEM.finditer(text, lst.start(1), lst.end(1)):
+            symbol = m.group(0)
+            if symbol in d.symbols:
+                out.append(Span(symbol, _company_name(d, symbol), m.start(), m.end(), symbol, "symbol"))
+    return out
+
+
+def _is_source(text: str, span: Span, others: list[Span]) -> bool:
+    """A broker named as the source of a rating or a forecast, read from the headline's structure; a rating agency
+    acting on another company's debt."""
+    if span.ticker in RATING_AGENCIES:
+        return bool(_SOURCE_BEFORE.search(text, 0, span.start) or _AGENCY_VERB.match(text, span.end))
+    if span.ticker not in BROKERS:
+        return False
+    if _SOURCE_BEFORE.search(text, 0, span.start) and (_RATING_WORDS.search(text) or others):
+        return True
+    if _VIEW_AFTER.match(text, span.end):  # "Goldman Sachs: ...", "Morgan Stanley's bullish call on Apple"
+        return True
+    verb = _RATING_VERB.match(text, span.end)
+    if verb is None:
+        return False
+    rest = text[verb.end() :]
+    return bool(_RATING_WORDS.search(rest)) or any(o.start >= verb.end() for o in others)
+
+
+# Between a name and its tag: spaces, and the company-form words the name left out ("PHOTRONICS CORP <PHOT.O>").
+_TAG_GAP = re.compile(
+    r"(?:\s*\b(?:CORP|CORPORATION|INC|CO|COS|LTD|PLC|AG|SA|NV|GROUP|HOLDINGS?|Corp|Inc|Co|Ltd|plc)\b\.?)*\s{0,2}"
+)
+_TAG_NAME_WORD = re.compile(r"[A-Za-z0-9][\w&'.\-/]*")
+_TAG_NAME_STOP = frozenset(
+    "OF BY FOR TO IN ON AT AND WITH FROM THE A AN SAYS SAID SEEKS AFFIRMS LOWERS RAISES CUTS BUYS SELLS APPROVES "
+    "SETS GETS WINS HAS IS ALL OVER UPGRADES DOWNGRADES REVIEWS RATES BID OFFER UNIT STAKE".split()
+)
+
+
+def _name_before(text: str, end: int, max_words: int = 6) -> tuple[int, int] | None:
+    """The span of the capitalised words right before `end`, back to a function word, punctuation or the start."""
+    words = list(_TAG_NAME_WORD.finditer(text, max(0, end - 120), end))
+    start = stop = None
+    for m in reversed(words[-max_words:]):
+        gap = text[m.end() : start if start is not None else end]
+        if gap.strip() or (start is None and len(gap) > 2):
+            break
+        word = m.group(0)
+        if word.upper() in _TAG_NAME_STOP or not (word[0].isupper() or word[0].isdigit()):
+            break
+        start = m.start()
+        stop = stop if stop is not None else m.end()
+    return (start, stop) if start is not None and stop is not None else None
+
+
+def find(text: str, *, headline: bool = True) -> list[Span]:
+    """Every company mention in one text, in text order, each with its rule, role and relevance; mentions that are
+    not linked (a broker as source, a surname) carry `skipped` with the reason."""
+    text = text or ""
+    desk = entities_file()
+    d = _dictionary(desk)
+    symbols = _symbol_spans(text, d)
+    names = _name_spans(text, d, desk)
+    # A name right before its source's own tag ("STANDARD OIL <SRD>") is that tag's company.
+    tags = [s for s in symbols if s.rule == "source_tag"]
+    # A name inside a symbol ("<AMR>", "$AAPL") is that symbol, not another mention.
+    names = [n for n in names if not any(sym.start <= n.start and n.end <= sym.end for sym in symbols)]
+    for i, n in enumerate(names):
+        tag = next((t for t in tags if _TAG_GAP.fullmatch(text, n.end, t.start)), None)
+        if tag is not None:
+            names[i] = Span(tag.ticker, tag.name or n.name, n.start, n.end, n.text, "source_tag")
+    # Reuters writes "NAME <TICKER>": the words right before a tag name its company, known to us or not.
+    named = {t.start for t in tags if any(_TAG_GAP.fullmatch(text, n.end, t.start) for n in names)}
+    for t in tags:
+        if t.start not in named and (span := _name_before(text, t.start)) is not None:
+            words = text[span[0] : span[1]]
+            names.append(Span(t.ticker, t.name or words, *span, words, "source_tag"))
+    spans = sorted(symbols + names, key=lambda s: (s.start, -s.end))
+    starts = {s.start for s in spans}
+    out: list[Span] = []
+    for s in spans:
+        if s.skipped:
+            out.append(s)
             continue
-        found.append((ticker, matched, "name", in_headline))
+        why = _guard(text, s.start, s.end, s.text, starts - {s.start}) if s.rule == "name" else None
+        if why is None and headline:
+            others = [o for o in spans if o.ticker != s.ticker and not o.skipped]
+            if _is_source(text, s, others):
+                why = "a broker named as the source of a rating or forecast"
+        out.append(s if why is None else _replace(s, role="source" if "broker" in why else s.role, skipped=why))
+    return _roles(out, headline)
 
 
-@lru_cache(maxsize=1)
-def _folding_pattern() -> re.Pattern[str]:
-    return re.compile(dictionary().name_pattern.pattern, re.IGNORECASE)
+def _replace(span: Span, **changes: object) -> Span:
+    values = {f: getattr(span, f) for f in Span.__slots__}
+    values.update(changes)
+    return Span(**values)  # type: ignore[arg-type]
 
 
-@lru_cache(maxsize=1)
-def _folded_aliases() -> dict[str, str]:
-    return {a.casefold(): a for a in dictionary().names}
-
-
-def load() -> None:
-    """Build the dictionary and its case-blind forms now (a worker does, so its first batch does not wait for it;
-    docs/performance.md, 'Measurements behind code choices')."""
-    _folding_pattern()
-    _folded_aliases()
-
-
-def _lookup_alias(matched: str) -> str | None:
-    names = dictionary().names  # a shield name is not in here, so it links nothing
-    if matched in names:
-        return matched
-    return _folded_aliases().get(matched.casefold())
+def _roles(spans: list[Span], headline: bool) -> list[Span]:
+    order: list[str] = []  # linked tickers in order of first mention
+    for s in spans:
+        if not s.skipped and s.ticker not in order:
+            order.append(s.ticker)
+    out = []
+    for s in spans:
+        if s.skipped:
+            out.append(_replace(s, relevance=0))
+            continue
+        if headline:
+            rank = order.index(s.ticker)
+            role = "subject" if rank == 0 else "object" if rank == 1 or len(order) == 2 else "passing"
+        else:
+            role = "lead" if s.start < LEAD else "body"
+        bonus = 5 if s.rule in ("cashtag", "exchange", "source_tag", "symbol") else 0
+        out.append(_replace(s, role=role, relevance=min(100, ROLE_RELEVANCE[role] + bonus)))
+    return out
 
 
 def link(title: str, body: str = "", provided: Iterable[str] = ()) -> list[Mention]:
-    """Link the tickers an article is about, most relevant first."""
-    found: list[tuple[str, str, str, bool]] = []
+    """The tickers an article is about, most relevant first: one Mention per ticker, its best span."""
+    spans: list[tuple[Span, bool]] = [(s, True) for s in find(title or "")]
+    spans += [(s, False) for s in find((body or "")[:MAX_BODY_SCAN], headline=False)]
+    grouped: dict[str, list[tuple[Span, bool]]] = {}
+    for span, in_headline in spans:
+        if not span.skipped:
+            grouped.setdefault(span.ticker, []).append((span, in_headline))
+    d = dictionary() if provided else None
     for symbol in provided:
-        exchange, _, bare = symbol.rpartition(":")
-        ticker = resolve_symbol(bare, exchange or None)
-        if ticker:
-            found.append((ticker, symbol, "provided", True))
-    _find(title or "", True, found)
-    _find((body or "")[:MAX_BODY_SCAN], False, found)
-
-    grouped: dict[str, list[tuple[str, str, str, bool]]] = {}
-    for hit in found:
-        grouped.setdefault(hit[0], []).append(hit)
+        exchange, _, bare = str(symbol).rpartition(":")
+        ticker = resolve_symbol(bare, exchange or None, d)
+        if ticker and d is not None:
+            span = Span(ticker, _company_name(d, ticker), -1, -1, str(symbol), "provided", "provided",
+                        ROLE_RELEVANCE["provided"])  # fmt: skip
+            grouped.setdefault(ticker, []).append((span, True))
     mentions = []
     for ticker, hits in grouped.items():
-        best = max(hits, key=lambda h: (METHOD_WEIGHT[h[2]], h[3]))
-        in_headline = any(h[3] for h in hits)
-        # Headline beats body, repeated beats once, provided/cashtag beats a name: weight x position x repetition.
-        position = 1.0 if in_headline else 0.6
-        repetition = 0.85 + 0.15 * min(1.0, (len(hits) - 1) / 3)
-        relevance = round(min(1.0, METHOD_WEIGHT[best[2]] * position * repetition), 4)
-        mentions.append(Mention(ticker, relevance, in_headline, best[1], best[2]))
+        best, in_headline = max(hits, key=lambda h: (h[0].relevance, h[1], -h[0].start))
+        provided_too = any(h[0].rule == "provided" for h in hits) and best.rule != "provided"
+        repetition = 5 * min(2, len(hits) - 1)
+        relevance = min(100, best.relevance + repetition + (5 if provided_too else 0))
+        method = {"source_tag": "provided"}.get(best.rule, best.rule)
+        mentions.append(
+            Mention(
+                ticker,
+                relevance,
+                in_headline or any(h[1] for h in hits),
+                best.text,
+                method,
+                best.name,
+                best.start,
+                best.end,
+                best.rule,
+                best.role,
+            )  # fmt: skip
+        )
     mentions.sort(key=lambda m: (-m.relevance, m.ticker))
     return mentions

@@ -304,7 +304,9 @@ class Pipeline:
                 "is_first_of_story": result.is_first_of_story,
                 "similar_before": result.similar_before,
             }
-            mentions += [(article_id, t.ticker, item.published_at, t.relevance, t.in_headline) for t in a.tickers]
+            # The linker's relevance is 0-100 (as feeds give it); mentions.relevance is the weight in [0, 1] that
+            # windows multiply by.
+            mentions += [(article_id, t.ticker, item.published_at, t.relevance / 100, t.in_headline) for t in a.tickers]
         self._synced_id = max(self._synced_id, *ids)
         if reserved:
             conn.execute(insert(articles), rows)

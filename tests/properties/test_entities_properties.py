@@ -1,4 +1,4 @@
-"""Properties of ticker linking: only well-formed tickers, relevance in (0, 1], no crash on any unicode, and a
+"""Properties of ticker linking: only well-formed tickers, relevance in (0, 100], no crash on any unicode, and a
 homoglyph (Cyrillic or Greek letter in place of a Latin one) never links the ticker it imitates."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def check(mentions, title: str, body: str, provided: list[str]) -> None:
     assert len({m.ticker for m in mentions}) == len(mentions)  # one mention per ticker
     for m in mentions:
         assert (m.ticker in KNOWN or TICKER.fullmatch(m.ticker)) and m.ticker.isascii() and len(m.ticker) <= 16, m
-        assert 0.0 < m.relevance <= 1.0 and m.method in METHOD_WEIGHT
+        assert 0 < m.relevance <= 100 and m.method in METHOD_WEIGHT
         # The matched text is really there: in the headline, the scanned body, or the provided symbols.
         assert m.matched_text in title or m.matched_text in body or m.matched_text in provided, m
     assert [m.relevance for m in mentions] == sorted((m.relevance for m in mentions), reverse=True)

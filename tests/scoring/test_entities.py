@@ -1,22 +1,140 @@
-"""Ticker linking: symbols, names, ordinary-word tickers, homoglyphs, relevance, and quality on the gold set."""
+"""Ticker linking: one test per rule class (each with its own example), symbols, the desk's file, relevance and roles,
+and quality on the hand-labelled spans (tests/scoring/fixtures/ticker_spans.jsonl)."""
 
 from __future__ import annotations
 
 import pytest
 
 from bench.entities import evaluate
-from scoring.entities import INDICES, WORD_TICKERS, dictionary, link
+from scoring.entities import WORD_TICKERS, dictionary, find, link
 
 
 def tickers(title: str, body: str = "", provided=()) -> set[str]:
     return {m.ticker for m in link(title, body, provided)}
 
 
-def test_dictionary_covers_the_documented_indices():
+def skipped(title: str) -> dict[str, str]:
+    return {s.text: s.skipped for s in find(title) if s.skipped}
+
+
+# ------------------------------------------------------------------------------------------------ the universe
+
+
+def test_universe_has_the_package_indices_the_curated_file_and_former_companies():
     d = dictionary()
-    assert INDICES == ("S&P 500", "NASDAQ 100", "DOW JONES", "FTSE 100", "DAX")
-    assert {"AAPL", "BRK.B", "BP.L", "SAP.DE", "GOOGL"} <= d.symbols
-    assert dictionary() is d  # built once
+    assert {"AAPL", "BRK.B", "BP.L", "SAP.DE", "GOOGL", "AIR.PA", "NESN.SW", "7203.T"} <= d.symbols
+    # Former companies and big names outside the indices (scoring/data/companies.csv).
+    assert {"MRW.L", "SAB.L", "SHP.L", "BG.L", "BHP"} <= d.symbols
+    assert dictionary() is d  # built once per desk file
+
+
+def test_former_companies_link():
+    assert tickers("Morrisons sales rise for third quarter") == {"MRW.L"}
+    assert tickers("SABMiller agrees to AB InBev takeover") >= {"SAB.L"}
+    assert tickers("Shire shares jump on Baxalta deal") >= {"SHP.L"}
+
+
+# ------------------------------------------------------------------------------------------- misses, by rule
+
+
+def test_hyphen_glued_wire_prefix_is_a_boundary():
+    assert tickers("UPDATE 1-Shell secures $3bn LNG supply contract") == {"SHEL.L"}
+    assert tickers("REFILE-Hikma buys Roxane for $2.65bn") == {"HIK.L"}
+    assert tickers("BRIEF-Glencore cuts debt faster than planned") == {"GLEN.L"}
+    assert tickers("Kraft-Heinz to close plants") == tickers("Kraft Heinz to close plants") == {"KHC"}
+    # A hyphenated word is not a prefix: "Anglo-American" relations are not Anglo American plc.
+    assert "AAL.L" not in tickers("Anglo-American relations sour")
+
+
+def test_possessive_is_a_boundary():
+    assert tickers("Tesco's profits jump") == {"TSCO.L"}
+    assert tickers("Glencore’s debt falls") == {"GLEN.L"}
+
+
+def test_bank_as_subject_of_its_own_news_is_linked():
+    assert tickers("Barclays settles US mortgage case for $2bn") == {"BARC.L"}
+    assert tickers("Barclays raises £2bn from investors") == {"BARC.L"}
+    assert tickers("HSBC cuts 10,000 jobs") == {"HSBA.L"}
+    assert tickers("Goldman Sachs profit jumps") == {"GS"}
+
+
+def test_bank_as_source_of_a_rating_is_not_linked():
+    assert tickers("Tesco cut to hold at Barclays") == {"TSCO.L"}
+    assert tickers("Barclays upgrades Tesco to overweight") == {"TSCO.L"}
+    assert tickers("Goldman Sachs Raises Price Target On Agilent Technologies To $80") == {"A"}
+    assert tickers("UPDATE: J.P. Morgan Lowering Price Target On Agilent Technologies") == {"A"}
+    assert tickers("Bank of America Reduces AllianceBernstein to Underperform") == set()
+    assert skipped("Tesco cut to hold at Barclays")["Barclays"].startswith("a broker")
+
+
+def test_names_stored_with_a_qualifier():
+    assert tickers("Rio Tinto profit beats forecasts") == {"RIO.L"}
+
+
+def test_aliases_once_blocked_link_when_they_are_the_subject():
+    assert tickers("SSE to sell stake in wind farm") == {"SSE.L"}
+    assert tickers("Prudential to split off its UK arm") >= {"PRU.L"}
+
+
+@pytest.mark.parametrize(
+    ("headline", "ticker"),
+    [
+        ("StanChart profit falls", "STAN.L"),
+        ("L&G sells general insurance arm", "LGEN.L"),
+        ("LSE agrees merger with Deutsche Boerse", "LSEG.L"),
+        ("BAT bids for Reynolds American", "BATS.L"),
+        ("RBS fined over mis-selling", "NWG.L"),
+        ("Glaxo wins approval for asthma drug", "GSK.L"),
+        ("SoftBank to buy ARM for £24bn", "ARM"),
+    ],
+)
+def test_short_and_former_names(headline, ticker):
+    assert ticker in tickers(headline)
+
+
+def test_wrong_package_rows_are_corrected():
+    assert tickers("SES wins satellite contract") == {"SESG.PA"}
+    assert tickers("Airbus wins order from Emirates") == {"AIR.PA"}
+    assert "SMIN.L" not in tickers("SES wins satellite contract")
+
+
+# ---------------------------------------------------------------------------------------- false links, by rule
+
+
+def test_place_is_not_the_company():
+    assert tickers("Corporations pile pressure on Brazil over Amazon fires") == set()
+    assert tickers("Brazil's Amazon faces record deforestation") == set()
+    assert tickers("Amazon opens new warehouse") == {"AMZN"}
+
+
+def test_another_companys_name_is_not_the_company():
+    assert "ALB" not in tickers("Albemarle & Bond shares slump")
+    assert "DPZ" not in tickers("Domino's Pizza Group opens 50 UK stores")
+    assert "KGF.L" not in tickers("Kingfisher Airlines grounded")
+    assert tickers("Kingfisher profits slide") == {"KGF.L"}
+
+
+@pytest.mark.parametrize(
+    "headline",
+    [
+        "Former minister Mr Pearson joins bank board",
+        "Hotel heir Bill Marriott steps down as chairman",
+        "Labour's Diane Abbott says rail fares too high",
+        "Actor Harrison Ford buys a plane",
+        "Economist Sir Goldman warns on inflation",
+    ],
+)
+def test_surnames_are_not_companies(headline):
+    assert tickers(headline) == set()
+
+
+def test_lower_case_words_are_not_names():
+    assert tickers("Holiday travelers stranded by strikes") == set()
+    assert tickers("It is all on now: key low prices, so the cat and A are fine") == set()
+    assert tickers("Target beats; Next falls; Dow slides as Nasdaq drops") == set()
+
+
+# ------------------------------------------------------------------------------------------------ symbols
 
 
 def test_cashtags_including_share_classes():
@@ -26,7 +144,6 @@ def test_cashtags_including_share_classes():
 
 def test_exchange_qualified_symbols():
     assert tickers("Apple (NASDAQ:AAPL) and NYSE: IBM rally, LON:BP slips") == {"AAPL", "IBM", "BP.L"}
-    assert tickers("Nasdaq: AAPL up") == {"AAPL"}
 
 
 def test_provided_and_reuters_angle_symbols():
@@ -35,28 +152,10 @@ def test_provided_and_reuters_angle_symbols():
     assert tickers("Markets <b>rally</b>") == set()
 
 
-def test_names_longest_match_and_word_boundaries():
-    # Apple Hospitality is outside the five indices: its name shields "Apple" and links nothing.
-    assert tickers("Apple Hospitality REIT raises its dividend") == set()
-    assert tickers("Apple and Apple Hospitality") == {"AAPL"}
+def test_names_longest_match():
+    assert tickers("Apple Hospitality REIT raises its dividend") == {"APLE"}  # a name, not Apple
     assert tickers("Apple unveils a new iPhone") == {"AAPL"}
     assert tickers("Pineapple prices rise; Applebee's opens") == set()
-
-
-def test_short_names_are_case_sensitive_long_names_are_not():
-    assert tickers("GENERAL MOTORS CUTS OUTPUT") == {"GM"}
-    assert tickers("the ibm of tea") == set()
-    assert tickers("DEUTSCHE BABCOCK RIGHTS ISSUE") == set()  # "Babcock" is cut from a longer name: own case only
-    assert tickers("Babcock wins navy deal") == {"BAB.L"}
-
-
-def test_broker_is_not_the_subject_of_a_rating():
-    assert tickers("Goldman Sachs Raises Price Target On Agilent Technologies To $80") == {"A"}
-    assert tickers("Ambev falls; analysts at Bank of America downgraded the stock") == set()
-    assert tickers("UPDATE: J.P. Morgan Lowering Price Target On Agilent Technologies") == {"A"}
-    assert tickers("Citi Analysts Initiate Barrick Gold At Buy") == set()
-    assert tickers("Bank of America Reduces AllianceBernstein to Underperform") == set()
-    assert tickers("Goldman Sachs profit jumps") == {"GS"}
 
 
 @pytest.mark.parametrize("word", sorted(WORD_TICKERS))
@@ -65,27 +164,41 @@ def test_ordinary_word_tickers_only_when_explicit(word):
     assert word in tickers(f"Watching ${word} today") | tickers("x", provided=[word])
 
 
-def test_ordinary_words_in_prose_link_nothing():
-    assert tickers("It is all on now: key low prices, so the cat and A are fine") == set()
-    assert tickers("Target beats; Next falls; Dow slides as Nasdaq drops") == set()
-
-
 @pytest.mark.parametrize("text", ["$\u0391APL to the moon", "NASDAQ:\u0391APL", "$ＡAPL\u0391"])
 def test_homoglyph_tickers_do_not_link(text):
     assert "AAPL" not in tickers(text)
 
 
-def test_relevance_ordering():
+def test_all_caps_and_all_lower_text_link_long_names_only():
+    assert tickers("GENERAL MOTORS CUTS OUTPUT") == {"GM"}
+    assert tickers("APPLE AND MICROSOFT LEAD GAINS") == tickers("apple and microsoft lead gains") == {"MSFT"}
+    assert "AAPL" not in tickers("the ibm of apple tea")
+    assert {"MSFT"} <= tickers("İstanbul exchange: Microsoft Corporation shares up")
+
+
+# --------------------------------------------------------------------------------------- roles and relevance
+
+
+def test_roles_and_relevance_reflect_position():
+    spans = {s.ticker: s for s in find("Pfizer wins as Moderna slumps")}
+    assert (spans["PFE"].role, spans["MRNA"].role) == ("subject", "object")
+    assert 0 < spans["MRNA"].relevance < spans["PFE"].relevance <= 100
+    listed = {s.ticker: s.role for s in find("Apple, Microsoft, Alphabet and Meta lead Nasdaq higher")}
+    assert listed["AAPL"] == "subject" and listed["META"] == "passing"
     (headline,) = link("Apple beats", "")
     (body,) = link("Earnings roundup", "Apple beats")
+    (late,) = link("Earnings roundup", "x " * 400 + "Apple beats")
     (repeated,) = link("Apple beats", "Apple, Apple and Apple again")
     (cashtag,) = link("$AAPL beats", "")
-    (provided,) = link("Earnings roundup", "", provided=["AAPL"])
-    assert all(0.0 <= m.relevance <= 1.0 for m in (headline, body, repeated, cashtag, provided))
-    assert headline.relevance > body.relevance
-    assert repeated.relevance > headline.relevance
-    assert provided.relevance > headline.relevance and cashtag.relevance > headline.relevance
+    assert 0 < late.relevance < body.relevance < headline.relevance < repeated.relevance <= 100
+    assert cashtag.relevance > headline.relevance
     assert (headline.in_headline, body.in_headline, headline.method, cashtag.method) == (True, False, "name", "cashtag")
+
+
+def test_spans_are_offsets_into_the_text():
+    text = "UPDATE 1-Shell and BP's $3bn deal"
+    for s in find(text):
+        assert text[s.start : s.end] == s.text
 
 
 def test_huge_body_only_lead_is_scanned():
@@ -93,34 +206,22 @@ def test_huge_body_only_lead_is_scanned():
     assert tickers("Markets", body) == {"AAPL"}
 
 
-def test_ingest_imports_no_other_stage():
-    from pathlib import Path
+# ------------------------------------------------------------------------------------ quality on judged data
 
-    for path in (Path(__file__).resolve().parents[2] / "ingest").rglob("*.py"):
-        text = path.read_text()
-        for stage in ("model", "monitor", "dashboard"):
-            assert f"from {stage}" not in text and f"import {stage}" not in text, path
-
-
-# Measured on the 210-row gold set: precision 1.000, recall 0.931 (67 tp, 0 fp, 5 fn). Floors leave a small margin.
-PRECISION_FLOOR = 0.95
-RECALL_FLOOR = 0.88
+# Measured on all 600 rows (2026-12-05): all P 0.955 R 0.782; UK/US files P 0.950 R 0.901; the linker before issue 19
+# scored R 0.53 (UK/US 0.67) at the same precision. Issue 19's targets (P >= 0.98, R >= 0.90 overall and UK/US) are
+# not met yet (docs/entities.md, "Quality"); these floors guard what was reached, with a small margin.
+FLOORS = {"all": (0.94, 0.77), "uk_us": (0.94, 0.89)}
 
 
-def test_quality_on_hand_labelled_headlines(capsys):
+@pytest.mark.parametrize("subset", sorted(FLOORS))
+def test_quality_on_hand_labelled_spans(subset, capsys):
     result = evaluate()
-    overall = result["all"]
+    r = result[subset]
+    precision_floor, recall_floor = FLOORS[subset]
     with capsys.disabled():
-        p, r, n = overall["precision"], overall["recall"], overall["rows"]
-        print(f"\nticker gold: precision {p:.3f} recall {r:.3f} on {n} headlines")
-    assert overall["rows"] >= 200
-    assert overall["precision"] >= PRECISION_FLOOR
-    assert overall["recall"] >= RECALL_FLOOR
-
-
-def test_names_match_in_any_case_also_when_lower_casing_changes_the_length():
-    # The lower-cased matcher keeps both case rules: a long name in any case, a short one ("Apple") only as written.
-    assert tickers("APPLE AND MICROSOFT LEAD GAINS") == tickers("apple and microsoft lead gains") == {"MSFT"}
-    assert tickers("Apple and Microsoft lead gains") == {"AAPL", "MSFT"}
-    # "İ".lower() is two characters, so offsets of the lower-cased text would be off: the folding regex takes over
-    assert {"MSFT"} <= tickers("İstanbul exchange: Microsoft Corporation shares up")
+        print(f"\nticker spans {subset}: precision {r['precision']:.3f} recall {r['recall']:.3f} "
+              f"on {r['rows']} headlines, {r['gold']} gold mentions")  # fmt: skip
+    assert result["all"]["rows"] >= 500
+    assert r["precision"] >= precision_floor
+    assert r["recall"] >= recall_floor

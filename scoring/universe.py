@@ -1,0 +1,354 @@
+"""The company universe: which companies the linker knows, by which names, under which ticker.
+
+Three layers, later ones win where they disagree (docs/entities.md):
+1. `pytickersymbols` (MIT): the constituents of its 20 indices (S&P 500/600/100, NASDAQ 100, DOW JONES, FTSE 100,
+   DAX/MDAX/SDAX/TecDAX, CAC 40 and Mid 60, EURO STOXX 50, AEX, BEL 20, IBEX 35, SMI 20, OMX Stockholm 30 and
+   Helsinki 25, NIKKEI 225), with their formal names.
+2. `scoring/data/companies.csv`: the project's own file of former names, short forms, nicknames, companies taken
+   over or delisted since (Morrisons, SABMiller, Shire) and big names outside those indices (BHP, Alibaba), and
+   corrections of package rows (SES is not Smiths Group; Airbus is AIR.PA).
+3. The desk's file, `FINSENT_ENTITIES_FILE` (CSV with the same columns, or TOML with `[[company]]` tables): its
+   tickers need not be known anywhere else.
+
+Tickers: US symbols plain (`AAPL`, `BRK.B`), other markets with Yahoo-style suffixes (`BP.L`, `SAP.DE`, `AIR.PA`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import tomllib
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parent / "data" / "companies.csv"
+SEC = Path(__file__).resolve().parent / "data" / "sec_companies.csv"  # tools/sec_companies.py makes it
+COLUMNS = ("ticker", "name", "aliases", "isin", "status", "market", "blocked", "note")
+REQUIRED = ("ticker", "name")
+STATUSES = ("listed", "former")
+TICKER = re.compile(r"[A-Z0-9][A-Z0-9.\-]{0,15}")
+ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}[0-9]")
+ORIGINS = ("sec", "package", "curated", "desk")  # precedence, lowest first
+
+# The suffix each index's market takes when the package gives a bare symbol.
+INDEX_SUFFIX = {
+    "AEX": ".AS", "BEL 20": ".BR", "CAC_40": ".PA", "CAC Mid 60": ".PA", "DAX": ".DE", "MDAX": ".DE", "SDAX": ".DE",
+    "TecDAX": ".DE", "EURO STOXX 50": "", "FTSE 100": ".L", "IBEX 35": ".MC", "NIKKEI 225": ".T",
+    "OMX Helsinki 25": ".HE", "OMX Stockholm 30": ".ST", "Switzerland 20": ".SW", "DOW JONES": "", "NASDAQ 100": "",
+    "S&P 100": "", "S&P 500": "", "S&P 600": "",
+}  # fmt: skip
+US_INDICES = frozenset({"DOW JONES", "NASDAQ 100", "S&P 100", "S&P 500", "S&P 600"})
+# Small- and mid-cap indices: their companies link by multi-word names only. A one-word name cut from a small cap's
+# formal name is too often an ordinary word or a surname ("City Holding" -> City, "Powell Industries" -> Powell,
+# "Box Inc." -> Box); a large cap's ("Apple Inc." -> Apple) is how headlines name it.
+SMALL_CAP_INDICES = ("S&P 600", "MDAX", "SDAX", "TecDAX", "CAC Mid 60", "NIKKEI 225")  # Japan: "Screen", "Resonac"
+_PRIMARY = {"GOOG": "GOOGL", "FOX": "FOXA", "NWS": "NWSA"}  # one share class per company
+
+_SUFFIXES = re.compile(
+    r"(?:,?\s+(?:Inc\.?|Incorporated|Corporation|Corp\.?|Company|Companies|plc|PLC|Group|Holdings?|Holding|Limited|"
+    r"Ltd\.?|AG|SE|SA|S\.A\.|N\.V\.|NV|ASA|Oyj|AB|S\.p\.A\.|SpA|KGaA|& Co\.? KGaA|Aktiengesellschaft|&\s*Co\.?|Co\.|"
+    r"REIT|Trust))+$"
+)
+_GENERIC_TAIL = re.compile(
+    r"\s+(?:Technologies|Technology|Pharmaceuticals|Laboratories|Industries|International|Systems|Solutions|"
+    r"Resources)$"
+)
+_QUALIFIER = re.compile(r"\s*\([^)]*\)\s*$")  # "Rio Tinto (corporation)"
+
+
+class EntitiesFileError(ValueError):
+    """A malformed entities file: the message names the file, the line and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    ticker: str
+    name: str
+    aliases: tuple[str, ...]  # names a headline may use, the formal name included
+    isin: str | None = None
+    status: str = "listed"
+    market: str = ""
+    blocked: frozenset[str] = frozenset()  # aliases of this company that must not link on their own
+    origin: str = "package"  # sec | package | curated | desk
+    exact_case: frozenset[str] = field(default_factory=frozenset)  # aliases trusted only in their own case
+
+
+def clean(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).replace("\u2013", "-").replace("\u2019", "'").strip()
+
+
+def formal_aliases(name: str) -> tuple[set[str], set[str]]:
+    """The formal name and the forms a headline uses ("Agilent" for "Agilent Technologies Inc."), and which of those
+    are cut down from a longer name (trusted only in their own case: "DEUTSCHE BABCOCK" is not Babcock)."""
+    name = _QUALIFIER.sub("", clean(name))
+    out = {name}
+    stripped = _SUFFIXES.sub("", name).strip(" ,")
+    if stripped.startswith("The "):
+        stripped = stripped[4:]
+    out.add(stripped)
+    exact: set[str] = set()
+    short = _GENERIC_TAIL.sub("", stripped).strip(" ,")
+    if short != stripped and len(short) >= 3:
+        out.add(short)
+        exact.add(short)
+    return {a for a in out if len(a) >= 2}, exact
+
+
+def _package_ticker(stock: dict, index: str) -> str | None:
+    symbol = (stock.get("symbol") or "").upper()
+    suffix = INDEX_SUFFIX.get(index, "")
+    if symbol.endswith(".DE") and symbol.count(".") == 2:  # "AIR.PA.DE": a company listed elsewhere, in the DAX
+        symbol = symbol[:-3]
+    if index in US_INDICES:
+        return _PRIMARY.get(symbol, symbol) if TICKER.fullmatch(symbol) else None
+    if "." in symbol and TICKER.fullmatch(symbol):
+        return symbol
+    # A bare or missing symbol: the package's Yahoo code on the index's own market, if it has one.
+    for listing in stock.get("symbols") or []:
+        yahoo = (listing.get("yahoo") or "").upper()
+        if suffix and yahoo.endswith(suffix) and TICKER.fullmatch(yahoo):
+            return yahoo
+    if symbol and suffix and TICKER.fullmatch(symbol + suffix):
+        return symbol + suffix
+    return None
+
+
+@lru_cache(maxsize=1)
+def package_companies() -> tuple[tuple[Company, ...], dict[str, str]]:
+    """The package's index constituents as companies, and its exchange listings ("NASDAQ:AAPL" -> "AAPL")."""
+    from pytickersymbols import PyTickerSymbols
+
+    api = PyTickerSymbols()
+    companies: dict[str, Company] = {}
+    by_exchange: dict[str, str] = {}
+    indices = sorted(api.get_all_indices(), key=lambda i: (i in SMALL_CAP_INDICES, i))  # large caps first
+    for index in indices:
+        for stock in api.get_stocks_by_index(index):
+            ticker = _package_ticker(stock, index)
+            if not ticker or not stock.get("name") or ticker in companies:
+                continue
+            aliases, exact = formal_aliases(stock["name"])
+            if index in SMALL_CAP_INDICES:
+                aliases = {a for a in aliases if " " in a}
+                exact &= aliases
+            isins = stock.get("isins") or []
+            market = "US" if index in US_INDICES else INDEX_SUFFIX.get(index, "").lstrip(".")
+            companies[ticker] = Company(
+                ticker, clean(stock["name"]), tuple(sorted(aliases)), isins[0] if isins else None, "listed", market,
+                origin="package", exact_case=frozenset(exact),
+            )  # fmt: skip
+            for listing in stock.get("symbols") or []:
+                google = (listing.get("google") or "").upper().replace(" ", "")
+                if ":" in google:
+                    by_exchange.setdefault(google, ticker)
+    return tuple(companies.values()), by_exchange
+
+
+def _split(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else value.split(";")
+    return [clean(str(item)) for item in items if str(item).strip()]
+
+
+def _company(record: dict, *, where: str, origin: str) -> Company:
+    """One row of a companies file; `where` is "FILE, line N" for the error."""
+    for key in record:
+        if key not in COLUMNS:
+            raise EntitiesFileError(f"{where}: unknown field {key!r} (fields: {', '.join(COLUMNS)})")
+    for key in REQUIRED:
+        if not str(record.get(key) or "").strip():
+            raise EntitiesFileError(f"{where}: field {key!r} is empty")
+    ticker = str(record["ticker"]).strip().upper()
+    if not TICKER.fullmatch(ticker):
+        raise EntitiesFileError(
+            f"{where}: field 'ticker' {record['ticker']!r} is not a ticker (letters, digits, '.', '-'; at most 16)"
+        )
+    for key in ("aliases", "blocked"):
+        value = record.get(key)
+        if value is not None and not isinstance(value, str | list):
+            raise EntitiesFileError(f"{where}: field {key!r} must be text separated by ';' or a list of names")
+    status = str(record.get("status") or "listed").strip().lower()
+    if status not in STATUSES:
+        raise EntitiesFileError(f"{where}: field 'status' {record['status']!r} is not one of {', '.join(STATUSES)}")
+    isin = str(record.get("isin") or "").strip().upper() or None
+    if isin and not ISIN.fullmatch(isin):
+        raise EntitiesFileError(f"{where}: field 'isin' {record['isin']!r} is not an ISIN (2 letters, 9, 1 digit)")
+    name = clean(str(record["name"]))
+    formal, exact = formal_aliases(name)
+    aliases = set(_split(record.get("aliases"))) | formal
+    blocked = frozenset(_split(record.get("blocked")))
+    return Company(
+        ticker, name, tuple(sorted(aliases)), isin, status, str(record.get("market") or "").strip().upper(), blocked,
+        origin, frozenset(exact - set(_split(record.get("aliases")))),
+    )  # fmt: skip
+
+
+def read_companies(path: str | Path, *, origin: str = "desk") -> list[Company]:
+    """The companies of a CSV or TOML file; a malformed file raises EntitiesFileError naming file, line and field."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise EntitiesFileError(f"{path}: cannot be read ({e.strerror or e})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise EntitiesFileError(f"{path}, line {line}: not UTF-8 text") from None
+    if path.suffix.lower() == ".toml":
+        return _read_toml(path, text, origin)
+    return _read_csv(path, text, origin)
+
+
+def _read_csv(path: Path, text: str, origin: str) -> list[Company]:
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as e:
+        raise EntitiesFileError(f"{path}, line 1: {e}") from None
+    if not header:
+        raise EntitiesFileError(f"{path}, line 1: empty file (expected a header: {', '.join(COLUMNS)})")
+    for key in REQUIRED:
+        if key not in header:
+            raise EntitiesFileError(f"{path}, line 1: no {key!r} column (columns: {', '.join(COLUMNS)})")
+    for key in header:
+        if key not in COLUMNS:
+            raise EntitiesFileError(f"{path}, line 1: unknown column {key!r} (columns: {', '.join(COLUMNS)})")
+    out = []
+    try:
+        for row in reader:
+            where = f"{path}, line {reader.line_num}"
+            if None in row:
+                raise EntitiesFileError(f"{where}: more fields than the header's {len(header)}")
+            if not any((v or "").strip() for v in row.values()):
+                continue
+            out.append(_company({k: v for k, v in row.items() if v is not None}, where=where, origin=origin))
+    except csv.Error as e:
+        raise EntitiesFileError(f"{path}, line {reader.line_num}: {e}") from None
+    return out
+
+
+def _read_toml(path: Path, text: str, origin: str) -> list[Company]:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        line = getattr(e, "lineno", None) or (m.group(1) if (m := re.search(r"at line (\d+)", str(e))) else "?")
+        raise EntitiesFileError(f"{path}, line {line}: {e}") from None
+    rows = data.get("company")
+    if not isinstance(rows, list) or set(data) - {"company"}:
+        raise EntitiesFileError(f"{path}, line 1: expected only [[company]] tables (fields: {', '.join(COLUMNS)})")
+    # tomllib gives no line numbers for values: find each table's header line in the text.
+    starts = [i + 1 for i, line in enumerate(text.splitlines()) if line.strip().startswith("[[company]]")]
+    out = []
+    for n, row in enumerate(rows):
+        line = starts[n] if n < len(starts) else "?"
+        out.append(_company(row, where=f"{path}, line {line} (company {n + 1})", origin=origin))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Universe:
+    companies: dict[str, Company]  # ticker -> company
+    names: dict[str, str]  # alias -> ticker (linkable)
+    exact_case: frozenset[str]  # aliases matched only in their own case
+    shields: frozenset[str]  # names that consume their words and link nothing ("Apple Hospitality" shields "Apple")
+    by_exchange: dict[str, str]
+    origin: dict[str, str]  # alias -> the layer it came from
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        return frozenset(self.companies)
+
+
+# Names of other businesses that contain a linked company's name: they consume their words and link nothing.
+SHIELDS = (
+    "Apple Hospitality", "Kingfisher Airlines", "Albemarle & Bond", "Amazon rainforest", "Amazon River",
+    "Domino's Pizza Group", "Shell Energy", "Next Generation", "Ford Foundation", "Marriott Vacations",
+    "Abbott Laboratories", "Virgin Money", "Target Corp", "Travelers Club",
+)  # fmt: skip
+
+
+# One-word names from the package that are ordinary words in headlines ("Price Target", "Morning News", "Senior
+# Notes"): they never link alone (the company's longer names still do). The curated and desk files block their own.
+ORDINARY_WORDS = frozenset(
+    "Target Southern Progressive Next Sage Ball Block Match Compass Pool Dover Fox News Continental Phoenix Williams "
+    "Hartford Booking Everest Admiral Waters Diploma Rollins Nasdaq APA Global BD General Public Realty Equity "
+    "Digital Dollar Capital First United American International Cooper Align Edison Tyler Intuitive Jacobs Regency "
+    "Republic Quest Ross Steel Tractor Veralto Otis Welltower Zebra Investor Senior Strategy Park Time Energy Trust "
+    "Prime Core Focus Summit Premier Unity Edge Insight Pioneer Frontier Liberty Spirit Natural Sonic City Box "
+    "Vista National Central Standard Kering".split()
+) - {"Kering"}
+
+
+def build(layers: Iterable[Iterable[Company]], by_exchange: dict[str, str]) -> Universe:
+    """Merge layers (lowest precedence first): a later layer's row replaces an earlier row with the same ticker, and
+    its aliases win over an earlier layer's; an alias that two rows of the same layer claim links neither."""
+    companies: dict[str, Company] = {}
+    claims: dict[str, tuple[int, set[str]]] = {}  # alias -> (layer, tickers)
+    exact: set[str] = set()
+    for rank, layer in enumerate(layers):
+        layer = list(layer)
+        # A row's blocked names: that row does not claim them, and no lower layer's row keeps them ("Prudential"
+        # blocked by the US row leaves the UK row's claim, and removes the package's).
+        for company in layer:
+            for alias in company.blocked:
+                if claims.get(alias, (rank, set()))[0] < rank:
+                    del claims[alias]
+        for company in layer:
+            companies[company.ticker] = company
+            exact |= company.exact_case
+            for alias in company.aliases:
+                if alias in company.blocked or (company.origin in ("sec", "package") and alias in ORDINARY_WORDS):
+                    continue
+                level, tickers = claims.get(alias, (-1, set()))
+                if rank > level:
+                    claims[alias] = (rank, {company.ticker})
+                elif rank == level:
+                    tickers.add(company.ticker)
+    names = {a: next(iter(t)) for a, (_, t) in claims.items() if len(t) == 1}
+    # A lower layer's alias replaced by a higher one still names its (now corrected) company: "SES" -> SESG.PA only.
+    shields = {a for a in SHIELDS if a not in names}
+    shields |= {a for a, (_, t) in claims.items() if len(t) > 1 and " " in a}  # ambiguous long names link nothing
+    origin = {a: companies[t].origin for a, t in names.items()}
+    return Universe(companies, names, frozenset(exact & set(names)), frozenset(shields), by_exchange, origin)
+
+
+def _title(name: str) -> str:
+    """An ALL-CAPS filer name as headlines write it ("APPLIED OPTOELECTRONICS, INC." -> "Applied Optoelectronics,
+    Inc."); mixed-case names are kept."""
+    if any(c.islower() for c in name):
+        return name
+    return " ".join(w.capitalize() if len(w) > 3 else w for w in name.split())
+
+
+@lru_cache(maxsize=1)
+def sec_companies() -> tuple[Company, ...]:
+    """The SEC's US filers, lowest layer: multi-word names only, and a one-word name only when it is the company's
+    own ticker, written in capitals ("AAON", "AGNC"; a one-word filer name is usually an ordinary word: "Here")."""
+    out = []
+    for company in read_companies(SEC, origin="sec") if SEC.exists() else ():
+        formal, _ = formal_aliases(_title(company.name))
+        bare = company.ticker.replace(".", "")
+        aliases = {a for a in formal if " " in a and len(a) >= 6}
+        words = {a.split()[0].strip(",") for a in formal}  # "AGNC Investment Corp." is "AGNC" in headlines
+        exact = {w.upper() for w in words if w.upper() == bare and len(w) >= 3}  # as capitals only: "HERE", not "Here"
+        out.append(Company(company.ticker, _title(company.name), tuple(sorted(aliases | exact)), None, "listed", "US",
+                           origin="sec", exact_case=frozenset(exact)))  # fmt: skip
+    return tuple(out)
+
+
+@lru_cache(maxsize=4)
+def load_universe(desk_file: str | None = None) -> Universe:
+    """The universe from the SEC's filers, the package, the shipped file and (when given) the desk's file."""
+    package, by_exchange = package_companies()
+    layers: list[Iterable[Company]] = [sec_companies(), package]
+    if DATA.exists():
+        layers.append(read_companies(DATA, origin="curated"))
+    if desk_file:
+        layers.append(read_companies(desk_file, origin="desk"))
+    return build(layers, by_exchange)
