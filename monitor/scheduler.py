@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime
+from typing import Protocol
 
 from apscheduler.job import Job
 from apscheduler.schedulers.base import BaseScheduler
@@ -22,6 +23,14 @@ from monitor.notify import DeliveryReport, Receiver, deliver_pending
 from monitor.rules import MonitorConfig, receivers_of
 
 log = logging.getLogger(__name__)
+
+
+class Clock(Protocol):
+    """What time the monitor evaluates at (`finsent run --replay`: the replayed stream's time)."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
 
 
 def state_counts(session: Session) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
@@ -71,6 +80,11 @@ def evaluation_job(
         metrics.record_evaluation(report, time.perf_counter() - started)
         _refresh(metrics, session_factory)
     return report
+
+
+def evaluation_by_clock(*, clock: Clock, **kwargs) -> EvaluationReport:
+    """`evaluation_job` at `clock.now()`."""
+    return evaluation_job(now=clock.now(), **kwargs)
 
 
 def delivery_job(
@@ -124,9 +138,11 @@ def schedule_monitor(
     transport: Transport | None = None,
     metrics: MonitorMetrics | None = None,
     stop: threading.Event | None = None,
+    clock: Clock | None = None,
 ) -> list[Job]:
     """Register the evaluation (on `version`'s scores) and delivery jobs (ids `monitor:evaluate`, `monitor:deliver`);
-    `metrics` is optional.
+    `metrics` is optional. Rules are evaluated at `clock.now()` if a clock is given (a replay's stream time), else at
+    the wall clock; deliveries always run on the wall clock.
 
     Set `stop` on shutdown: a delivery in flight then ends within a fraction of a second (the scheduler's threads
     are joined when the process exits, so a delivery left running would hold the exit)."""
@@ -134,10 +150,11 @@ def schedule_monitor(
     common = {"trigger": "interval", "coalesce": True, "max_instances": 1, "replace_existing": True}
     return [
         scheduler.add_job(
-            evaluation_job,
+            evaluation_job if clock is None else evaluation_by_clock,
             id="monitor:evaluate",
             seconds=evaluate_every_s,
-            kwargs={"session_factory": session_factory, "config": config, "version": version, "metrics": metrics},
+            kwargs={"session_factory": session_factory, "config": config, "version": version, "metrics": metrics}
+            | ({} if clock is None else {"clock": clock}),
             **common,
         ),
         scheduler.add_job(

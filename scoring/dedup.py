@@ -1,8 +1,22 @@
-"""Duplicate and story detection: exact duplicates by URL or (source, title key), near-duplicates by MinHash LSH.
+"""Duplicate and story detection: exact duplicates by URL or (source, title key), stories by headline similarity.
 
-Near-duplicates are found across sources within a sliding time window; each group of similar items is a story
-whose id is the id of its first item. The state is memory only and can be rebuilt with `warm(...)` from stored
-rows, so a restarted worker assigns the same stories.
+An item joins a story when its headline is similar to the headline of that story's FIRST article within a sliding
+window of original publication times (never to a later member, so stories cannot chain), and nothing in the two
+says they are about different things:
+
+- similarity: Jaccard of the headlines' words (casefolded, common function words left out) >= `threshold`. Only
+  headlines: a lead (the start of the body) is often a source's boilerplate ("Mad Money host Jim Cramer rings the
+  lightning round bell..."), and on the judged pairs a second path that joins by similar leads added no
+  same-story join, only false ones (docs/pipeline.md, "Stories");
+- companies: two items whose linked tickers are both known and share none are different stories (an item with no
+  linked ticker is no evidence either way: the linker misses names, and one outlet tags tickers while another
+  does not);
+- markers: two headlines that both name a weekday or month and share none, or both carry numbers and share none
+  ("10 Stocks Moving In Wednesday's Session" and "30 Stocks ...", "52-Week Lows On Tuesday" and "... On
+  Wednesday"), are different stories, however similar their words.
+
+The state is memory only and can be rebuilt with `warm(...)` from stored rows, so a restarted worker assigns the
+same stories.
 """
 
 from __future__ import annotations
@@ -11,7 +25,8 @@ import copy
 import heapq
 import re
 import unicodedata
-from collections.abc import Hashable, Iterable
+from collections import Counter
+from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,6 +36,19 @@ from datasketch import MinHash, MinHashLSH
 
 SEED = 1  # fixed so signatures, and therefore story assignment, are the same in every process
 _WORD = re.compile(r"\w+")
+_NUMBER = re.compile(r"(?<![^\W_])\d+(?:[.,]\d+)*")  # not inside a word: "$9.65B" and "52-week", not "FY19"
+# Calendar words that tell the issues of a recurring headline apart. "May" and "March" are left out: they are
+# also a verb and a noun in headlines.
+_CALENDAR = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday january february april june july august september "
+    "october november december jan feb apr jun jul aug sep sept oct nov dec".split()
+)
+_STOPWORDS = frozenset(
+    """a an the and or but if then of to in on at by for with from as into onto over under about after before is
+    are was were be been being has have had do does did will would shall should can could may might must it its
+    this that these those he she they we you i his her their our your them us him me my not no nor so than too
+    very s t just up down out off also amid says said say new""".split()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +59,17 @@ class DedupResult:
     duplicate_of: Hashable | None  # the earlier item this one repeats exactly
     story_id: Hashable  # id of the first item of this item's story (its own id when it starts one)
     is_first_of_story: bool
-    similar_before: int  # how many similar items in the window preceded it (novelty: 0 is new)
+    similar_before: int  # items of its story already in the window (novelty: 0 is new)
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """What `check` compares a headline by; computed from the headline alone (`Deduplicator.signature`)."""
+
+    minhash: MinHash  # of `words`, for the LSH index of story-first articles
+    words: frozenset[str]
+    numbers: frozenset[str]
+    calendar: frozenset[str]  # weekday and month names
 
 
 @dataclass(slots=True)
@@ -43,29 +81,41 @@ class _Entry:
     exact_key: tuple[str, str] | None
 
 
-def shingles(text: str, size: int = 3) -> set[str]:
-    """Word n-gram shingles of casefolded text; texts shorter than `size` words give one shingle of all words."""
-    words = _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
-    if len(words) < size:
-        return {" ".join(words)} if words else set()
-    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+@dataclass(frozen=True, slots=True)
+class _First:
+    """A story's first article: what later items are compared with."""
+
+    signature: Signature
+    tickers: frozenset[str]
+    published_at: datetime
+
+
+def headline_words(text: str) -> frozenset[str]:
+    """The casefolded words of a headline that story detection compares (common function words left out)."""
+    return frozenset(w for w in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()) if w not in _STOPWORDS)
+
+
+def jaccard(a: Collection[str], b: Collection[str]) -> float:
+    """Exact Jaccard similarity of two sets (0 when either is empty)."""
+    if not a or not b:
+        return 0.0
+    common = len(set(a) & set(b))
+    return common / (len(a) + len(b) - common)
 
 
 def _title_key(text: str) -> str:
     return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
 
 
-class Deduplicator:
-    """Sliding-window exact and near-duplicate detector with stable story ids."""
+def _disagree(a: frozenset[str], b: frozenset[str]) -> bool:
+    """Both known and nothing in common."""
+    return bool(a) and bool(b) and a.isdisjoint(b)
 
-    def __init__(
-        self,
-        window: timedelta = timedelta(days=3),
-        threshold: float = 0.65,
-        *,
-        num_perm: int = 128,
-        shingle_size: int = 3,
-    ) -> None:
+
+class Deduplicator:
+    """Sliding-window exact-duplicate and story detector with stable story ids."""
+
+    def __init__(self, window: timedelta = timedelta(days=3), threshold: float = 0.8, *, num_perm: int = 128) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if window <= timedelta(0):
@@ -73,12 +123,12 @@ class Deduplicator:
         self.window = window
         self.threshold = threshold
         self.num_perm = num_perm
-        self.shingle_size = shingle_size
         # Weighted towards recall: a missed candidate splits a story, while a false candidate is dropped by the
-        # Jaccard check in `check`, so it costs only a comparison.
+        # exact Jaccard and the rules in `check`, so it costs only a comparison. Only story-first articles are in it.
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.05, 0.95))
         self._entries: dict[Hashable, _Entry] = {}
-        self._hashes: dict[Hashable, MinHash] = {}
+        self._firsts: dict[Hashable, _First] = {}
+        self._story_size: Counter[Hashable] = Counter()
         self._by_url: dict[str, Hashable] = {}
         self._by_key: dict[tuple[str, str], Hashable] = {}
         self._latest: datetime | None = None
@@ -92,15 +142,22 @@ class Deduplicator:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def signature(self, text: str) -> MinHash:
-        """The MinHash `check` compares `text` by (callers with time to spare compute it ahead and pass it in)."""
-        # xxh32 as the shingle hash: much faster than datasketch's default sha1 and as uniform for MinHash
+    def signature(self, title: str) -> Signature:
+        """What `check` compares a headline by (callers with time to spare compute it ahead and pass it in)."""
+        words = headline_words(title)
+        # xxh32 as the hash: much faster than datasketch's default sha1 and as uniform for MinHash
         # (docs/performance.md, 'Measurements behind code choices'); signatures are memory only, rebuilt from
         # stored text, so nothing depends on the old.
         mh = copy.copy(self._empty)  # through MinHash's own pickling state
         mh.hashvalues = mh.hashvalues.copy()  # its own array: the empty one must stay empty
-        mh.update_batch([shingle.encode("utf-8") for shingle in sorted(shingles(text, self.shingle_size))])
-        return mh
+        mh.update_batch([word.encode("utf-8") for word in sorted(words)])
+        folded = _WORD.findall(unicodedata.normalize("NFKC", title).casefold())
+        return Signature(
+            minhash=mh,
+            words=words,
+            numbers=frozenset(n.replace(",", "") for n in _NUMBER.findall(unicodedata.normalize("NFKC", title))),
+            calendar=frozenset(w for w in folded if w in _CALENDAR),
+        )
 
     def _evict(self, now: datetime) -> None:
         cutoff = now - self.window
@@ -108,8 +165,11 @@ class Deduplicator:
         while self._by_time and self._by_time[0][0] < cutoff:
             _, _, item_id = heapq.heappop(self._by_time)
             entry = self._entries.pop(item_id)
-            self._lsh.remove(item_id)
-            self._hashes.pop(item_id, None)
+            if self._firsts.pop(item_id, None) is not None:
+                self._lsh.remove(item_id)
+            self._story_size[entry.story_id] -= 1
+            if self._story_size[entry.story_id] <= 0:
+                del self._story_size[entry.story_id]
             if entry.url and self._by_url.get(entry.url) == item_id:
                 del self._by_url[entry.url]
             if entry.exact_key and self._by_key.get(entry.exact_key) == item_id:
@@ -126,21 +186,36 @@ class Deduplicator:
     def __contains__(self, item_id: Hashable) -> bool:
         return item_id in self._entries
 
+    def _story_of(self, sig: Signature, tickers: frozenset[str]) -> Hashable | None:
+        """The story-first article this headline is most similar to, if one passes the rules (module docstring)."""
+        scored: list[tuple[float, datetime, str, Hashable]] = []
+        for c in self._lsh.query(sig.minhash):
+            first = self._firsts[c]
+            if _disagree(tickers, first.tickers) or _disagree(sig.calendar, first.signature.calendar):
+                continue
+            if _disagree(sig.numbers, first.signature.numbers):
+                continue
+            similarity = jaccard(sig.words, first.signature.words)
+            if similarity >= self.threshold:
+                scored.append((-similarity, first.published_at, str(c), c))
+        # The most similar first article; ties go to the earliest, then id order, for determinism.
+        return min(scored)[3] if scored else None
+
     def check(
         self,
         item_id: Hashable,
-        text: str,
+        title: str,
         published_at: datetime,
         source: str,
         url: str | None = None,
         *,
-        title: str | None = None,
-        signature: MinHash | None = None,
+        tickers: Iterable[str] = (),
+        signature: Signature | None = None,
     ) -> DedupResult:
         """Classify one item and remember it, unless it is already outside the window.
 
-        `text` is the headline plus lead, `title` (default: text) the headline, `signature` (default: computed
-        here) `self.signature(text)`.
+        `published_at` is the original publication time; `tickers` those linked for the item; `signature` (default:
+        computed here) `self.signature(title)`.
         """
         if item_id in self._entries:
             raise ValueError(f"item_id {item_id!r} was already checked")
@@ -148,8 +223,9 @@ class Deduplicator:
         self._latest = published_at if self._latest is None else max(self._latest, published_at)
         self._evict(self._latest)
         url = (url or "").strip() or None
-        key = _title_key(title if title is not None else text)
+        key = _title_key(title)
         exact_key = (source, key) if key else None
+        tickers = frozenset(tickers)
 
         duplicate_of = None
         if url and url in self._by_url:
@@ -157,55 +233,40 @@ class Deduplicator:
         elif exact_key and exact_key in self._by_key:
             duplicate_of = self._by_key[exact_key]
 
-        mh = signature if signature is not None else self.signature(text)
-        # Candidates from LSH are confirmed with the estimated Jaccard, so the threshold means what it says.
-        similar = [c for c in self._lsh.query(mh) if self._hashes[c].jaccard(mh) >= self.threshold]
-        if duplicate_of is not None and duplicate_of not in similar:
-            similar.append(duplicate_of)
-        if similar:
-            # The story is the one its earliest similar item belongs to; ties break on id order for determinism.
-            first = min(similar, key=lambda c: (self._entries[c].published_at, str(c)))
-            story_id = self._entries[first].story_id
+        sig = signature if signature is not None else self.signature(title)
+        if duplicate_of is not None:
+            story_id = self._entries[duplicate_of].story_id
         else:
-            story_id = item_id
+            found = self._story_of(sig, tickers)
+            story_id = item_id if found is None else found
+        similar_before = self._story_size[story_id] if story_id != item_id else 0
 
         # An item already outside the window (late or historical news) is compared like any other but not
         # remembered: the next check would evict it unseen, so remembering it costs an LSH insert and remove.
         if published_at >= self._latest - self.window:
-            self._remember(item_id, published_at, story_id, url, exact_key, mh)
+            self._entries[item_id] = _Entry(item_id, published_at, story_id, url, exact_key)
+            self._story_size[story_id] += 1
+            if story_id == item_id:
+                self._firsts[item_id] = _First(sig, tickers, published_at)
+                self._lsh.insert(item_id, sig.minhash, check_duplication=False)  # `check` refused a known id
+            heapq.heappush(self._by_time, (published_at, self._seq, item_id))
+            self._seq += 1
+            if url:
+                self._by_url.setdefault(url, item_id)
+            if exact_key:
+                self._by_key.setdefault(exact_key, item_id)
         return DedupResult(
             is_exact_duplicate=duplicate_of is not None,
             duplicate_of=duplicate_of,
             story_id=story_id,
             is_first_of_story=story_id == item_id,
-            similar_before=len(similar),
+            similar_before=similar_before,
         )
 
-    def _remember(
-        self,
-        item_id: Hashable,
-        published_at: datetime,
-        story_id: Hashable,
-        url: str | None,
-        exact_key: tuple[str, str] | None,
-        mh: MinHash,
-    ) -> None:
-        self._entries[item_id] = _Entry(item_id, published_at, story_id, url, exact_key)
-        self._hashes[item_id] = mh
-        self._lsh.insert(item_id, mh, check_duplication=False)  # `check` refused a known id already
-        heapq.heappush(self._by_time, (published_at, self._seq, item_id))
-        self._seq += 1
-        if url:
-            self._by_url.setdefault(url, item_id)
-        if exact_key:
-            self._by_key.setdefault(exact_key, item_id)
-
     def warm(self, items: Iterable[tuple[Any, ...]]) -> int:
-        """Replay stored rows (item_id, text, published_at, source, url[, title]) in time order; returns window size.
-
-        Pass the same text (and title) that `check` got, or restored story ids may differ.
-        """
+        """Replay stored rows (item_id, title, published_at, source, url[, tickers]) in time order; returns the
+        window size. Pass the same title and tickers that `check` got, or restored story ids may differ."""
         ordered = sorted(items, key=lambda row: (row[2], str(row[0])))
-        for item_id, text, published_at, source, url, *rest in ordered:
-            self.check(item_id, text, published_at, source, url, title=rest[0] if rest else None)
+        for item_id, title, published_at, source, url, *rest in ordered:
+            self.check(item_id, title, published_at, source, url, tickers=rest[0] if rest else ())
         return len(self._entries)

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from datasketch import MinHash
 from sqlalchemy import bindparam, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -24,14 +23,13 @@ from core.db import insert_rows
 from core.messages import Envelope, MessageError, NewsMessage, decode
 from core.rejects import Rejection
 from core.schema import Article, Mention, Source
-from scoring.dedup import Deduplicator
+from scoring.dedup import Deduplicator, Signature
 from scoring.entities import Mention as LinkedTicker
 from scoring.entities import link, load
 from scoring.normalize import NormalizedItem, NormalizeError, normalize
 
 log = logging.getLogger(__name__)
 
-LEAD_CHARS = 300  # near-duplicate detection compares the headline plus the start of the body
 MENTION_COLUMNS = ("article_id", "ticker", "published_at", "relevance", "in_headline")
 
 
@@ -44,7 +42,7 @@ class Admitted:
     item: NormalizedItem
     tickers: list[LinkedTicker]
     external_id: str | None
-    signature: MinHash | None = None  # of the headline and lead, for near-duplicate detection (set by `prepare`)
+    signature: Signature | None = None  # of the headline, for story detection (set by `prepare`)
 
     @property
     def text(self) -> str:
@@ -70,14 +68,10 @@ class Admission:
     duplicates: list[tuple[Envelope, str]] = field(default_factory=list)  # (input, why it is a duplicate)
 
 
-def _lead(item: NormalizedItem) -> str:
-    return f"{item.title} {item.body[:LEAD_CHARS]}".strip()
-
-
 # What `sync` reads of an article. Built once: SQLAlchemy memoises a statement's cache key on the object, and
 # building it again for every batch cost time for nothing (the page query runs before every batch, and mostly finds
 # nothing; docs/performance.md, 'Measurements behind code choices').
-_SYNC = select(Article.id, Article.title, Article.body, Article.published_at, Source.name, Article.url).join(
+_SYNC = select(Article.id, Article.title, Article.published_at, Source.name, Article.url).join(
     Source, Source.id == Article.source_id
 )
 _SYNC_PAGE = _SYNC.where(Article.id > bindparam("after")).order_by(Article.id).limit(bindparam("page"))
@@ -88,7 +82,7 @@ class Pipeline:
 
     SYNC_PAGE = 1000  # rows per query when catching up with articles other workers stored
 
-    def __init__(self, *, dedup_window: timedelta = timedelta(days=3), threshold: float = 0.65) -> None:
+    def __init__(self, *, dedup_window: timedelta = timedelta(days=3), threshold: float = 0.8) -> None:
         self.window = dedup_window
         self.threshold = threshold
         self.dedup = Deduplicator(dedup_window, threshold)
@@ -118,12 +112,22 @@ class Pipeline:
             top, pages = 0, self._pages_after(conn)
         fresh = []
         for page in pages:
-            for article_id, title, body, published_at, source, url in page:
+            for article_id, title, published_at, source, url in page:
                 self._synced_id = max(self._synced_id, article_id)
                 if article_id not in self.dedup:
-                    lead = f"{title} {body[:LEAD_CHARS]}".strip()
-                    fresh.append((article_id, lead, published_at, source, url, title))
+                    fresh.append([article_id, title, published_at, source, url, ()])
         self._synced_id = max(self._synced_id, top)
+        # The tickers each article was linked to: story detection keeps companies apart by them.
+        linked: dict[int, list[str]] = {}
+        ids = [row[0] for row in fresh]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for article_id, ticker in conn.execute(
+                select(Mention.article_id, Mention.ticker).where(Mention.article_id.in_(chunk))
+            ):
+                linked.setdefault(article_id, []).append(ticker)
+        for row in fresh:
+            row[5] = linked.get(row[0], ())
         return self.dedup.warm(fresh)
 
     def _pages_after(self, conn: Connection):
@@ -232,7 +236,7 @@ class Pipeline:
         for a in admitted:
             if a.signature is None:
                 a.tickers = link(a.item.title, a.item.body, a.message.tickers)
-                a.signature = self.dedup.signature(_lead(a.item))
+                a.signature = self.dedup.signature(a.item.title)
 
     # ----------------------------------------------------------------------------------------------- storing
 
@@ -295,8 +299,8 @@ class Pipeline:
         for a, row, article_id in zip(admitted, rows, ids, strict=True):
             item = a.item
             result = self.dedup.check(
-                article_id, _lead(item), item.published_at, item.source, item.url, title=item.title,
-                signature=a.signature,
+                article_id, item.title, item.published_at, item.source, item.url,
+                tickers=[t.ticker for t in a.tickers], signature=a.signature,
             )  # fmt: skip
             row |= {
                 "id": article_id,

@@ -72,6 +72,35 @@ def test_run_replays_a_file_through_the_embedded_pipeline(small_sample, tmp_path
     engine.dispose()
 
 
+def test_run_replays_a_slice_with_the_monitor_on_the_stream_clock_and_no_alert_flaps(tmp_path):
+    """The demo's slice (Makefile `run`), faster: the rules see the slice's own times (alerts fire at stream times,
+    hours before the run started) and no label set fires more than once."""
+    import json
+    from collections import Counter
+    from datetime import UTC, datetime, timedelta
+
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    started = datetime.now(UTC)
+    out = finsent("run", "--replay", str(SAMPLE), "--since", "2020-05-04", "--until", "2020-05-09", "--speed", "3000",
+                  "--max-gap", "0.1", "--exit-when-done", "--monitor", str(REPO / "monitor.example.toml"),
+                  "--evaluate-every", "0.5", "--database-url", url)  # fmt: skip
+    ended = datetime.now(UTC)
+    assert out.returncode == 0, out.stderr
+    assert "replay finished: 103 published" in out.stdout
+    engine = sa.create_engine(url)
+    with engine.connect() as c:
+        newest = datetime.fromisoformat(c.execute(sa.text("SELECT max(published_at) FROM articles")).scalar())
+        events = c.execute(
+            sa.text("SELECT a.labels, e.event, e.at FROM alert_events e JOIN alerts a ON a.id = e.alert_id")
+        ).all()
+    engine.dispose()
+    assert started < newest.replace(tzinfo=UTC) < ended  # the slice's last item landed when the replay started
+    fired = Counter(json.dumps(json.loads(labels), sort_keys=True) for labels, event, _ in events if event == "firing")
+    assert fired and max(fired.values()) == 1, fired
+    earliest = min(datetime.fromisoformat(at).replace(tzinfo=UTC) for _, event, at in events if event == "firing")
+    assert earliest < started - timedelta(hours=1)  # evaluated at the stream's time, not the wall clock's
+
+
 def test_backfill_twice_then_rescore(small_sample, tmp_path, tiny_checkpoint):
     url = f"sqlite:///{tmp_path / 'bf.db'}"
     first = finsent("backfill", str(small_sample), "--batch-size", "16", "--database-url", url)
@@ -98,6 +127,7 @@ def test_clear_errors(tmp_path):
         (("rescore", "--model", "no-such-version", "--database-url", url), "no such checkpoint"),
         (("score", "--database-url", url), "FINSENT_TRANSPORT=kafka"),
         (("run", "--replay", str(tmp_path / "nope.csv"), "--database-url", url), "no such file"),
+        (("run", "--replay", str(SAMPLE), "--since", "2020-05-09", "--until", "2020-05-04"), "is not before"),
     ]
     for args, text in cases:
         out = finsent(*args)

@@ -117,9 +117,10 @@ def test_tail_prints_alert_events(tmp_path, db):
 
 def test_replaying_the_bundled_sample_raises_a_real_alert_with_evidence(tmp_path):
     url = f"sqlite:///{tmp_path / 'demo.db'}"
+    # The demo's days (Makefile `run`): AAOI and ACAD miss their estimates and trade lower.
     out = finsent("run", "--replay", str(REPO / "ingest" / "samples" / "news_sample.csv"), "--speed", "1e9",
-                  "--limit", "1200", "--exit-when-done", "--monitor", str(REPO / "monitor.example.toml"),
-                  "--database-url", url)  # fmt: skip
+                  "--since", "2020-05-04", "--until", "2020-05-09", "--exit-when-done",
+                  "--monitor", str(REPO / "monitor.example.toml"), "--database-url", url)  # fmt: skip
     assert out.returncode == 0, out.stderr
     alerts = json.loads(finsent("alerts", "list", "--status", "firing", "--json", "--database-url", url).stdout)
     burst = [a for a in alerts if a["rule"] == "negative-burst"]

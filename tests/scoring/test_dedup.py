@@ -1,12 +1,19 @@
-"""Deduplication: exact duplicates, near-duplicate stories across sources, window eviction, warm restart."""
+"""Deduplication: exact duplicates, stories across sources (headline similarity to the story's first article,
+companies and markers that must agree), window eviction, warm restart."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
-from scoring.dedup import Deduplicator, shingles
+from core.db import make_session_factory
+from core.messages import Envelope
+from core.schema import Article
+from scoring.dedup import Deduplicator, headline_words
+from scoring.pipeline import Pipeline
 
 T0 = datetime(2024, 6, 3, 9, tzinfo=UTC)
 A = "Apple shares jump after the iPhone maker reports record quarterly revenue and raises its dividend"
@@ -88,17 +95,16 @@ def test_repeated_item_id_and_bad_settings_rejected():
         Deduplicator(window=timedelta(0))
 
 
-def test_shingles_short_and_empty_text():
-    assert shingles("") == set()
-    assert shingles("Apple up") == {"apple up"}
-    assert shingles("a b c d") == {"a b c", "b c d"}
+def test_headline_words_leave_out_function_words_and_fold_case():
+    assert headline_words("") == set()
+    assert headline_words("Apple Is Up On The Day") == {"apple", "day"}
+    assert headline_words("ＡＰＰＬＥ shares") == {"apple", "shares"}  # NFKC: full-width letters are letters
 
 
-def test_warm_with_titles_restores_exact_duplicate_detection():
+def test_warm_restores_exact_duplicate_detection():
     d = Deduplicator()
-    d.warm([("a", "Apple beats estimates. Shares rise in late trading", T0, "reuters", None, "Apple beats estimates")])
-    lead = "Apple beats estimates. A different lead entirely here"
-    r = d.check("b", lead, T0, "reuters", title="APPLE beats estimates")
+    d.warm([("a", "Apple beats estimates", T0, "reuters", None)])
+    r = d.check("b", "APPLE beats estimates", T0, "reuters")
     assert r.is_exact_duplicate and r.duplicate_of == "a"
 
 
@@ -114,9 +120,9 @@ def test_item_already_outside_the_window_is_classified_but_not_remembered():
     assert (near.story_id, near.similar_before, 3 in d) == (1, 1, True)
 
 
-def test_signature_is_the_minhash_of_the_shingles_and_shares_no_state():
-    """A signature starts as a copy of one empty MinHash: the same values as a MinHash built afresh, and filling one
-    leaves the empty one and every other signature untouched."""
+def test_signature_is_the_minhash_of_the_headline_words_and_shares_no_state():
+    """A signature's MinHash starts as a copy of one empty MinHash: the same values as a MinHash built afresh, and
+    filling one leaves the empty one and every other signature untouched."""
     import xxhash
     from datasketch import MinHash
 
@@ -126,10 +132,128 @@ def test_signature_is_the_minhash_of_the_shingles_and_shares_no_state():
     texts = ["Nokia shares plunge after a profit warning", "Apple wins a 5G patent case in Texas", "Short"]
     for text in texts:
         fresh = MinHash(num_perm=d.num_perm, seed=SEED, hashfunc=xxhash.xxh32_intdigest)
-        fresh.update_batch([s.encode("utf-8") for s in sorted(shingles(text))])
-        assert (d.signature(text).hashvalues == fresh.hashvalues).all()
-    first, second = d.signature(texts[0]), d.signature(texts[1])
+        fresh.update_batch([w.encode("utf-8") for w in sorted(headline_words(text))])
+        assert (d.signature(text).minhash.hashvalues == fresh.hashvalues).all()
+    first, second = d.signature(texts[0]).minhash, d.signature(texts[1]).minhash
     assert first.hashvalues is not second.hashvalues and first.jaccard(second) < 0.2
-    assert (d.signature(texts[0]).hashvalues == first.hashvalues).all()  # nothing carried over from earlier ones
+    assert (d.signature(texts[0]).minhash.hashvalues == first.hashvalues).all()  # nothing carried over
     empty = MinHash(num_perm=d.num_perm, seed=SEED, hashfunc=xxhash.xxh32_intdigest)
     assert (d._empty.hashvalues == empty.hashvalues).all()
+
+
+# ----------------------------------------------------------------------------------------------- story rules
+
+TEMPLATE = "{} shares are trading higher after the company reported better-than-expected Q4 EPS and sales results"
+
+
+def test_templated_headlines_about_different_companies_are_different_stories():
+    """The words of two templated headlines agree; the companies linked to them do not."""
+    d = Deduplicator()
+    d.check("aaon", TEMPLATE.format("AAON"), T0, "benzinga", tickers=["AAON"])
+    other = d.check("abm", TEMPLATE.format("ABM"), T0 + timedelta(hours=1), "benzinga", tickers=["ABM"])
+    assert other.is_first_of_story
+    # Sharing a ticker, or one side without any (the linker found no company): the words decide.
+    shared = d.check("both", TEMPLATE.format("AAON"), T0 + timedelta(hours=2), "wire", tickers=["AAON", "ABM"])
+    unknown = d.check("none", TEMPLATE.format("The") + " today", T0 + timedelta(hours=3), "paper")
+    assert shared.story_id == unknown.story_id == "aaon"
+
+
+def test_weekdays_months_and_numbers_keep_recurring_headlines_apart():
+    """However alike the words (a loose threshold here), different days or numbers are different issues."""
+    d = Deduplicator(threshold=0.5)
+    d.check("tue", "Stocks That Hit 52-Week Lows On Tuesday", T0, "benzinga")
+    assert (
+        d.check("wed", "Stocks That Hit 52-Week Lows On Wednesday", T0 + timedelta(days=1), "benzinga").story_id
+        == "wed"
+    )
+    d.check("ten", "10 Stocks Moving In Thursday's Pre-Market Session", T0, "benzinga")
+    thirty = d.check("thirty", "30 Stocks Moving In Thursday's Pre-Market Session", T0, "benzinga")
+    assert thirty.is_first_of_story
+    d.check("jan", "Stocks Trading Ex Dividend For January 14", T0, "benzinga")
+    assert d.check("feb", "Stocks Trading Ex Dividend For February 14", T0, "benzinga").is_first_of_story
+    # A number in common (a revised figure beside the same ones) is the same release; "FY19" is a word, not 19.
+    d.check("eps", "ACADIA Q4 EPS $(0.50) Beats $(0.55) Estimate, Sales $59.57M Beat $59.46M Estimate", T0, "wire")
+    fixed = "ACADIA Q4 EPS $(0.50) Beats $(0.55) Estimate, Sales $59.571M Beat $59.46M Estimate"
+    assert d.check("eps2", fixed, T0 + timedelta(hours=1), "wire").story_id == "eps"
+    assert d.signature("Advance Auto Parts Sees FY19 Sales $9.65B").numbers == {"9.65"}
+
+
+def test_an_item_joins_by_its_similarity_to_the_first_article_so_stories_do_not_chain():
+    words = [f"word{i}" for i in range(12)]
+    first = " ".join(words)  # 12 words
+    second = " ".join(words[:11] + ["other1"])  # 11 of 12 shared with the first: 11/13
+    third = " ".join(words[:10] + ["other1", "other2"])  # 11/13 with the second, but 10/14 with the first
+    d = Deduplicator()
+    assert d.check(1, first, T0, "a").story_id == 1
+    r2 = d.check(2, second, T0 + timedelta(minutes=1), "b")
+    r3 = d.check(3, third, T0 + timedelta(minutes=2), "c")
+    assert (r2.story_id, r2.similar_before) == (1, 1)
+    assert (r3.story_id, r3.is_first_of_story) == (3, True)  # not pulled into story 1 through item 2
+
+
+def test_similar_before_counts_the_story_in_the_window():
+    d = Deduplicator(window=timedelta(days=3))
+    d.check(1, A, T0, "reuters")
+    assert d.check(2, A2, T0 + timedelta(hours=1), "cnbc").similar_before == 1
+    assert d.check(3, A2 + " now", T0 + timedelta(hours=2), "bbc").similar_before == 2
+
+
+def test_warm_restores_the_companies_of_stored_articles():
+    d = Deduplicator()
+    d.warm([("aaon", TEMPLATE.format("AAON"), T0, "benzinga", None, ["AAON"])])
+    assert d.check("abm", TEMPLATE.format("ABM"), T0, "benzinga", tickers=["ABM"]).is_first_of_story
+    assert d.check("aaon2", TEMPLATE.format("AAON") + "!", T0, "wire", tickers=["AAON"]).story_id == "aaon"
+
+
+# ------------------------------------------------------------------------------------- through the pipeline
+
+LEAD = (
+    "\"Mad Money\" host Jim Cramer rings the lightning round bell, which means he's giving his answers to callers' "
+    "stock questions at rapid speed. It's that time again: here is what he said about the stocks the callers asked "
+    "about tonight."
+)
+
+
+def _store(pipeline: Pipeline, session, values: list[dict], prefix: str) -> list[int]:
+    envs = [Envelope(value=json.dumps(v).encode(), origin=f"{prefix}:{i}") for i, v in enumerate(values)]
+    admitted = pipeline.admit(session, envs).admitted
+    return pipeline.store_articles(session, admitted)
+
+
+def test_a_lead_the_source_repeats_does_not_make_a_story(migrated_engine):
+    """CNBC's lightning-round items share a long boilerplate lead (headline + lead: 3-word-shingle Jaccard 0.70-0.74,
+    one story by the old rule); their headlines are about different stocks."""
+    factory = make_session_factory(migrated_engine)
+    items = [
+        {"source": "CNBC", "title": title, "body": LEAD, "published_at": f"2020-03-0{day}T23:50:00Z"}
+        for day, title in enumerate(
+            [
+                "Cramer's lightning round: I like Amarin stock here",
+                "Cramer's lightning round: United Technologies is a 'rocky situation'",
+                "Cramer's lightning round: DocuSign can be a 'stay-at-home stock'",
+            ],
+            start=3,
+        )
+    ]
+    with factory() as session, session.begin():
+        ids = _store(Pipeline(), session, items, "cnbc")
+    with factory() as session:
+        stories = session.scalars(select(Article.story_id).order_by(Article.id)).all()
+    assert stories == ids  # three stories, each its own
+
+
+def test_a_restarted_pipeline_keeps_companies_apart_from_stored_mentions(migrated_engine):
+    """The window rebuilt from the database knows which tickers each stored article was linked to."""
+    factory = make_session_factory(migrated_engine)
+    t0 = "2026-11-24T09:00:00Z"
+    first = {"source": "benzinga", "title": TEMPLATE.format("AAON"), "tickers": ["AAON"], "published_at": t0}
+    with factory() as session, session.begin():
+        (aaon,) = _store(Pipeline(), session, [first], "a")
+    later = "2026-11-24T10:00:00Z"
+    other = {"source": "wire", "title": TEMPLATE.format("ABM"), "tickers": ["ABM"], "published_at": later}
+    same = {"source": "paper", "title": TEMPLATE.format("AAON") + " today", "tickers": ["AAON"], "published_at": later}
+    with factory() as session, session.begin():
+        abm, again = _store(Pipeline(), session, [other, same], "b")  # a fresh pipeline: a restarted worker
+    with factory() as session:
+        story = dict(session.execute(select(Article.id, Article.story_id)).all())
+    assert (story[abm], story[again]) == (abm, aaon)
