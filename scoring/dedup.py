@@ -115,7 +115,14 @@ def _disagree(a: frozenset[str], b: frozenset[str]) -> bool:
 class Deduplicator:
     """Sliding-window exact-duplicate and story detector with stable story ids."""
 
-    def __init__(self, window: timedelta = timedelta(days=3), threshold: float = 0.8, *, num_perm: int = 128) -> None:
+    def __init__(
+        self,
+        window: timedelta = timedelta(days=3),
+        threshold: float = 0.8,
+        *,
+        num_perm: int = 128,
+        title_window: timedelta = timedelta(days=1),
+    ) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if window <= timedelta(0):
@@ -123,6 +130,9 @@ class Deduplicator:
         self.window = window
         self.threshold = threshold
         self.num_perm = num_perm
+        # The same title from the same source is a repeat only within a day: a wire that sends "FHLBB CHANGES
+        # SHORT-TERM DISCOUNT NOTE RATES" on Monday and on Wednesday sends two pieces of news.
+        self.title_window = min(title_window, window)
         # Weighted towards recall: a missed candidate splits a story, while a false candidate is dropped by the
         # exact Jaccard and the rules in `check`, so it costs only a comparison. Only story-first articles are in it.
         self._lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.05, 0.95))
@@ -175,13 +185,22 @@ class Deduplicator:
             if entry.exact_key and self._by_key.get(entry.exact_key) == item_id:
                 del self._by_key[entry.exact_key]
 
-    def exact_duplicate(self, source: str, title: str, url: str | None = None) -> Hashable | None:
-        """The item in the window that this one would repeat exactly (same URL, or same title from the source)."""
+    def exact_duplicate(
+        self, source: str, title: str, url: str | None = None, published_at: datetime | None = None
+    ) -> Hashable | None:
+        """The item in the window that this one would repeat exactly: the same URL, or the same title from the
+        source within `title_window` of `published_at` (any time in the window when it is not given)."""
         url = (url or "").strip() or None
         if url and url in self._by_url:
             return self._by_url[url]
         key = _title_key(title)
-        return self._by_key.get((source, key)) if key else None
+        return self._same_title((source, key), published_at) if key else None
+
+    def _same_title(self, key: tuple[str, str], published_at: datetime | None) -> Hashable | None:
+        earlier = self._by_key.get(key)
+        if earlier is None or published_at is None:
+            return earlier
+        return earlier if abs(published_at - self._entries[earlier].published_at) <= self.title_window else None
 
     def __contains__(self, item_id: Hashable) -> bool:
         return item_id in self._entries
@@ -230,8 +249,8 @@ class Deduplicator:
         duplicate_of = None
         if url and url in self._by_url:
             duplicate_of = self._by_url[url]
-        elif exact_key and exact_key in self._by_key:
-            duplicate_of = self._by_key[exact_key]
+        elif exact_key:
+            duplicate_of = self._same_title(exact_key, published_at)
 
         sig = signature if signature is not None else self.signature(title)
         if duplicate_of is not None:
@@ -254,7 +273,8 @@ class Deduplicator:
             if url:
                 self._by_url.setdefault(url, item_id)
             if exact_key:
-                self._by_key.setdefault(exact_key, item_id)
+                if duplicate_of is None:  # the newest of a recurring title is the one a repeat is compared with
+                    self._by_key[exact_key] = item_id
         return DedupResult(
             is_exact_duplicate=duplicate_of is not None,
             duplicate_of=duplicate_of,

@@ -3,7 +3,7 @@ and after scoring: store the article with its story (near-duplicates) and mentio
 
 The live scoring worker and the backfill both call `Pipeline.admit` and `Pipeline.store_articles`, so years of
 history are treated exactly like the stream. Exact duplicates (same content from the same source, same
-external id, same URL, or same normalised title from the same source within the dedup window) are skipped and
+external id, same URL, or same normalised title from the same source within a day) are skipped and
 counted, never stored twice; that is also what makes a message delivered again after a crash harmless.
 """
 
@@ -130,6 +130,9 @@ class Pipeline:
             row[5] = linked.get(row[0], ())
         return self.dedup.warm(fresh)
 
+    def _repeats_title(self, earlier: datetime | None, published_at: datetime) -> bool:
+        return earlier is not None and abs(published_at - earlier) <= self.dedup.title_window
+
     def _pages_after(self, conn: Connection):
         """Rows with ids above the last synced one, in id order, a page at a time.
 
@@ -203,7 +206,7 @@ class Pipeline:
         seen_hash: set[str] = set()
         seen_url: set[str] = set()
         seen_ext: set[tuple[str, str]] = set()
-        seen_title: set[tuple[str, str]] = set()
+        seen_title: dict[tuple[str, str], datetime] = {}  # (source, title) in this batch -> its publication time
         for c in candidates:
             item = c.item
             ext = (item.source, c.external_id) if c.external_id else None
@@ -214,10 +217,10 @@ class Pipeline:
                 why = f"external id {c.external_id!r} of source {item.source!r} already stored"
             elif item.url and (item.url in stored_urls or item.url in seen_url):
                 why = f"url {item.url} already stored"
-            elif (item.source, item.title_key) in seen_title or self.dedup.exact_duplicate(
-                item.source, item.title, item.url
-            ) is not None:
-                why = "same title from the same source within the dedup window"
+            elif self._repeats_title(seen_title.get((item.source, item.title_key)), item.published_at) or (
+                self.dedup.exact_duplicate(item.source, item.title, item.url, item.published_at) is not None
+            ):
+                why = "same title from the same source within a day"
             if why:
                 out.duplicates.append((c.envelope, why))
                 continue
@@ -226,7 +229,7 @@ class Pipeline:
                 seen_url.add(item.url)
             if ext:
                 seen_ext.add(ext)
-            seen_title.add((item.source, item.title_key))
+            seen_title.setdefault((item.source, item.title_key), item.published_at)
             out.admitted.append(c)
         return out
 
