@@ -11,7 +11,6 @@ mention the labeller could not resolve (`ticker` null) counts neither way.
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -90,19 +89,25 @@ def evaluate(path: Path = SPANS, split: str | None = None) -> dict[str, dict]:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    split = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--split=")), None)
-    result = evaluate(split=split)
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(description="Ticker-linking quality on the hand-labelled spans.")
+    parser.add_argument("out", nargs="?", default="bench_entities.json", help="where the JSON goes")
+    parser.add_argument("--split", choices=("dev", "test"), help="one half only (tune on dev, report test)")
+    parser.add_argument("--errors", action="store_true", help="print every mistake")
+    args = parser.parse_args()
+    os.environ.pop("FINSENT_ENTITIES_FILE", None)  # the shipped universe, not a desk's
+    result = evaluate(split=args.split)
     print(f"{'set':28} {'rows':>5} {'gold':>5} {'tp':>4} {'fp':>4} {'fn':>4} {'prec':>6} {'rec':>6}")
     for key, r in result.items():
         if key != "errors":
             print(f"{key:28} {r['rows']:5} {r['gold']:5} {r['tp']:4} {r['fp']:4} {r['fn']:4} "
                   f"{r['precision']:6.3f} {r['recall']:6.3f}")  # fmt: skip
-    if "--errors" in sys.argv:
+    if args.errors:
         for e in result["errors"]:
             print("  ", json.dumps(e, ensure_ascii=False))
-    target = Path(args[0]) if args else Path("bench_entities.json")
-    target.write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    Path(args.out).write_text(json.dumps(result, indent=2, ensure_ascii=False))
 
 
 if __name__ == "__main__":

@@ -55,8 +55,9 @@ class Settings(BaseSettings):
     # as scores.model_version). None: the shipped default, model/weights/DEFAULT. docs/model.md, "Rolling out".
     model_version: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=64)
 
-    # The desk's own companies (CSV or TOML: ticker, name, aliases, isin, status, market, blocked, note), on top of
-    # the shipped universe; docs/entities.md. A malformed file stops a worker at start-up naming file, line, field.
+    # The desk's own companies (CSV or TOML: ticker, name, aliases, isin, status, market, blocked, guarded, note), on
+    # top of the shipped universe; docs/entities.md. Declared here with the others; the linker reads the variable
+    # itself (once per text, cheaper than building Settings), and `finsent` checks the file at start-up.
     entities_file: str | None = None
 
     # Operations. metrics_port 0 = no /metrics endpoint; the host stays loopback unless told (0.0.0.0 in a container).

@@ -50,10 +50,10 @@ _DE_EXCHANGES = {"ETR", "XETRA", "FRA"}
 # jumps from "$" to "$" instead of trying the lookbehind at every position (docs/performance.md, 'Measurements behind
 # code choices').
 _CASHTAG = re.compile(r"\$(?<![\w$]\$)([A-Z]{1,6}(?:[.\-/][A-Z]{1,2})?)(?!\w)")
+# The exchange in any case, the symbol in capitals: "Nasdaq: Apple shares jump" is a dateline, not a symbol.
 _EXCHANGE = re.compile(
-    r"(?<!\w)(NASDAQ|NYSE(?:ARCA|AMERICAN)?|AMEX|BATS|OTC(?:MKTS)?|LON|LSE|ETR|XETRA|FRA)\s?:\s?"
-    r"([A-Z0-9]{1,6}(?:\.[A-Z]{1,2})?)(?!\w)",
-    re.IGNORECASE,
+    r"(?<!\w)((?i:NASDAQ|NYSE(?:ARCA|AMERICAN)?|AMEX|BATS|OTC(?:MKTS)?|LON|LSE|ETR|XETRA|FRA))(\s?):\s?"
+    r"([A-Z0-9]{1,6}(?:\.[A-Z]{1,2})?)(?![\w-])"
 )
 _PAREN = re.compile(r"\(([A-Z]{2,5}(?:\.[A-Z])?)\)")
 _SYMBOL_LIST = re.compile(r"(?:^|[:\-–—]\s*)([A-Z]{1,5}(?:\.[A-Z])?(?:\s*,\s*[A-Z]{1,5}(?:\.[A-Z])?){2,})\s*$")
@@ -67,8 +67,8 @@ BROKERS = frozenset(
 )
 _RATING_VERB = re.compile(
     r"(?:'s?)?\s+(?:analysts?\s+|strategists?\s+|research\s+)?(?:upgrad|downgrad|initiat|reiterat|maintain|resum|"
-    r"reinstat|assum|rais|lower|cut|boost|trim|reduc|set|start|adjust|keep|lift|hik|says|sees|likes|expects|predicts|"
-    r"forecasts|warns|names|picks|add|remov|review)\w*\b",
+    r"reinstat|assum|rais|lower|cut|boost|trim|reduc|start|adjust|keep|lift|hik|says|sees|likes|expects|predicts|"
+    r"forecasts|warns|names|picks|add|remov|review)\w*\b|(?:'s?)?\s+(?:analysts?\s+)?sets?\b",
     re.IGNORECASE,
 )
 _RATING_WORDS = re.compile(
@@ -87,6 +87,23 @@ _AGENCY_VERB = re.compile(
     r"(?:'s?)?\s+(?:affirm|rais|lower|cut|upgrad|downgrad|review|rate|put|place|assign|withdr|confirm|may)\w*\b",
     re.IGNORECASE,
 )
+# Verbs that are only ever an analyst's: followed by another company, the bank is the source.
+_ANALYST_VERB = re.compile(
+    r"(?:'s?)?\s+(?:analysts?\s+)?(?:upgrad|downgrad|initiat|reiterat|maintain|resum|reinstat|assum|review|says|sees|"
+    r"likes|picks|names|prefers|favou?rs)\w*\b",
+    re.IGNORECASE,
+)
+_MARKET_WORDS = re.compile(
+    r"\b(?:stocks?|shares|equities|markets?|economy|recession|inflation|rates?|Fed|S&P|Dow|Nasdaq|sectors?|bonds?|"
+    r"oil|dollar|gold)\b",
+    re.IGNORECASE,
+)
+_DEBT_WORDS = re.compile(r"\b(?:debt|notes?|bonds?|ratings?|outlook|securities|paper|credit|issuer|loans?)\b", re.I)
+_RATED = re.compile(
+    r"(?:'s)?\s+(?:to|at|from)\s+(?:buy|sell|hold|neutral|overweight|underweight|outperform|underperform|equal|"
+    r"market|sector|peer|in-line|accumulate|reduce|positive|negative)",
+    re.IGNORECASE,
+)
 _SOURCE_BEFORE = re.compile(
     r"(?:\b(?:at|by|from|per|according to|via|says|said)|'s analysts?)\s+(?:analysts?\s+at\s+)?$", re.IGNORECASE
 )
@@ -97,6 +114,10 @@ _TITLE_BEFORE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Sir|Lord|Lady|Dame|Prof|Prof
 _PROPER_BEFORE = re.compile(r"(?<![\w'’\-:—–])(?<![:—–] )([A-Z][a-z]+)\s+$")
 _POSSESSIVE_BEFORE = re.compile(r"\b([A-Z][a-z]+)['’]s?\s+$")
 _AMPERSAND_AFTER = re.compile(r"\s*&\s*[A-Z]")
+_CALENDAR = frozenset(
+    "Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June July August "
+    "September October November December".split()
+)
 # "Orange Capital", "American Capital", "Kingfisher Airlines": a one-word name followed by a business-type word is
 # another company's name (the company's own longer names are aliases and match first).
 _BUSINESS_AFTER = re.compile(
@@ -158,6 +179,8 @@ class Dictionary:
 
     universe: Universe
     symbols: frozenset[str]
+    trusted_symbols: frozenset[str]  # symbols of the indices, the curated and the desk's files (not the SEC's alone):
+    # a bare symbol in parentheses or a list must be one of these, since the SEC's include acronyms (NHS, AI, UK)
     by_exchange: dict[str, str]
     names: dict[str, str]  # alias -> ticker
     name_pattern: re.Pattern[str]
@@ -183,7 +206,8 @@ def _dictionary(desk_file: str | None) -> Dictionary:
     # choices'). A hyphen before a name is a boundary (wire prefixes are checked after the match).
     alternation = TrieRegEx(*{alias.lower() for alias in variants}).regex()
     pattern = re.compile(rf"(?<![\w&$.])(?:{alternation})(?![\w&])")
-    return Dictionary(universe, universe.symbols, universe.by_exchange, names, pattern)
+    trusted = frozenset(t for t, c in universe.companies.items() if c.origin != "sec")
+    return Dictionary(universe, universe.symbols, trusted, universe.by_exchange, names, pattern)
 
 
 def dictionary() -> Dictionary:
@@ -216,10 +240,13 @@ def _folded_aliases(desk_file: str | None) -> dict[str, str]:
 
 def resolve_symbol(symbol: str, exchange: str | None = None, d: Dictionary | None = None) -> str | None:
     """Map a symbol (optionally with its exchange) to the canonical ticker; None when it is not a symbol."""
-    symbol = symbol.strip().upper().replace("/", ".").replace("-", ".")
+    d = d or dictionary()
+    as_given = symbol.strip().upper()
+    if not exchange and "-" in as_given and as_given in d.symbols:  # "BT-A.L", a desk's "ZZ-PRIV"
+        return as_given
+    symbol = as_given.replace("/", ".").replace("-", ".")
     if not symbol or not symbol.isascii() or not re.fullmatch(r"[A-Z0-9]{1,6}(?:\.[A-Z0-9]{1,3})?", symbol):
         return None
-    d = d or dictionary()
     exchange = (exchange or "").upper()
     if exchange:
         key = f"{exchange}:{symbol}"
@@ -250,19 +277,27 @@ def _sentence_case(text: str) -> bool:
     return len(words) >= 3 and sum(w[0].isupper() for w in words) <= len(words) / 2
 
 
-def _guard(text: str, start: int, end: int, alias: str, company_starts: set[int]) -> str | None:
-    """Why a one-word name here is not the company (a surname, a place, part of another name); None when it is."""
-    before = text[max(0, start - 40) : start]
-    if _AMPERSAND_AFTER.match(text, end):
+def _guard(text: str, span: Span, guarded: bool, company_starts: set[int], sentence_case) -> str | None:
+    """Why a one-word name here is not the company (part of another company's name; for a name that is also a
+    surname or a place, a person or a place); None when it is."""
+    start, end = span.start, span.end
+    amp = _AMPERSAND_AFTER.match(text, end)
+    if amp and amp.end() - 1 not in company_starts:  # "Albemarle & Bond", but "Apple & Google team up"
         return "followed by '& Name': part of another company's name"
-    if " " in alias:
+    if " " in span.text:
         return None
     if _BUSINESS_AFTER.match(text, end):
         return "followed by a business word: another company's name"
+    if not guarded:
+        return None
+    before = text[max(0, start - 40) : start]
     if _TITLE_BEFORE.search(before):
         return "a person's name (title before it)"
     m = _PROPER_BEFORE.search(before)
-    if m and start - len(m.group(0)) > 0 and (start - len(m.group(0))) not in company_starts and _sentence_case(text):
+    if (
+        m and m.group(1) not in _CALENDAR and start - len(m.group(0)) > 0
+        and (start - len(m.group(0))) not in company_starts and sentence_case()
+    ):  # fmt: skip
         return f"a person's name ({m.group(1)!r} before it in a sentence-case headline)"
     m = _POSSESSIVE_BEFORE.search(before)
     if m and (start - len(m.group(0))) not in company_starts:
@@ -292,7 +327,8 @@ def _name_spans(text: str, d: Dictionary, desk: str | None) -> list[Span]:
             continue
         # A hyphen joins a name to a wire prefix ("UPDATE 1-Shell") or to another company ("Cronos-Altria deal");
         # otherwise the name is part of a hyphenated word ("Anglo-American relations", "non-Apple", "Apple-like").
-        if start > 0 and text[start - 1] == "-" and not _WIRE_PREFIX.search(text, 0, start) and (start - 1) not in ends:
+        prefix = _WIRE_PREFIX.search(text, max(0, start - 24), start) if start > 0 and text[start - 1] == "-" else None
+        if start > 0 and text[start - 1] == "-" and prefix is None and (start - 1) not in ends:
             continue
         if text[end : end + 1] == "-" and (end + 1) not in starts:
             continue
@@ -325,41 +361,49 @@ def _symbol_spans(text: str, d: Dictionary) -> list[Span]:
     # An exchange prefix needs its colon: most texts have none, and the case-blind regex is the costly part
     # (docs/performance.md, 'Measurements behind code choices').
     for m in _EXCHANGE.finditer(text) if ":" in text else ():
-        ticker = resolve_symbol(m.group(2), m.group(1), d)
-        if ticker:
+        ticker = resolve_symbol(m.group(3), m.group(1), d)
+        if ticker and (ticker in d.symbols or not text[m.end(2) + 1 : m.start(3)]):  # "NYSE: XYZ" must be known
             out.append(Span(ticker, _company_name(d, ticker), m.start(), m.end(), m.group(0), "exchange"))
     for m in symbol_tags(text) if "<" in text else ():
         out.append(Span(m.group(1), _company_name(d, m.group(1)), m.start(), m.end(), m.group(0), "source_tag"))
     if "(" in text and any(c.islower() for c in text):
         for m in _PAREN.finditer(text):
             symbol = m.group(1)
-            if symbol in d.symbols and symbol not in WORD_TICKERS:
+            if symbol in d.trusted_symbols and symbol not in WORD_TICKERS:
                 out.append(Span(symbol, _company_name(d, symbol), m.start(), m.end(), m.group(0), "symbol"))
     # A list of symbols ending a mixed-case headline ("Upgrades & Downgrades on 5/13/11- NVDA, PNSN, A, DF").
     if "," in text and any(c.islower() for c in text) and (lst := _SYMBOL_LIST.search(text)) is not None:
         for m in _LIST_ITEM.finditer(text, lst.start(1), lst.end(1)):
             symbol = m.group(0)
-            if symbol in d.symbols:
+            if symbol in d.trusted_symbols:
                 out.append(Span(symbol, _company_name(d, symbol), m.start(), m.end(), symbol, "symbol"))
     return out
 
 
 def _is_source(text: str, span: Span, others: list[Span]) -> bool:
-    """A broker named as the source of a rating or a forecast, read from the headline's structure; a rating agency
-    acting on another company's debt."""
+    """A broker named as the source of a rating or a view on another company, read from the headline's structure;
+    a rating agency acting on another company's debt."""
+    before = text[max(0, span.start - 40) : span.start]
+    rating = _RATING_WORDS.search(text) is not None
     if span.ticker in RATING_AGENCIES:
-        return bool(_SOURCE_BEFORE.search(text, 0, span.start) or _AGENCY_VERB.match(text, span.end))
-    if span.ticker not in BROKERS:
-        return False
-    if _SOURCE_BEFORE.search(text, 0, span.start) and (_RATING_WORDS.search(text) or others):
+        verb = _AGENCY_VERB.match(text, span.end)
+        return bool(_SOURCE_BEFORE.search(before) or (verb and (others or _DEBT_WORDS.search(text, verb.end()))))
+    if _SOURCE_BEFORE.search(before) and rating:  # "... cut to hold at Barclays"
         return True
-    if _VIEW_AFTER.match(text, span.end):  # "Goldman Sachs: ...", "Morgan Stanley's bullish call on Apple"
+    view = _VIEW_AFTER.match(text, span.end)  # "Goldman Sachs: ...", "Morgan Stanley's bullish call on Apple"
+    if view and (rating or _MARKET_WORDS.search(text, view.end()) or any(o.start >= view.end() for o in others)):
         return True
     verb = _RATING_VERB.match(text, span.end)
     if verb is None:
         return False
     rest = text[verb.end() :]
-    return bool(_RATING_WORDS.search(rest)) or any(o.start >= verb.end() for o in others)
+    # "Barclays upgrades Tesco to overweight", "Goldman Raises Price Target On Agilent", "Goldman Added to 'Conviction
+    # Buy' List", "Credit Suisse Reviews Barrick"; not "Barclays raises stake in Tesco" or "JPMorgan cuts ties with
+    # Tesla": after a verb that is also a business action, another company counts only with a rating after it.
+    if _RATING_WORDS.search(rest):
+        return True
+    analyst_verb = _ANALYST_VERB.match(text, span.end) is not None
+    return any(o.start >= verb.end() and (analyst_verb or _RATED.match(text, o.end)) for o in others)
 
 
 # Between a name and its tag: spaces, and the company-form words the name left out ("PHOTRONICS CORP <PHOT.O>").
@@ -389,10 +433,15 @@ def _name_before(text: str, end: int, max_words: int = 6) -> tuple[int, int] | N
     return (start, stop) if start is not None and stop is not None else None
 
 
+# Typographic apostrophes and dashes read as ASCII ones (one character for one, so offsets stay): "McDonald’s".
+_TYPOGRAPHY = str.maketrans({"\u2019": "'", "\u2018": "'", "\u2013": "-", "\u2011": "-"})
+
+
 def find(text: str, *, headline: bool = True) -> list[Span]:
     """Every company mention in one text, in text order, each with its rule, role and relevance; mentions that are
     not linked (a broker as source, a surname) carry `skipped` with the reason."""
-    text = text or ""
+    original = text or ""
+    text = original.translate(_TYPOGRAPHY)
     desk = entities_file()
     d = _dictionary(desk)
     symbols = _symbol_spans(text, d)
@@ -413,18 +462,51 @@ def find(text: str, *, headline: bool = True) -> list[Span]:
             names.append(Span(t.ticker, t.name or words, *span, words, "source_tag"))
     spans = sorted(symbols + names, key=lambda s: (s.start, -s.end))
     starts = {s.start for s in spans}
+    guarded = d.universe.guarded
+    sentence_case = _once(lambda: _sentence_case(text))
+    linked = [o for o in spans if not o.skipped]
     out: list[Span] = []
     for s in spans:
         if s.skipped:
             out.append(s)
             continue
-        why = _guard(text, s.start, s.end, s.text, starts - {s.start}) if s.rule == "name" else None
-        if why is None and headline:
-            others = [o for o in spans if o.ticker != s.ticker and not o.skipped]
-            if _is_source(text, s, others):
+        why = None
+        if s.rule == "name":
+            why = _guard(text, s, s.text in guarded, starts, sentence_case) or _label_word(text, s, d)
+        if why is None and headline and (s.ticker in BROKERS or s.ticker in RATING_AGENCIES):
+            if _is_source(text, s, [o for o in linked if o.ticker != s.ticker]):
                 why = "a broker named as the source of a rating or forecast"
-        out.append(s if why is None else _replace(s, role="source" if "broker" in why else s.role, skipped=why))
+        if why is not None:
+            s = _replace(s, role="source" if "broker" in why else "", skipped=why)
+        out.append(s if s.text == original[s.start : s.end] else _replace(s, text=original[s.start : s.end]))
     return _roles(out, headline)
+
+
+def _once(compute):
+    """A function that computes its value on the first call only."""
+    cache: list = []
+
+    def get():
+        if not cache:
+            cache.append(compute())
+        return cache[0]
+
+    return get
+
+
+def _label_word(text: str, span: Span, d: Dictionary) -> str | None:
+    """A filer known by its ticker in capitals ("LIVE", "TOP") written as a label or inside a run of capitals."""
+    company = d.universe.companies.get(span.ticker)
+    if company is None or company.origin != "sec" or " " in span.text:
+        return None
+    after = text[span.end : span.end + 2].strip()
+    if after[:1] in (":", "-"):
+        return "a capitalised word used as a label, not the company"
+    neighbours = re.findall(r"[A-Za-z]+", text[max(0, span.start - 20) : span.start])[-1:]
+    neighbours += re.findall(r"[A-Za-z]+", text[span.end : span.end + 20])[:1]
+    if any(w.isupper() and len(w) > 1 for w in neighbours):
+        return "part of a run of capitals, not the company"
+    return None
 
 
 def _replace(span: Span, **changes: object) -> Span:
@@ -461,6 +543,8 @@ def link(title: str, body: str = "", provided: Iterable[str] = ()) -> list[Menti
     for span, in_headline in spans:
         if not span.skipped:
             grouped.setdefault(span.ticker, []).append((span, in_headline))
+    if isinstance(provided, str):  # one symbol, not its letters
+        provided = [provided]
     d = dictionary() if provided else None
     for symbol in provided:
         exchange, _, bare = str(symbol).rpartition(":")
@@ -473,7 +557,10 @@ def link(title: str, body: str = "", provided: Iterable[str] = ()) -> list[Menti
     for ticker, hits in grouped.items():
         best, in_headline = max(hits, key=lambda h: (h[0].relevance, h[1], -h[0].start))
         provided_too = any(h[0].rule == "provided" for h in hits) and best.rule != "provided"
-        repetition = 5 * min(2, len(hits) - 1)
+        # Repeats are separate mentions in the text: one name matched by two rules ("SHELL <SHEL.L>") is one.
+        places = {(h[1], h[0].start) for h in hits if h[0].rule != "provided" and not h[0].rule == "source_tag"}
+        places |= {(h[1], h[0].start) for h in hits if h[0].rule == "source_tag" and h[0].text.startswith("<")}
+        repetition = 5 * min(2, max(0, len(places) - 1))
         relevance = min(100, best.relevance + repetition + (5 if provided_too else 0))
         method = {"source_tag": "provided"}.get(best.rule, best.rule)
         mentions.append(

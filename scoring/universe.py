@@ -1,6 +1,7 @@
 """The company universe: which companies the linker knows, by which names, under which ticker.
 
-Three layers, later ones win where they disagree (docs/entities.md):
+Four layers, later ones win where they disagree (docs/entities.md):
+0. `scoring/data/sec_companies.csv`: the SEC's US filers (tools/sec_companies.py makes it from edgartools' copy).
 1. `pytickersymbols` (MIT): the constituents of its 20 indices (S&P 500/600/100, NASDAQ 100, DOW JONES, FTSE 100,
    DAX/MDAX/SDAX/TecDAX, CAC 40 and Mid 60, EURO STOXX 50, AEX, BEL 20, IBEX 35, SMI 20, OMX Stockholm 30 and
    Helsinki 25, NIKKEI 225), with their formal names.
@@ -27,7 +28,7 @@ from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "data" / "companies.csv"
 SEC = Path(__file__).resolve().parent / "data" / "sec_companies.csv"  # tools/sec_companies.py makes it
-COLUMNS = ("ticker", "name", "aliases", "isin", "status", "market", "blocked", "note")
+COLUMNS = ("ticker", "name", "aliases", "isin", "status", "market", "blocked", "guarded", "note")
 REQUIRED = ("ticker", "name")
 STATUSES = ("listed", "former")
 TICKER = re.compile(r"[A-Z0-9][A-Z0-9.\-]{0,15}")
@@ -73,6 +74,7 @@ class Company:
     status: str = "listed"
     market: str = ""
     blocked: frozenset[str] = frozenset()  # aliases of this company that must not link on their own
+    guarded: frozenset[str] = frozenset()  # one-word aliases that are also surnames or places: linked with context
     origin: str = "package"  # sec | package | curated | desk
     exact_case: frozenset[str] = field(default_factory=frozenset)  # aliases trusted only in their own case
 
@@ -168,10 +170,15 @@ def _company(record: dict, *, where: str, origin: str) -> Company:
         raise EntitiesFileError(
             f"{where}: field 'ticker' {record['ticker']!r} is not a ticker (letters, digits, '.', '-'; at most 16)"
         )
-    for key in ("aliases", "blocked"):
+    for key in ("aliases", "blocked", "guarded"):
         value = record.get(key)
-        if value is not None and not isinstance(value, str | list):
+        if value is not None and not (
+            isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        ):
             raise EntitiesFileError(f"{where}: field {key!r} must be text separated by ';' or a list of names")
+    for key in ("ticker", "name", "isin", "status", "market", "note"):
+        if record.get(key) is not None and not isinstance(record[key], str):
+            raise EntitiesFileError(f"{where}: field {key!r} must be text, not {type(record[key]).__name__}")
     status = str(record.get("status") or "listed").strip().lower()
     if status not in STATUSES:
         raise EntitiesFileError(f"{where}: field 'status' {record['status']!r} is not one of {', '.join(STATUSES)}")
@@ -182,9 +189,10 @@ def _company(record: dict, *, where: str, origin: str) -> Company:
     formal, exact = formal_aliases(name)
     aliases = set(_split(record.get("aliases"))) | formal
     blocked = frozenset(_split(record.get("blocked")))
+    guarded = frozenset(_split(record.get("guarded")))
     return Company(
         ticker, name, tuple(sorted(aliases)), isin, status, str(record.get("market") or "").strip().upper(), blocked,
-        origin, frozenset(exact - set(_split(record.get("aliases")))),
+        guarded, origin, frozenset(exact - set(_split(record.get("aliases")))),
     )  # fmt: skip
 
 
@@ -219,17 +227,22 @@ def _read_csv(path: Path, text: str, origin: str) -> list[Company]:
     for key in header:
         if key not in COLUMNS:
             raise EntitiesFileError(f"{path}, line 1: unknown column {key!r} (columns: {', '.join(COLUMNS)})")
+    if len(set(header)) != len(header):
+        twice = sorted({k for k in header if header.count(k) > 1})
+        raise EntitiesFileError(f"{path}, line 1: column {twice[0]!r} appears twice")
     out = []
+    ended = reader.line_num  # the line the last row read ended on
     try:
         for row in reader:
-            where = f"{path}, line {reader.line_num}"
+            where = f"{path}, line {ended + 1}"
+            ended = reader.line_num
             if None in row:
                 raise EntitiesFileError(f"{where}: more fields than the header's {len(header)}")
             if not any((v or "").strip() for v in row.values()):
                 continue
             out.append(_company({k: v for k, v in row.items() if v is not None}, where=where, origin=origin))
     except csv.Error as e:
-        raise EntitiesFileError(f"{path}, line {reader.line_num}: {e}") from None
+        raise EntitiesFileError(f"{path}, line {ended + 1}: {e} (is a quote left open?)") from None
     return out
 
 
@@ -243,12 +256,19 @@ def _read_toml(path: Path, text: str, origin: str) -> list[Company]:
     if not isinstance(rows, list) or set(data) - {"company"}:
         raise EntitiesFileError(f"{path}, line 1: expected only [[company]] tables (fields: {', '.join(COLUMNS)})")
     # tomllib gives no line numbers for values: find each table's header line in the text.
-    starts = [i + 1 for i, line in enumerate(text.splitlines()) if line.strip().startswith("[[company]]")]
+    starts = [text.count("\n", 0, m.start()) + 1 for m in _TOML_TABLE.finditer(text)]
+    inline = re.search(r"^[ \t]*company[ \t]*=", text, re.MULTILINE)  # company = [{...}, ...]: its line for all
+    fallback = text.count("\n", 0, inline.start()) + 1 if inline else "?"
     out = []
     for n, row in enumerate(rows):
-        line = starts[n] if n < len(starts) else "?"
-        out.append(_company(row, where=f"{path}, line {line} (company {n + 1})", origin=origin))
+        where = f"{path}, line {starts[n] if n < len(starts) else fallback} (company {n + 1})"
+        if not isinstance(row, dict):
+            raise EntitiesFileError(f"{where}: expected a table of fields, not {type(row).__name__}")
+        out.append(_company(row, where=where, origin=origin))
     return out
+
+
+_TOML_TABLE = re.compile(r"^[ \t]*\[\[[ \t]*company[ \t]*\]\]", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +277,7 @@ class Universe:
     names: dict[str, str]  # alias -> ticker (linkable)
     exact_case: frozenset[str]  # aliases matched only in their own case
     shields: frozenset[str]  # names that consume their words and link nothing ("Apple Hospitality" shields "Apple")
+    guarded: frozenset[str]  # one-word names that are also surnames or places: context guards apply
     by_exchange: dict[str, str]
     origin: dict[str, str]  # alias -> the layer it came from
 
@@ -290,32 +311,38 @@ def build(layers: Iterable[Iterable[Company]], by_exchange: dict[str, str]) -> U
     its aliases win over an earlier layer's; an alias that two rows of the same layer claim links neither."""
     companies: dict[str, Company] = {}
     claims: dict[str, tuple[int, set[str]]] = {}  # alias -> (layer, tickers)
-    exact: set[str] = set()
+    exact: dict[tuple[str, str], bool] = {}  # (alias, ticker) -> trusted only in its own case
+    guarded: set[str] = set()
     for rank, layer in enumerate(layers):
         layer = list(layer)
-        # A row's blocked names: that row does not claim them, and no lower layer's row keeps them ("Prudential"
-        # blocked by the US row leaves the UK row's claim, and removes the package's).
+        # A row's blocked names: that row does not claim them as written, and no lower layer's row keeps them in any
+        # case ("Prudential" blocked by the US row leaves the UK row's claim, and removes the package's).
         for company in layer:
-            for alias in company.blocked:
-                if claims.get(alias, (rank, set()))[0] < rank:
-                    del claims[alias]
+            folded = {b.casefold() for b in company.blocked}
+            for alias in [a for a in claims if a.casefold() in folded and claims[a][0] < rank]:
+                del claims[alias]
         for company in layer:
             companies[company.ticker] = company
-            exact |= company.exact_case
-            for alias in company.aliases:
+            guarded |= company.guarded
+            for alias in company.aliases:  # its own names as written ("Arm" blocked, "ARM" kept)
                 if alias in company.blocked or (company.origin in ("sec", "package") and alias in ORDINARY_WORDS):
                     continue
+                exact[(alias, company.ticker)] = alias in company.exact_case
                 level, tickers = claims.get(alias, (-1, set()))
                 if rank > level:
                     claims[alias] = (rank, {company.ticker})
                 elif rank == level:
                     tickers.add(company.ticker)
     names = {a: next(iter(t)) for a, (_, t) in claims.items() if len(t) == 1}
+    exact_case = {a for a, t in names.items() if exact.get((a, t))}
     # A lower layer's alias replaced by a higher one still names its (now corrected) company: "SES" -> SESG.PA only.
     shields = {a for a in SHIELDS if a not in names}
     shields |= {a for a, (_, t) in claims.items() if len(t) > 1 and " " in a}  # ambiguous long names link nothing
     origin = {a: companies[t].origin for a, t in names.items()}
-    return Universe(companies, names, frozenset(exact & set(names)), frozenset(shields), by_exchange, origin)
+    return Universe(
+        companies, names, frozenset(exact_case), frozenset(shields), frozenset(guarded & set(names)), by_exchange,
+        origin,
+    )  # fmt: skip
 
 
 def _title(name: str) -> str:

@@ -18,7 +18,7 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-HEADER = ["ticker", "name", "aliases", "isin", "status", "market", "blocked", "note"]
+HEADER = ["ticker", "name", "aliases", "isin", "status", "market", "blocked", "guarded", "note"]
 TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,11}$")
 ISIN = re.compile(r"^[A-Z]{2}[A-Z0-9]{9}[0-9]$")
 MARKET = re.compile(r"^[A-Z]{2}$")
@@ -97,6 +97,9 @@ def main(path: Path) -> int:
         for b in blocked:
             if b not in aliases and b not in derived:
                 errors.append(f"line {lineno}: blocked {b!r} is not one of the row's aliases")
+        for g in (clean(g) for g in split(r["guarded"])):
+            if g not in aliases:
+                errors.append(f"line {lineno}: guarded {g!r} is not one of the row's aliases")
         blocked_cf = {b.casefold() for b in blocked}
         for a in dict.fromkeys(a.casefold() for a in [*aliases, *sorted(derived)]):
             owners[a].append((lineno, t, a in blocked_cf))

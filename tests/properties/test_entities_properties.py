@@ -8,7 +8,7 @@ import re
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from scoring.entities import METHOD_WEIGHT, dictionary, link
+from scoring.entities import METHOD_WEIGHT, dictionary, find, link
 from scoring.normalize import clean_text
 
 from .strategies import HOSTILE_TEXT, PROPERTY
@@ -49,6 +49,9 @@ def test_link_returns_only_well_formed_tickers(title, body, provided):
 @given(st.text(max_size=300), st.text(max_size=300))
 def test_link_never_crashes_on_any_unicode(title, body):
     check(link(title, body), title, body, [])
+    for text, headline in ((title, True), (body, False)):
+        for s in find(text, headline=headline):  # every span is where it says it is
+            assert text[s.start : s.end] == s.text and 0 <= s.relevance <= 100, (ascii(text), s)
 
 
 @PROPERTY

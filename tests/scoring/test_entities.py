@@ -176,6 +176,29 @@ def test_all_caps_and_all_lower_text_link_long_names_only():
     assert {"MSFT"} <= tickers("İstanbul exchange: Microsoft Corporation shares up")
 
 
+def test_review_findings_each_with_its_example():
+    # Typographic apostrophes and dashes are read as ASCII ones, offsets unchanged.
+    assert tickers("McDonald’s sales rise") == {"MCD"} and tickers("Rolls–Royce wins order") == {"RR.L"}
+    # A dateline is not a symbol; a lower-case word after an exchange is not one either.
+    assert tickers("Nasdaq: Apple shares jump") == {"AAPL"} and tickers("NYSE: Stocks fall as Apple slides") == {"AAPL"}
+    # Acronyms in parentheses that only an SEC filer uses as a ticker, and labels in capitals, link nothing.
+    assert tickers("Regulator reviews the deal (NHS) today") == set()
+    assert tickers("LIVE: Stocks fall as Fed decision looms") == set()
+    # A country's possessive is Reuters style, not a place guard ("Brazil's Amazon" is, for a place-like name).
+    assert tickers("Germany's Siemens cuts 5,000 jobs") == {"SIE.DE"}
+    # "& Name" keeps the first of two companies.
+    assert tickers("Apple & Google team up") == {"AAPL", "GOOGL"}
+    # A month before a name is not a first name.
+    assert tickers("In June Apple sold more phones than expected") == {"AAPL"}
+    # A bank's own deal with another company keeps it the subject; its rating of one does not.
+    assert tickers("Barclays raises stake in Tesco") == {"BARC.L", "TSCO.L"}
+    assert tickers("JPMorgan cuts ties with Tesla") == {"JPM", "TSLA"}
+    assert tickers("Tesco buys Dunnhumby stake from Barclays") == {"TSCO.L", "BARC.L"}
+    assert tickers("Moody's cuts 4,000 jobs") == {"MCO"}
+    # A single provided symbol is a symbol, not its letters; hyphenated tickers resolve as written.
+    assert tickers("x", provided="AAPL") == {"AAPL"} and tickers("x", provided=["BT-A.L"]) == {"BT-A.L"}
+
+
 # --------------------------------------------------------------------------------------- roles and relevance
 
 

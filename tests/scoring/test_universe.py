@@ -64,6 +64,19 @@ def test_a_desk_toml_is_read_too_and_can_block_a_name(desk):
             "bad.toml, line 1 (company 1): field 'name' is empty",
         ),
         ("bad.toml", "[[company]\n", "bad.toml, line 1"),
+        ("bad.toml", "company = [1, 2]\n", "bad.toml, line 1 (company 1): expected a table of fields, not int"),
+        (
+            "bad.toml",
+            '[[ company ]]\nticker = "A"\nname = "x"\n\n[[company]]\nticker = "B"\nname = ""\n',
+            "bad.toml, line 5 (company 2): field 'name' is empty",
+        ),
+        (
+            "bad.toml",
+            '[[company]]\nticker = "A"\nname = ["x"]\n',
+            "bad.toml, line 1 (company 1): field 'name' must be text",
+        ),
+        ("bad.csv", "ticker,name,ticker\nZZZ,Zed,YYY\n", "bad.csv, line 1: column 'ticker' appears twice"),
+        ("bad.csv", 'ticker,name\nAAA,Apple\n"BBB,B\n', "bad.csv, line 3: unexpected end of data"),
         ("bad.toml", '[[company]]\nticker = "AAPL"\nname = "Apple"\naliases = 3\n', "bad.toml, line 1 (company 1)"),
     ],
 )
@@ -117,5 +130,10 @@ def test_tickers_command_without_text_fails(tmp_path):
     assert run.returncode == 1 and run.stderr.startswith("error: no text given")
 
 
-def test_universe_is_cached_per_desk_file():
+def test_universe_is_built_once_per_desk_file(desk):
     assert load_universe(None) is load_universe(None)
+    first = desk("one.csv", "ticker,name\nZZONE,Zedone Widgets plc\n")
+    assert {m.ticker for m in entities.link("Zedone Widgets profits rise")} == {"ZZONE"}
+    desk("two.csv", "ticker,name\nZZTWO,Zedtwo Widgets plc\n")
+    assert entities.link("Zedone Widgets profits rise") == []  # another file, another universe
+    assert load_universe(str(first)) is load_universe(str(first))
