@@ -86,6 +86,8 @@ bench: setup
 	$(BIN)/python bench/dashboard.py --json bench/results/dashboard.json
 	$(BIN)/python bench/profile_worker.py --out bench/results/profile
 	$(BIN)/python bench/gpu.py --json bench/results/gpu.json
+	$(BIN)/python -m bench.entities bench/results/entities.json
+	$(BIN)/python bench/stories.py --json bench/results/stories.json
 	$(BIN)/python bench/report.py
 
 lint: setup
