@@ -132,6 +132,12 @@ class Mention(Base):
     published_at: Mapped[datetime] = mapped_column(UTCDateTime())
     relevance: Mapped[float] = mapped_column(Float, default=1.0, server_default=text("1.0"))
     in_headline: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Why it was linked (docs/entities.md): the company's role, the linker's rule, and the characters of the headline
+    # that named it (None for a ticker found only in the body, given by the source, or stored before revision 0006).
+    role: Mapped[str | None] = mapped_column(String(16))
+    rule: Mapped[str | None] = mapped_column(String(16))
+    span_start: Mapped[int | None] = mapped_column(Integer)
+    span_end: Mapped[int | None] = mapped_column(Integer)
 
 
 class Score(Base):

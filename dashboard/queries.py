@@ -730,7 +730,14 @@ def article(session: Session, *, version: str, article_id: int) -> dict | None:
         )
     ]
     tickers = [
-        {"ticker": m.ticker, "relevance": m.relevance, "in_headline": m.in_headline}
+        {
+            "ticker": m.ticker,
+            "relevance": m.relevance,
+            "in_headline": m.in_headline,
+            "role": m.role,
+            "rule": m.rule,
+            "words": a.title[m.span_start : m.span_end] if m.span_start is not None and m.span_end else None,
+        }  # fmt: skip
         for m in session.scalars(
             select(Mention).where(Mention.article_id == a.id).order_by(Mention.relevance.desc(), Mention.ticker)
         )

@@ -167,10 +167,11 @@ class Mention:
     matched_text: str
     method: str  # provided | cashtag | exchange | symbol | name (source_tag is reported as provided)
     name: str = ""
-    start: int = -1  # offsets into the headline (or the body, when in_headline is False); -1 for a provided symbol
+    start: int = -1  # offsets into the text `span_in` names; -1 for a provided symbol
     end: int = -1
     rule: str = ""
     role: str = ""
+    span_in: str = ""  # where start/end point: "headline", "body", or "" (a provided symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -575,6 +576,7 @@ def link(title: str, body: str = "", provided: Iterable[str] = ()) -> list[Menti
                 best.end,
                 best.rule,
                 best.role,
+                "" if best.start < 0 else "headline" if in_headline else "body",
             )  # fmt: skip
         )
     mentions.sort(key=lambda m: (-m.relevance, m.ticker))

@@ -30,7 +30,9 @@ from scoring.normalize import NormalizedItem, NormalizeError, normalize
 
 log = logging.getLogger(__name__)
 
-MENTION_COLUMNS = ("article_id", "ticker", "published_at", "relevance", "in_headline")
+MENTION_COLUMNS = (
+    "article_id", "ticker", "published_at", "relevance", "in_headline", "role", "rule", "span_start", "span_end"
+)  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -313,7 +315,11 @@ class Pipeline:
             }
             # The linker's relevance is 0-100 (as feeds give it); mentions.relevance is the weight in [0, 1] that
             # windows multiply by.
-            mentions += [(article_id, t.ticker, item.published_at, t.relevance / 100, t.in_headline) for t in a.tickers]
+            mentions += [
+                (article_id, t.ticker, item.published_at, t.relevance / 100, t.in_headline, t.role or None,
+                 t.rule or None, *((t.start, t.end) if t.span_in == "headline" else (None, None)))
+                for t in a.tickers
+            ]  # fmt: skip
         self._synced_id = max(self._synced_id, *ids)
         if reserved:
             conn.execute(insert(articles), rows)

@@ -17,6 +17,13 @@ from dashboard.render import WRAP, escape, highlight, label_badge, link, md_esca
 METHOD_TITLES = {"pooling": "Pooling attention (stored)", "rollout": "Attention rollout", "ig": "Integrated Gradients"}
 
 
+def _why(ticker: dict) -> str:
+    """A ticker with why it was linked: "TSCO.L (subject: 'Tesco')" (docs/entities.md); the bare ticker for rows
+    stored before spans were kept."""
+    parts = [p for p in (ticker.get("role"), f"'{ticker['words']}'" if ticker.get("words") else None) if p]
+    return f"{ticker['ticker']} ({': '.join(parts)})" if parts else ticker["ticker"]
+
+
 @st.cache_resource(show_spinner=False)
 def explainer(version: str):
     """The fp32 explainer of the version shown, where its checkpoint is here, else of the shipped checkpoint; the
@@ -136,7 +143,7 @@ def main() -> None:
     meta = [
         item["source"],
         f"{item['published_at']:%Y-%m-%d %H:%M:%S} UTC" + (" (ingest time)" if item["published_at_fallback"] else ""),
-        ", ".join(t["ticker"] for t in item["tickers"]) or "no tickers",
+        ", ".join(_why(t) for t in item["tickers"]) or "no tickers",
         "new story" if item["is_first_of_story"] else f"near-duplicate of #{item['story_id']}",
     ]
     st.html(

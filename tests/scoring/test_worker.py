@@ -416,6 +416,15 @@ def test_storage_is_prepared_while_the_model_scores_and_a_failure_there_is_isola
     with make_session_factory(migrated_engine)() as s:
         # Nokia is linked to its primary listing (Helsinki) since the universe has the OMX indices.
         assert sorted(s.scalars(select(Mention.ticker)).all()) == ["AAPL", "NOKIA.HE"]
+        # Why each was linked is stored: role, rule and the headline's characters that named it.
+        nokia = s.scalars(select(Mention).where(Mention.ticker == "NOKIA.HE")).one()
+        assert (nokia.role, nokia.rule, nokia.span_start, nokia.span_end, nokia.relevance) == (
+            "subject",
+            "name",
+            0,
+            5,
+            0.9,
+        )
         assert s.scalar(select(func.count()).select_from(Score)) == 2
 
 
