@@ -32,10 +32,10 @@ def main(
         fail(f"--log-format: {log_format!r} is not text or json")
     if log_level is not None and log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         fail(f"--log-level: {log_level!r} is not DEBUG, INFO, WARNING or ERROR")
-    desk_file = os.environ.get("FINSENT_ENTITIES_FILE")
-    if desk_file:  # a malformed desk file stops every command at start-up, naming file, line and field
-        from scoring.universe import EntitiesFileError, read_companies
+    from scoring.universe import EntitiesFileError, entities_file, read_companies
 
+    desk_file = entities_file()
+    if desk_file:  # a malformed desk file stops every command at start-up, naming file, line and field
         try:
             read_companies(desk_file)
         except EntitiesFileError as e:

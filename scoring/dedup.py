@@ -92,7 +92,11 @@ class _First:
 
 def headline_words(text: str) -> frozenset[str]:
     """The casefolded words of a headline that story detection compares (common function words left out)."""
-    return frozenset(w for w in _WORD.findall(unicodedata.normalize("NFKC", text).casefold()) if w not in _STOPWORDS)
+    return _content(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def _content(folded: list[str]) -> frozenset[str]:
+    return frozenset(w for w in folded if w not in _STOPWORDS)
 
 
 def jaccard(a: Collection[str], b: Collection[str]) -> float:
@@ -154,18 +158,19 @@ class Deduplicator:
 
     def signature(self, title: str) -> Signature:
         """What `check` compares a headline by (callers with time to spare compute it ahead and pass it in)."""
-        words = headline_words(title)
+        normal = unicodedata.normalize("NFKC", title)
+        folded = _WORD.findall(normal.casefold())  # once: the words, and the weekdays and months among them
+        words = _content(folded)
         # xxh32 as the hash: much faster than datasketch's default sha1 and as uniform for MinHash
         # (docs/performance.md, 'Measurements behind code choices'); signatures are memory only, rebuilt from
         # stored text, so nothing depends on the old.
         mh = copy.copy(self._empty)  # through MinHash's own pickling state
         mh.hashvalues = mh.hashvalues.copy()  # its own array: the empty one must stay empty
         mh.update_batch([word.encode("utf-8") for word in sorted(words)])
-        folded = _WORD.findall(unicodedata.normalize("NFKC", title).casefold())
         return Signature(
             minhash=mh,
             words=words,
-            numbers=frozenset(n.replace(",", "") for n in _NUMBER.findall(unicodedata.normalize("NFKC", title))),
+            numbers=frozenset(n.replace(",", "") for n in _NUMBER.findall(normal)),
             calendar=frozenset(w for w in folded if w in _CALENDAR),
         )
 

@@ -25,7 +25,6 @@ the rest must speak of a rating or another company; it is shown, never linked. "
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from functools import lru_cache
 from trieregex import TrieRegEx
 
 from scoring.normalize import symbol_tags
-from scoring.universe import Universe, load_universe
+from scoring.universe import TYPOGRAPHY, Universe, entities_file, load_universe
 
 # Tickers that are ordinary English words (or read as one in headlines): never linked as bare text.
 WORD_TICKERS = frozenset(
@@ -137,8 +136,7 @@ _WORD = re.compile(r"[A-Za-z][\w'’.&-]*")
 MAX_BODY_SCAN = 20_000
 LEAD = 300  # characters of the body that count as its lead for relevance
 
-RULES = ("provided", "cashtag", "exchange", "source_tag", "symbol", "name")
-METHOD_WEIGHT = {"provided": 1.0, "cashtag": 0.95, "exchange": 0.95, "symbol": 0.85, "name": 0.7}  # compatibility
+METHODS = frozenset({"provided", "cashtag", "exchange", "symbol", "name"})  # Mention.method (a source_tag is provided)
 ROLE_RELEVANCE = {"subject": 90, "object": 65, "passing": 40, "lead": 30, "body": 15, "provided": 75}
 
 
@@ -185,22 +183,21 @@ class Dictionary:
     by_exchange: dict[str, str]
     names: dict[str, str]  # alias -> ticker
     name_pattern: re.Pattern[str]
-
-
-def entities_file() -> str | None:
-    """FINSENT_ENTITIES_FILE (core.settings.Settings.entities_file), read from the environment directly: this runs
-    for every text, and building Settings each time would cost more than the linking."""
-    return os.environ.get("FINSENT_ENTITIES_FILE") or None
+    lookup: dict[str, str]  # what the pattern matches, case-folded -> the alias (or shield) it is
 
 
 @lru_cache(maxsize=4)
 def _dictionary(desk_file: str | None) -> Dictionary:
     universe = load_universe(desk_file)
     names = universe.names
-    variants = set(names) | set(universe.shields)
+    # Where two aliases fold alike ("Nike", "NIKE"), the one trusted in any case wins the case-blind lookup.
+    lookup = {a.casefold(): a for a in universe.shields}
+    lookup.update({a.casefold(): a for a in sorted(names, key=lambda a: a not in universe.exact_case)})
     # A merger's name is also written with a hyphen ("Kraft-Heinz", "Exxon-Mobil") when both halves were companies;
     # "Anglo-American" is an adjective, not Anglo American plc.
-    variants |= {a.replace(" ", "-") for a in names if len(a.split()) == 2 and all(w in names for w in a.split())}
+    mergers = {a.replace(" ", "-"): a for a in names if len(a.split()) == 2 and all(w in names for w in a.split())}
+    lookup.update({m.casefold(): a for m, a in mergers.items()})
+    variants = set(names) | set(universe.shields) | set(mergers)
     # One trie-shaped alternation (trieregex): the same matches, longest alias first at each position, as a flat
     # longest-first alternation, but far faster. Matched against lower-cased text rather than with re.IGNORECASE,
     # which compares every character case-folded and is slower (docs/performance.md, 'Measurements behind code
@@ -208,7 +205,7 @@ def _dictionary(desk_file: str | None) -> Dictionary:
     alternation = TrieRegEx(*{alias.lower() for alias in variants}).regex()
     pattern = re.compile(rf"(?<![\w&$.])(?:{alternation})(?![\w&])")
     trusted = frozenset(t for t, c in universe.companies.items() if c.origin != "sec")
-    return Dictionary(universe, universe.symbols, trusted, universe.by_exchange, names, pattern)
+    return Dictionary(universe, universe.symbols, trusted, universe.by_exchange, names, pattern, lookup)
 
 
 def dictionary() -> Dictionary:
@@ -217,26 +214,14 @@ def dictionary() -> Dictionary:
 
 
 def load() -> None:
-    """Build the dictionary and its case-blind forms now (a worker does, so its first batch does not wait for it and
+    """Build the dictionary and its case-blind pattern now (a worker does, so its first batch does not wait for it and
     a malformed desk file stops it at start-up; docs/performance.md, 'Measurements behind code choices')."""
     _folding_pattern(entities_file())
-    _folded_aliases(entities_file())
 
 
 @lru_cache(maxsize=4)
 def _folding_pattern(desk_file: str | None) -> re.Pattern[str]:
     return re.compile(_dictionary(desk_file).name_pattern.pattern, re.IGNORECASE)
-
-
-@lru_cache(maxsize=4)
-def _folded_aliases(desk_file: str | None) -> dict[str, str]:
-    d = _dictionary(desk_file)
-    out = {a.casefold(): a for a in d.universe.shields}
-    # Where two aliases fold alike ("Nike", "NIKE"), the one trusted in any case wins the case-blind lookup.
-    exact = d.universe.exact_case
-    out.update({a.casefold(): a for a in sorted(d.names, key=lambda a: a not in exact)})
-    out.update({a.replace(" ", "-").casefold(): a for a in list(out.values()) if " " in a})
-    return out
 
 
 def resolve_symbol(symbol: str, exchange: str | None = None, d: Dictionary | None = None) -> str | None:
@@ -316,14 +301,13 @@ def _name_spans(text: str, d: Dictionary, desk: str | None) -> list[Span]:
         spans = [m.span() for m in _folding_pattern(desk).finditer(text)]
     # Case tells names from words only in text that has both cases; ALL-CAPS wires and all-lower text do not.
     mixed_case = any(c.islower() for c in text) and any(c.isupper() for c in text)
-    folded = _folded_aliases(desk)
     universe = d.universe
     starts = {start for start, _ in spans}
     ends = {end for _, end in spans}
     out: list[Span] = []
     for start, end in spans:
         matched = text[start:end]
-        alias = matched if matched in universe.names else folded.get(matched.casefold())
+        alias = matched if matched in universe.names else d.lookup.get(matched.casefold())
         if alias is None or alias in universe.shields:
             continue
         # A hyphen joins a name to a wire prefix ("UPDATE 1-Shell") or to another company ("Cronos-Altria deal");
@@ -434,15 +418,11 @@ def _name_before(text: str, end: int, max_words: int = 6) -> tuple[int, int] | N
     return (start, stop) if start is not None and stop is not None else None
 
 
-# Typographic apostrophes and dashes read as ASCII ones (one character for one, so offsets stay): "McDonald’s".
-_TYPOGRAPHY = str.maketrans({"\u2019": "'", "\u2018": "'", "\u2013": "-", "\u2011": "-"})
-
-
 def find(text: str, *, headline: bool = True) -> list[Span]:
     """Every company mention in one text, in text order, each with its rule, role and relevance; mentions that are
     not linked (a broker as source, a surname) carry `skipped` with the reason."""
     original = text or ""
-    text = original.translate(_TYPOGRAPHY)
+    text = original.translate(TYPOGRAPHY)  # one character for one, so offsets stay
     desk = entities_file()
     d = _dictionary(desk)
     symbols = _symbol_spans(text, d)
@@ -559,8 +539,10 @@ def link(title: str, body: str = "", provided: Iterable[str] = ()) -> list[Menti
         best, in_headline = max(hits, key=lambda h: (h[0].relevance, h[1], -h[0].start))
         provided_too = any(h[0].rule == "provided" for h in hits) and best.rule != "provided"
         # Repeats are separate mentions in the text: one name matched by two rules ("SHELL <SHEL.L>") is one.
-        places = {(h[1], h[0].start) for h in hits if h[0].rule != "provided" and not h[0].rule == "source_tag"}
-        places |= {(h[1], h[0].start) for h in hits if h[0].rule == "source_tag" and h[0].text.startswith("<")}
+        places = {
+            (h[1], h[0].start) for h in hits
+            if h[0].rule != "provided" and (h[0].rule != "source_tag" or h[0].text.startswith("<"))
+        }  # fmt: skip
         repetition = 5 * min(2, max(0, len(places) - 1))
         relevance = min(100, best.relevance + repetition + (5 if provided_too else 0))
         method = {"source_tag": "provided"}.get(best.rule, best.rule)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 import tomllib
 import unicodedata
@@ -33,7 +34,6 @@ REQUIRED = ("ticker", "name")
 STATUSES = ("listed", "former")
 TICKER = re.compile(r"[A-Z0-9][A-Z0-9.\-]{0,15}")
 ISIN = re.compile(r"[A-Z]{2}[A-Z0-9]{9}[0-9]")
-ORIGINS = ("sec", "package", "curated", "desk")  # precedence, lowest first
 
 # The suffix each index's market takes when the package gives a bare symbol.
 INDEX_SUFFIX = {
@@ -79,8 +79,19 @@ class Company:
     exact_case: frozenset[str] = field(default_factory=frozenset)  # aliases trusted only in their own case
 
 
+# Typographic apostrophes and dashes as headlines' ASCII ones ("McDonald’s", "Rolls–Royce"): names are stored so,
+# and the linker reads text so.
+TYPOGRAPHY = str.maketrans({"\u2019": "'", "\u2018": "'", "\u2013": "-", "\u2011": "-"})
+
+
+def entities_file() -> str | None:
+    """FINSENT_ENTITIES_FILE (core.settings.Settings.entities_file), read from the environment directly: the linker
+    asks for every text, and building Settings each time would cost more than the linking."""
+    return os.environ.get("FINSENT_ENTITIES_FILE") or None
+
+
 def clean(name: str) -> str:
-    return unicodedata.normalize("NFKC", name).replace("\u2013", "-").replace("\u2019", "'").strip()
+    return unicodedata.normalize("NFKC", name).translate(TYPOGRAPHY).strip()
 
 
 def formal_aliases(name: str) -> tuple[set[str], set[str]]:
@@ -279,7 +290,6 @@ class Universe:
     shields: frozenset[str]  # names that consume their words and link nothing ("Apple Hospitality" shields "Apple")
     guarded: frozenset[str]  # one-word names that are also surnames or places: context guards apply
     by_exchange: dict[str, str]
-    origin: dict[str, str]  # alias -> the layer it came from
 
     @property
     def symbols(self) -> frozenset[str]:
@@ -338,11 +348,9 @@ def build(layers: Iterable[Iterable[Company]], by_exchange: dict[str, str]) -> U
     # A lower layer's alias replaced by a higher one still names its (now corrected) company: "SES" -> SESG.PA only.
     shields = {a for a in SHIELDS if a not in names}
     shields |= {a for a, (_, t) in claims.items() if len(t) > 1 and " " in a}  # ambiguous long names link nothing
-    origin = {a: companies[t].origin for a, t in names.items()}
     return Universe(
-        companies, names, frozenset(exact_case), frozenset(shields), frozenset(guarded & set(names)), by_exchange,
-        origin,
-    )  # fmt: skip
+        companies, names, frozenset(exact_case), frozenset(shields), frozenset(guarded & set(names)), by_exchange
+    )
 
 
 def _title(name: str) -> str:

@@ -8,7 +8,7 @@ import re
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from scoring.entities import METHOD_WEIGHT, dictionary, find, link
+from scoring.entities import METHODS, dictionary, find, link
 from scoring.normalize import clean_text
 
 from .strategies import HOSTILE_TEXT, PROPERTY
@@ -32,7 +32,7 @@ def check(mentions, title: str, body: str, provided: list[str]) -> None:
     assert len({m.ticker for m in mentions}) == len(mentions)  # one mention per ticker
     for m in mentions:
         assert (m.ticker in KNOWN or TICKER.fullmatch(m.ticker)) and m.ticker.isascii() and len(m.ticker) <= 16, m
-        assert 0 < m.relevance <= 100 and m.method in METHOD_WEIGHT
+        assert 0 < m.relevance <= 100 and m.method in METHODS
         # The matched text is really there: in the headline, the scanned body, or the provided symbols.
         assert m.matched_text in title or m.matched_text in body or m.matched_text in provided, m
     assert [m.relevance for m in mentions] == sorted((m.relevance for m in mentions), reverse=True)
