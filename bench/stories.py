@@ -65,7 +65,7 @@ def sample_joins(path: Path = SAMPLE) -> tuple[dict[str, float], list[dict[str, 
     exact = 0
     spent = 0.0
     for i, (item, given) in enumerate(items):
-        if dedup.exact_duplicate(item.source, item.title, item.url) is not None:
+        if dedup.exact_duplicate(item.source, item.title, item.url, item.published_at) is not None:
             exact += 1  # admitted never: the pipeline drops it before stories
             continue
         tickers = [m.ticker for m in link(item.title, item.body, given)]
