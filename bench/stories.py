@@ -146,7 +146,10 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, help="headline similarity (default: the pipeline's)")
     args = parser.parse_args()
     THRESHOLD["value"] = args.threshold or THRESHOLD["value"]
-    print(f"headline similarity threshold {THRESHOLD['value']}")
+    d = _deduplicator()
+    hours = d.recent_window.total_seconds() / 3600
+    print(f"headline similarity: Jaccard >= {d.threshold} in the window, or weighted Jaccard >= {d.recent_threshold} "
+          f"within {hours:g} h of the story's first article")  # fmt: skip
 
     counts, joined = sample_joins()
     print(f"sample with original times: {counts['items']} items, {counts['exact_duplicates']} exact duplicates, "
