@@ -4,6 +4,9 @@
 handlers alone. Secrets (the database password, the SASL password, the feed token, webhook secrets, Slack URLs)
 are registered with `register_secrets` as they are read, and the handler's filter replaces any of them found in a
 message, its arguments, extra fields or a traceback with `***` before a formatter sees the record.
+
+Times are UTC with milliseconds (`2026-12-06T00:31:02.417Z`). Other libraries' records (kafka, alembic, urllib3,
+...) below WARNING are left out unless the level asked for is DEBUG: at INFO a worker's log is finsent's own lines.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import logging
 import sys
 import threading
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from urllib.parse import quote, quote_plus
 
 from pythonjsonlogger.json import JsonFormatter
@@ -20,6 +24,8 @@ FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 MASK = "***"
+# The packages whose INFO lines are finsent's own; "finsent" for loggers named after the product.
+OWN_LOGGERS = ("core", "model", "ingest", "scoring", "monitor", "dashboard", "cli", "bench", "finsent", "__main__")
 MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words; such a secret is too weak to be one anyway
 
 _secrets: set[str] = set()
@@ -85,16 +91,40 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
+def utc_time(record: logging.LogRecord) -> str:
+    """The record's time in UTC, to the millisecond: 2026-12-06T00:31:02.417Z."""
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _UtcText(logging.Formatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's)
+        return utc_time(record)
+
+
+class _UtcJson(JsonFormatter):
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 (logging's)
+        return utc_time(record)
+
+
+class OwnUnlessDebug(logging.Filter):
+    """Lets through finsent's own records at any level, and other libraries' at WARNING and above."""
+
+    def __init__(self, debug: bool) -> None:
+        super().__init__()
+        self.debug = debug
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.debug or record.levelno >= logging.WARNING:
+            return True
+        return record.name.split(".", 1)[0] in OWN_LOGGERS
+
+
 def make_formatter(fmt: str) -> logging.Formatter:
     """The formatter for `fmt`: text lines, or one JSON object per line (python-json-logger)."""
     if fmt == "json":
-        return JsonFormatter(
-            JSON_FIELDS,
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            datefmt="%Y-%m-%dT%H:%M:%S%z",
-        )
+        return _UtcJson(JSON_FIELDS, rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
     if fmt == "text":
-        return logging.Formatter(TEXT_FORMAT)
+        return _UtcText(TEXT_FORMAT)
     raise ValueError(f"log format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
@@ -109,6 +139,8 @@ def setup_logging(level: str | int = "INFO", fmt: str = "text", *, secrets: Iter
     handler = _StderrHandler()
     handler._finsent = True  # type: ignore[attr-defined]
     handler.setFormatter(formatter)
+    level = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    handler.addFilter(OwnUnlessDebug(debug=level <= logging.DEBUG))
     handler.addFilter(RedactSecrets())
     root.addHandler(handler)
-    root.setLevel(level.upper() if isinstance(level, str) else level)
+    root.setLevel(level)

@@ -143,13 +143,22 @@ class ScoringWorker:
             log.warning("offset commit failed after storing %d items: %s", report.stored, exc)
         self.stats.add(report)
         if report.rejected or report.duplicates:
+            reasons = dict(report.reject_reasons)
+            # The counts are fields too, so a JSON log can be queried by them without parsing the message.
             log.info(
-                "batch of %d: stored %d, duplicates %d, rejected %d %s",
+                "batch of %d: stored %d, duplicates %d, rejected %d%s",
                 report.received,
                 report.stored,
                 report.duplicates,
                 report.rejected,
-                dict(report.reject_reasons),
+                f" {reasons}" if reasons else "",
+                extra={
+                    "received": report.received,
+                    "stored": report.stored,
+                    "duplicates": report.duplicates,
+                    "rejected": report.rejected,
+                    "reject_reasons": reasons,
+                },  # fmt: skip
             )
         if self.on_batch:  # the whole batch: processing, dead-lettering and the offset commit
             self.on_batch(report, time.perf_counter() - started)

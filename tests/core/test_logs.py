@@ -73,3 +73,23 @@ def test_secrets_are_redacted_everywhere_in_a_record(logging_to, fmt):
 def test_redact_prefers_the_longest_secret():
     logs.register_secrets("abcd-secret", "abcd-secret-longer")
     assert logs.redact("x abcd-secret-longer y abcd-secret z") == "x *** y *** z"
+
+
+def test_json_times_are_utc_milliseconds_and_other_libraries_speak_only_when_it_matters(logging_to):
+    import re
+
+    logs.setup_logging("INFO", "json")
+    logging.getLogger("kafka.conn").info("connecting to 127.0.0.1:9092")  # the chatter of a worker's start-up
+    logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
+    logging.getLogger("kafka.conn").warning("broker unreachable")
+    logging.getLogger("scoring.worker").info("batch of %d", 3, extra={"stored": 3})
+    lines = [json.loads(line) for line in logging_to().splitlines()]
+    assert [(x["logger"], x["message"]) for x in lines] == [
+        ("kafka.conn", "broker unreachable"),
+        ("scoring.worker", "batch of 3"),
+    ]
+    assert lines[1]["stored"] == 3
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", x["time"]) for x in lines)
+    logs.setup_logging("DEBUG", "json")  # asked for: everything
+    logging.getLogger("kafka.conn").info("connecting to 127.0.0.1:9092")
+    assert [json.loads(line)["logger"] for line in logging_to().splitlines()] == ["kafka.conn"]

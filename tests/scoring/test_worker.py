@@ -458,3 +458,19 @@ def test_freeze_startup_objects_hides_what_is_alive_now_and_still_collects_later
         assert gone() is None, "a cycle created after the freeze was not collected"
     finally:
         gc.unfreeze()  # the rest of the test session collects as usual
+
+
+def test_a_batch_log_line_carries_its_counts_as_fields(processor, caplog):
+    """A JSON log can be filtered by the counts; a batch with nothing rejected prints no empty reasons ('{}')."""
+    broker = MemoryBroker()
+    producer = MemoryTransport(broker)
+    for i in range(3):
+        producer.publish("news.raw", f"k{i}".encode(), msg(f"Logged headline {i} about earnings"))
+    producer.publish("news.raw", b"again", msg("Logged headline 0 about earnings"))  # a duplicate
+    worker = ScoringWorker(transport=MemoryTransport(broker), processor=processor, max_batch=64, max_delay_s=0.2)
+    with caplog.at_level("INFO", logger="scoring.worker"):
+        worker.run(idle_exit_s=0.5)
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("batch of")]
+    assert record.getMessage() == "batch of 4: stored 3, duplicates 1, rejected 0"
+    assert (record.received, record.stored, record.duplicates, record.rejected) == (4, 3, 1, 0)
+    assert record.reject_reasons == {}
