@@ -38,3 +38,42 @@ def test_the_endpoint_binds_loopback_by_default():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_health_and_readiness_are_their_own_paths():
+    """/healthz says the process answers; /readyz runs the process's checks (503 naming the failing one); the
+    metrics stay at /metrics and nothing else is served."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    state = {"db": None}
+
+    def broken() -> str:
+        raise ConnectionError("connection refused\nat line 2")
+
+    registry = CollectorRegistry()
+    server = serve_metrics(0, registry=registry, checks={"database": lambda: state["db"], "broker": lambda: None})
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with urllib.request.urlopen(base + "/healthz", timeout=5) as r:
+            assert (r.status, r.read()) == (200, b"ok\n")
+        with urllib.request.urlopen(base + "/readyz", timeout=5) as r:
+            assert r.status == 200
+            assert json.loads(r.read()) == {"ready": True, "checks": {"database": "ok", "broker": "ok"}}
+        state["db"] = "no answer in 2 s"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + "/readyz", timeout=5)
+        assert err.value.code == 503
+        assert json.loads(err.value.read())["checks"] == {"database": "no answer in 2 s", "broker": "ok"}
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + "/other", timeout=5)
+        assert err.value.code == 404
+        shared(_Items, registry).items.inc()
+        assert value(scrape(base + "/metrics"), "finsent_test_items_total") == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    from core.metrics import readiness
+
+    assert readiness({"broker": broken}) == (False, {"broker": "ConnectionError: connection refused"})
