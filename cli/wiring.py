@@ -85,14 +85,14 @@ def database(settings: Settings, revision: str | None = "head") -> tuple[Engine,
     """(engine, session factory) for the settings' database, migrated to `revision` first (None: as it is)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from core.db import DatabaseURLError, make_engine, make_session_factory, upgrade
+    from core.db import DatabaseURLError, SchemaError, make_engine, make_session_factory, upgrade
     from core.settings import redact_url
 
     try:
         if revision is not None:
             upgrade(settings.database_url, revision)
         engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-    except (DatabaseURLError, SQLAlchemyError) as exc:
+    except (DatabaseURLError, SchemaError, SQLAlchemyError) as exc:  # a newer finsent's schema among them
         fail(f"{redact_url(settings.database_url)}: {str(exc).splitlines()[0]}")
     return engine, make_session_factory(engine)
 

@@ -18,6 +18,24 @@ class DatabaseURLError(ValueError):
     """The database URL names a backend finsent does not support."""
 
 
+class SchemaError(RuntimeError):
+    """The schema cannot be migrated as asked (an unknown target revision, say); the message is one line."""
+
+
+class UnknownRevisionError(SchemaError):
+    """The database is at an Alembic revision none of this finsent's migrations has: a newer finsent migrated it."""
+
+    FIX = "upgrade finsent to the version that migrated it, or restore a backup taken before that migration"
+
+    def __init__(self, revision: str, head: str) -> None:
+        self.revision, self.head = revision, head
+        self.detail = (
+            f"the database is at revision {revision!r}, which this finsent does not know (its newest is {head}): "
+            "a newer finsent migrated it"
+        )
+        super().__init__(f"{self.detail}; {self.FIX}")
+
+
 def normalize_url(url: str) -> str:
     """The URL with PostgreSQL pointed at psycopg 3 (SQLAlchemy's bare `postgresql://` means psycopg2)."""
     if url.startswith("postgres://"):  # the Heroku-style spelling
@@ -121,10 +139,25 @@ def _alembic_config(url: str):
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the database at `url` up to `revision` (Alembic `upgrade head` by default)."""
-    from alembic import command
+    """Migrate the database at `url` up to `revision` (Alembic `upgrade head` by default).
 
-    command.upgrade(_alembic_config(url), revision)
+    Raises UnknownRevisionError when the database is at a revision this finsent does not know, SchemaError when
+    `revision` is not one of its migrations."""
+    from alembic import command
+    from alembic.script.revision import RevisionError
+    from alembic.util.exc import CommandError
+
+    try:
+        command.upgrade(_alembic_config(url), revision)
+    except (CommandError, RevisionError) as exc:
+        # Alembic says "Can't locate revision" both for an unknown target and for a database ahead of this code;
+        # only the database's own revision tells which (looked up here, off the path of every normal start).
+        engine = make_engine(url)
+        try:
+            check_known(current_revision(engine))
+        finally:
+            engine.dispose()
+        raise SchemaError(f"cannot migrate to {revision!r}: {str(exc).splitlines()[0]}") from None
 
 
 def downgrade(url: str, revision: str) -> None:
@@ -132,6 +165,17 @@ def downgrade(url: str, revision: str) -> None:
     from alembic import command
 
     command.downgrade(_alembic_config(url), revision)
+
+
+def check_known(revision: str | None) -> None:
+    """Raise UnknownRevisionError when the database's `revision` is none of this finsent's migrations."""
+    from alembic.script import ScriptDirectory
+
+    if revision is None:
+        return
+    script = ScriptDirectory(str(ALEMBIC_DIR))
+    if revision not in {rev.revision for rev in script.walk_revisions()}:
+        raise UnknownRevisionError(revision, ", ".join(script.get_heads()))
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -121,16 +121,12 @@ def check_database(url: str, *, timeout_s: float = 5.0) -> list[Check]:
 
 
 def _check_migrations(connection) -> Check:
-    from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
-    from alembic.util.exc import CommandError
 
-    from core.db import ALEMBIC_DIR
+    from core.db import ALEMBIC_DIR, UnknownRevisionError, check_known
 
-    config = Config()
-    config.set_main_option("script_location", str(ALEMBIC_DIR))
-    script = ScriptDirectory.from_config(config)
+    script = ScriptDirectory(str(ALEMBIC_DIR))
     heads = script.get_heads()
     head = heads[0] if len(heads) == 1 else ", ".join(heads)
     current = MigrationContext.configure(connection).get_current_revision()
@@ -139,15 +135,11 @@ def _check_migrations(connection) -> Check:
         return Check("migrations", "fail", f"no schema: no migration applied (head is {head})", upgrade)
     if current in heads:
         return Check("migrations", "ok", f"at head {current}")
-    try:
-        behind = [rev.revision for rev in script.iterate_revisions(head, current)][:-1]
-    except CommandError:
-        return Check(
-            "migrations",
-            "fail",
-            f"at revision {current!r}, which this finsent does not know (head is {head}): a newer version migrated it",
-            "run the finsent version that wrote this schema, or upgrade this one",
-        )
+    try:  # the same words every other command stops with (core.db.upgrade)
+        check_known(current)
+    except UnknownRevisionError as exc:
+        return Check("migrations", "fail", exc.detail, exc.FIX)
+    behind = [rev.revision for rev in script.iterate_revisions(head, current)][:-1]
     return Check("migrations", "fail", f"at {current}, {len(behind)} migration(s) behind head {head}", upgrade)
 
 
