@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +110,41 @@ def test_explain_never_sends_control_characters_to_the_terminal():
     assert "\x1b" not in out.stdout and "\x01" not in out.stdout
     # shown escaped, offsets unchanged (the word marks [[ ]] may sit between, as the model's top words fall)
     assert "\\x01\\x1b[" in out.stdout.replace("[[", "").replace("]]", "") and "label " in out.stdout
+
+
+def test_version_is_the_installed_package_version():
+    from importlib.metadata import version
+
+    out = finsent("--version")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == f"finsent {version('finsent')}\n"
+
+
+TYPE_TAG = re.compile(r"<(bool|str|int|float|Path|datetime|list\[[^\]]*\])[^>]*>")
+
+
+def test_help_shows_no_type_tags_on_any_command():
+    from typer.main import get_command
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    def paths(command, path=()):
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from paths(sub, (*path, name))
+
+    every = list(paths(get_command(app)))
+    assert len(every) > 20
+    for path in every:
+        out = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert out.exit_code == 0, (path, out.output)
+        assert not TYPE_TAG.search(out.output), (path, TYPE_TAG.search(out.output).group())
+    # a flag shows no value; an option taking one shows click's word for it
+    out = CliRunner().invoke(app, ["alerts", "list", "--help"], env={"COLUMNS": "200"}).output
+    json_line = next(line for line in out.splitlines() if "--json" in line)
+    assert not re.search(r"--json\s+[A-Z<]", json_line), json_line
+    assert re.search(r"--limit +INTEGER", out) and re.search(r"--ticker +TEXT", out), out
+
+    real = finsent("--help")  # the installed command, as a user types it
+    assert real.returncode == 0 and "<bool>" not in real.stdout and "--version" in real.stdout
