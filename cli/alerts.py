@@ -110,10 +110,13 @@ def alerts_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Alerts, newest first, with their evidence (with --json: the objects of the /alerts.json feed)."""
+    """Alerts, newest first, with their evidence (with --json: the objects of the /alerts.json feed); --ticker and
+    --status ignore case, as the feed's filters do."""
     from monitor.alerts import STATES, AlertFilter
     from monitor.feed import load_alerts
 
+    ticker = ticker.strip().upper() if ticker else None  # tickers are stored upper-case: barc.l is BARC.L
+    status = status.strip().lower() if status else None
     if status is not None and status not in STATES:
         fail(f"--status: {status!r} is not pending, firing or resolved")
     session_factory = wiring.session_factory(database_url)
@@ -123,6 +126,10 @@ def alerts_list(
         out = load_alerts(session=session, filters=filters)
     if as_json:
         typer.echo(json.dumps(out, indent=2))
+        return
+    if not out:  # say so: an empty screen reads as a broken command
+        given = " ".join(f"--{name} {value}" for name, value in (("ticker", ticker), ("status", status)) if value)
+        typer.echo(f"no alerts match {given}" if given else "no alerts yet")
         return
     for a in out:
         typer.echo(_alert_line(a))

@@ -131,3 +131,27 @@ def test_replaying_the_bundled_sample_raises_a_real_alert_with_evidence(tmp_path
     listed = json.loads(finsent("alerts", "list", "--json", "--limit", "1000", "--database-url", url).stdout)
     still_open = sum(a["status"] in ("pending", "firing") for a in listed)
     assert still_open >= len(burst) and f"alerts open: {still_open} " in out.stdout  # the run's last look
+
+
+def test_alert_filters_ignore_case_and_an_empty_result_says_so(tmp_path, db):
+    url, factory = db
+    assert finsent("alerts", "list", "--database-url", url).stdout == "no alerts yet\n"
+    now = datetime.now(UTC)
+    for i in range(3):
+        add_story(factory, ticker="BARC.L", when=now - timedelta(minutes=5 + i), title=f"Barclays shares plunge {i}")
+    config = tmp_path / "monitor.toml"
+    config.write_text('[[rule]]\nname = "burst"\ntype = "negative_burst"\nwindow = "1h"\nmin_stories = 3\n')
+    assert finsent("monitor", "--config", str(config), "--once", "--database-url", url, env=PINNED).returncode == 0
+
+    for args in (["--ticker", "barc.l"], ["--ticker", "BARC.L"], ["--ticker", "Barc.L", "--status", "FIRING"]):
+        out = finsent("alerts", "list", *args, "--database-url", url)
+        assert out.returncode == 0, out.stderr
+        assert "burst" in out.stdout and "BARC.L" in out.stdout, (args, out.stdout)
+        listed = json.loads(finsent("alerts", "list", *args, "--json", "--database-url", url).stdout)
+        assert [a["ticker"] for a in listed] == ["BARC.L"], args
+
+    out = finsent("alerts", "list", "--ticker", "barc", "--database-url", url)
+    assert out.returncode == 0 and out.stdout == "no alerts match --ticker BARC\n", out.stdout
+    out = finsent("alerts", "list", "--ticker", "barc.l", "--status", "resolved", "--database-url", url)
+    assert out.stdout == "no alerts match --ticker BARC.L --status resolved\n", out.stdout
+    assert json.loads(finsent("alerts", "list", "--ticker", "barc", "--json", "--database-url", url).stdout) == []
