@@ -93,7 +93,8 @@ def highlight(text: str, spans: Iterable, label: str | None, *, max_word: int | 
 
 
 def spans_from_words(text: str, words: Sequence) -> list[tuple[int, int, float]]:
-    """Spans for `[word, weight]` pairs that carry no offsets (alert evidence): each word's first free occurrence."""
+    """Spans for `[word, weight]` pairs that carry no offsets (alert evidence): each word's first free occurrence
+    as a whole word ("to" is not marked inside "Automotive"; a word found only inside others is not marked)."""
     spans: list[tuple[int, int, float]] = []
     lowered = str(text).lower()
     for item in words:
@@ -101,11 +102,14 @@ def spans_from_words(text: str, words: Sequence) -> list[tuple[int, int, float]]
         needle = str(word).lower()
         if not needle:
             continue
-        start = lowered.find(needle)
-        while start != -1 and any(start < e and start + len(needle) > s for s, e, _ in spans):
-            start = lowered.find(needle, start + 1)
-        if start != -1:
-            spans.append((start, start + len(needle), float(weight)))
+        # A letter or digit at the word's edge must not touch another (`$AAPL` or `5%` keep their own edges).
+        lead = r"(?<!\w)" if re.match(r"\w", needle[0]) else ""
+        trail = r"(?!\w)" if re.match(r"\w", needle[-1]) else ""
+        for found in re.finditer(lead + re.escape(needle) + trail, lowered):
+            start, end = found.span()
+            if not any(start < e and end > s for s, e, _ in spans):
+                spans.append((start, end, float(weight)))
+                break
     return spans
 
 

@@ -184,3 +184,13 @@ def test_csv_export_round_trips_and_defuses_formulas():
     assert parsed[0]["title"] == '\'=HYPERLINK("http://evil")'
     assert parsed[0]["score"] == "-0.5000" and parsed[0]["top_words"] == "plunge:0.410"
     assert parsed[0]["published_at"] == "2024-05-01T00:00:00+00:00"
+
+
+def test_spans_from_words_marks_whole_words_only():
+    title = "Tata Motors to sell Automotive unit; shares jump 5% to $AAPL-style highs"
+    spans = spans_from_words(title, [["to", 0.4], ["motor", 0.3], ["5%", 0.2], ["$aapl", 0.1], ["tom", 0.1]])
+    # "to" the word, not inside "Motors" or "Automotive"; "motor" and "tom" occur only inside other words
+    assert [(title[s:e], s) for s, e, _ in spans] == [("to", 12), ("5%", 49), ("$AAPL", 55)]
+    other = "Automotive sales to rise"
+    marked = SPAN.findall(highlight(other, spans_from_words(other, [["to", 1.0]]), "positive"))
+    assert [m[4] for m in marked] == ["to"]
