@@ -23,13 +23,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.schema import Alert, AlertEvent, Notification, Silence
 from core.versions import version_note
 from monitor.evidence import json_time, load_evidence, record_evidence
-from monitor.rules import Finding, MonitorConfig, SourceSilent, evaluate, render
+from monitor.rules import Finding, Miss, MonitorConfig, SourceSilent, evaluate, render
 from monitor.windows import DEFAULT_WINDOWS, parse_duration, update_buckets
 
 STATES = ("pending", "firing", "resolved")  # an alert's lifecycle, in order
@@ -152,9 +152,11 @@ def run_evaluation(
     now: datetime,
     version: str,
     replay: bool = False,
+    misses: list[Miss] | None = None,
 ) -> EvaluationReport:
     """Fold new articles into the buckets, evaluate every rule at `now` on `version`'s scores (the active model
-    version: FINSENT_MODEL_VERSION) and apply the lifecycle, in one transaction."""
+    version: FINSENT_MODEL_VERSION) and apply the lifecycle, in one transaction; `misses` collects the values that
+    fell short of a rule's threshold."""
     with session_factory() as session, session.begin():
         # The standard windows are always kept (the dashboard reads them), plus any other length a rule uses.
         windows = sorted(
@@ -162,7 +164,7 @@ def run_evaluation(
         )
         report = EvaluationReport()
         report.buckets = update_buckets(session, windows=windows, version=version)
-        findings = evaluate(session, config.rules, now=now, version=version)
+        findings = evaluate(session, config.rules, now=now, version=version, misses=misses)
         apply_findings(session, findings, config=config, now=now, replay=replay, report=report, version=version)
         return report
 
@@ -381,14 +383,33 @@ def events_after(session: Session, *, after_id: int) -> list[tuple[AlertEvent, A
     ]
 
 
+CLOSEST = 3  # near misses reported per rule
+
+
 @dataclass(slots=True)
 class ReplayReport:
-    """What a replay over history recorded: alerts fired and resolved, over how many evaluations."""
+    """What a replay over history recorded: alerts fired and resolved, over how many evaluations; per rule, how many
+    fired and resolved and the closest misses (one per ticker, the nearest to the threshold first); and how many
+    replayed alerts of the same period an earlier replay had recorded (replaced, so a replay is idempotent)."""
 
     fired: int = 0
     resolved: int = 0
     evaluations: int = 0
     note: str | None = None  # set when the range was scored only by other model versions (core.versions)
+    replaced: int = 0
+    per_rule: dict[str, dict[str, int]] = field(default_factory=dict)
+    closest: dict[str, list[Miss]] = field(default_factory=dict)
+
+    def summary(self) -> list[str]:
+        """One line per rule: fired, resolved and its closest misses ("ACME z -1.8 vs -2 on 2020-05-06T14:00")."""
+        lines = []
+        for rule in sorted(set(self.per_rule) | set(self.closest)):
+            counts = self.per_rule.get(rule, {})
+            near = ", ".join(f"{m.ticker} {m.value:.3g} vs {m.threshold:g} at {m.at:%Y-%m-%dT%H:%M}"
+                             for m in self.closest.get(rule, []))  # fmt: skip
+            lines.append(f"{rule}: fired {counts.get('firing', 0)}, resolved {counts.get('resolved', 0)}"
+                         + (f"; closest misses: {near}" if near else ""))  # fmt: skip
+        return lines
 
 
 def replay_history(
@@ -406,13 +427,35 @@ def replay_history(
     if step <= timedelta(0):
         raise ValueError(f"the replay step must be positive, got {step}")
     report, now = ReplayReport(), since
-    with session_factory() as session:
+    with session_factory() as session, session.begin():
         report.note = version_note(session, version=version, since=since, until=until)
+        # What an earlier replay of this period recorded is replaced, not added to: the same period twice gives the
+        # same alerts once (their events, evidence and notifications go with them: the foreign keys cascade).
+        earlier = select(Alert.id).where(Alert.replayed.is_(True), Alert.active_at >= since, Alert.active_at <= until)
+        ids = session.scalars(earlier).all()
+        if ids:
+            session.execute(delete(Alert).where(Alert.id.in_(ids)))
+        report.replaced = len(ids)
+    nearest: dict[tuple[str, str], Miss] = {}
     while now <= until:
+        misses: list[Miss] = []
         evaluation = run_evaluation(session_factory=session_factory, config=config, now=now, version=version,
-                                    replay=True)  # fmt: skip
+                                    replay=True, misses=misses)  # fmt: skip
         report.fired += evaluation.fired
         report.resolved += evaluation.resolved
         report.evaluations += 1
+        for event, rule, _subject in evaluation.changes:
+            counts = report.per_rule.setdefault(rule, {})
+            counts[event] = counts.get(event, 0) + 1
+        for miss in misses:
+            best = nearest.get((miss.rule, miss.ticker))
+            if best is None or miss.short < best.short:
+                nearest[(miss.rule, miss.ticker)] = miss
         now += step
+    for miss in sorted(nearest.values(), key=lambda m: (m.short, m.ticker)):
+        report.closest.setdefault(miss.rule, [])
+        if len(report.closest[miss.rule]) < CLOSEST:
+            report.closest[miss.rule].append(miss)
+    for rule in config.rules:  # a rule that never came near still gets its line
+        report.per_rule.setdefault(rule.name, {})
     return report

@@ -255,6 +255,20 @@ class Finding:
         return self.labels.get("ticker")
 
 
+@dataclass(frozen=True, slots=True)
+class Miss:
+    """A rule's value for one ticker that did not reach the rule's threshold, and how far it stayed (`short`, in the
+    rule's own unit: stories for negative_burst, standard deviations for sentiment_shift and volume_spike); a replay
+    reports the closest, so thresholds can be tuned with the values they missed."""
+
+    rule: str
+    ticker: str
+    value: float
+    threshold: float
+    short: float
+    at: datetime
+
+
 class _Safe(dict):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
@@ -276,9 +290,16 @@ def _allowed(rule: _Rule, ticker: str) -> bool:
     return ticker != MARKET and (rule.tickers is None or ticker in rule.tickers)
 
 
-def evaluate(session: Session, rules: list[_Rule], *, now: datetime, version: str | None) -> list[Finding]:
-    """Every finding of every rule at `now`."""
+def evaluate(
+    session: Session, rules: list[_Rule], *, now: datetime, version: str | None, misses: list[Miss] | None = None
+) -> list[Finding]:
+    """Every finding of every rule at `now`; with `misses`, also the values that were computed and fell short."""
     findings: list[Finding] = []
+
+    def missed(rule: _Rule, ticker: str, value: float, threshold: float, short: float) -> None:
+        if misses is not None:
+            misses.append(Miss(rule.name, ticker, value, threshold, short, now))
+
     windows: dict[int, dict] = {}
 
     def window(seconds: int) -> dict:
@@ -306,6 +327,8 @@ def evaluate(session: Session, rules: list[_Rule], *, now: datetime, version: st
                     findings.append(
                         Finding(rule, _labels(rule, ticker=ticker), len(strong), ctx | {"value": len(strong)}, strong)
                     )
+                elif strong:
+                    missed(rule, ticker, len(strong), rule.min_stories, rule.min_stories - len(strong))
             elif isinstance(rule, Watchlist):
                 hits = _negative(session, stats.story_articles, rule.min_negative, version)
                 if hits:
@@ -319,11 +342,10 @@ def evaluate(session: Session, rules: list[_Rule], *, now: datetime, version: st
                 if base.mean_score is None or not base.std_score or base.active < rule.min_baseline_buckets:
                     continue
                 z = (stats.mean_score - base.mean_score) / base.std_score
-                if (
-                    (rule.direction == "below" and z <= -rule.z)
-                    or (rule.direction == "above" and z >= rule.z)
-                    or (rule.direction == "both" and abs(z) >= rule.z)
-                ):
+                short = {"below": z + rule.z, "above": rule.z - z, "both": rule.z - abs(z)}[rule.direction]
+                if short > 0:
+                    missed(rule, ticker, z, -rule.z if rule.direction == "below" else rule.z, short)
+                if short <= 0:
                     findings.append(
                         Finding(
                             rule,
@@ -341,6 +363,8 @@ def evaluate(session: Session, rules: list[_Rule], *, now: datetime, version: st
                     continue
                 spread = max(base.std_stories, 1.0)  # a quiet ticker's zero spread must not make 1 story a spike
                 z = (stats.stories - base.mean_stories) / spread
+                if z < rule.z:
+                    missed(rule, ticker, z, rule.z, rule.z - z)
                 if z >= rule.z:
                     findings.append(
                         Finding(

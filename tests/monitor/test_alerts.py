@@ -14,7 +14,6 @@ from core.db import make_session_factory
 from core.schema import Alert, AlertEvent, AlertEvidence, Article, Attribution, Mention, Notification, Score, Source
 from monitor.alerts import (
     AlertFilter,
-    ReplayReport,
     ack,
     add_silence,
     events_after,
@@ -265,10 +264,18 @@ def test_replay_history_evaluates_every_step_and_sums_what_it_recorded(factory):
     cfg = config(rules=[{"name": "burst", "type": "negative_burst", "window": "1d", "min_stories": 2}])
     for i in range(2):
         add_story(factory, ticker="AAPL", when=T0 - timedelta(minutes=i + 1))
+    add_story(factory, ticker="MSFT", when=T0 + timedelta(hours=3))  # one story: a miss, one short of min_stories
     # Hourly from two hours before the stories to a day after them: fires at T0, resolves when they leave the window.
-    report = replay_history(session_factory=factory, config=cfg, since=T0 - timedelta(hours=2),
-                            until=T0 + timedelta(hours=25), step=timedelta(hours=1), version=VERSION)  # fmt: skip
-    assert report == ReplayReport(fired=1, resolved=1, evaluations=28)
+    period = {"since": T0 - timedelta(hours=2), "until": T0 + timedelta(hours=25), "step": timedelta(hours=1)}
+    report = replay_history(session_factory=factory, config=cfg, version=VERSION, **period)
+    assert (report.fired, report.resolved, report.evaluations, report.replaced) == (1, 1, 28, 0)
+    assert report.per_rule == {"burst": {"pending": 1, "firing": 1, "resolved": 1}}
+    (miss,) = report.closest["burst"]
+    assert (miss.ticker, miss.value, miss.threshold, miss.short) == ("MSFT", 1, 2, 1)
+    assert report.summary() == [f"burst: fired 1, resolved 1; closest misses: MSFT 1 vs 2 at {miss.at:%Y-%m-%dT%H:%M}"]
+    # The same period again replaces what the first replay recorded: one alert, not two.
+    again = replay_history(session_factory=factory, config=cfg, version=VERSION, **period)
+    assert (again.fired, again.resolved, again.replaced) == (1, 1, 1)
     (a,) = alerts(factory)
     assert a.replayed and (a.starts_at, a.ends_at) == (T0, T0 + timedelta(days=1)) and notifications(factory) == []
     with factory() as s:
