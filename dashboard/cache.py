@@ -145,8 +145,18 @@ def source_names(url: str) -> list[str]:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def alerts(url: str, *, version: str, statuses: tuple[str, ...], limit: int, now: datetime | None = None) -> list[dict]:
-    return _query(url, "alerts", version=version, statuses=list(statuses), limit=limit, now=_now(now))
+def alerts(
+    url: str,
+    *,
+    version: str,
+    statuses: tuple[str, ...],
+    limit: int,
+    now: datetime | None = None,
+    tickers: tuple[str, ...] = (),
+    include_replayed: bool = False,
+) -> list[dict]:
+    return _query(url, "alerts", version=version, statuses=list(statuses), limit=limit, now=_now(now),
+                  tickers=list(tickers), include_replayed=include_replayed)  # fmt: skip
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

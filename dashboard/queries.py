@@ -591,14 +591,17 @@ def alerts(
     limit: int = 50,
     now: datetime | None = None,
     include_replayed: bool = False,
+    tickers: list[str] | tuple[str, ...] = (),
 ) -> list[dict]:
-    """Alerts, most recently changed first (index on updated_at), each with its evidence and latest events.
+    """Alerts, most recently changed first (index on updated_at), each with its evidence and latest events; only
+    those about `tickers` when given (any case), and replayed history too with `include_replayed`.
 
     evidence: article_id, title, source, published_at, score (when the alert recorded it), label (by `version`),
     words ([word, weight] pairs). events: the 20 latest (at, event, detail). With `now`, `silenced_by` lists the
     active silences whose matchers hold.
     """
-    filters = AlertFilter(statuses=tuple(statuses or ()), limit=_limit(limit), replayed=include_replayed)
+    filters = AlertFilter(statuses=tuple(statuses or ()), limit=_limit(limit), replayed=include_replayed,
+                          tickers=tuple(_tickers(tickers)))  # fmt: skip
     found = find_alerts(session=session, filters=filters)
     if not found:
         return []

@@ -54,6 +54,8 @@ def ack_form(alert: dict) -> None:
 def alert_block(alert: dict) -> None:
     subject = subject_of(alert["ticker"], alert["labels"])
     title = f"{alert['status'].upper()} · {alert['rule']} · {subject} · {alert['severity']}"
+    if alert["replayed"]:
+        title = f"REPLAYED · {title}"
     with st.expander(md_escape(title), expanded=alert["status"] != "resolved", icon=STATUS_ICON[alert["status"]]):
         summary = alert["annotations"].get("summary") or alert["annotations"].get("description")
         if summary:
@@ -145,9 +147,17 @@ def main() -> None:
         st.code(f"{feed}/alerts.atom\n{feed}/alerts.json", language=None)
         st.caption("Filters: ?ticker=AAPL&severity=critical&status=firing&since=2024-01-01T00:00:00Z&limit=50")
     statuses = st.multiselect("Status", list(STATES), default=list(STATES), key="statuses")
+    left, right = st.columns(2)
+    typed = left.text_input("Tickers", key="alert_tickers", placeholder="AAPL, barc.l (any case; empty: all)")
+    tickers = tuple(sorted({t.strip().upper() for t in typed.replace(";", ",").split(",") if t.strip()}))
+    replayed = right.checkbox(
+        "Include replayed history", key="alert_replayed", help="Alerts that `finsent alerts replay` recorded over "
+        "past news; never notified. The Ticker page marks them too."
+    )  # fmt: skip
     limit = st.number_input("Alerts", min_value=10, max_value=500, value=50, step=10, key="alert_limit")
     # Firing first, then pending, then resolved; most recently changed first within each.
-    found = cache.alerts(url, version=cache.model_version(), statuses=tuple(statuses), limit=int(limit))
+    found = cache.alerts(url, version=cache.model_version(), statuses=tuple(statuses), limit=int(limit),
+                         tickers=tickers, include_replayed=replayed)  # fmt: skip
     found = sorted(found, key=lambda a: ORDER[a["status"]])
     counts = {s: sum(1 for a in found if a["status"] == s) for s in STATES}
     a, b, c = st.columns(3)
@@ -155,7 +165,9 @@ def main() -> None:
     b.metric("Pending", counts["pending"])
     c.metric("Resolved", counts["resolved"])
     if not found:
-        st.info("No alerts with these statuses.")
+        wanted = f" about {', '.join(tickers)}" if tickers else ""
+        st.info(f"No alerts match: statuses {', '.join(statuses) or 'none'}{wanted}"
+                + ("" if replayed else " (replayed history not included)") + ".")  # fmt: skip
     for alert in found:
         alert_block(alert)
     silences_section(url)

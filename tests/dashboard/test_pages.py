@@ -207,6 +207,32 @@ def test_alerts_page_lists_alerts_with_evidence(seeded, app, monkeypatch):
     assert [e.label for e in at.expander if "·" in e.label] == [md_escape("RESOLVED · volume_spike · AAPL · warning")]
 
 
+def test_alerts_page_filters_by_ticker_in_any_case_and_shows_replayed_history_on_request(writable, app):
+    engine = make_engine(writable.url)
+    with Session(engine) as session, session.begin():
+        when = writable.now - timedelta(days=400)
+        session.add(Alert(fingerprint="replayed-aapl", rule="negative_burst", severity="critical", ticker="AAPL",
+                          labels=json.dumps({"alertname": "negative_burst", "ticker": "AAPL"}), annotations="{}",
+                          status="resolved", active_at=when, starts_at=when, ends_at=when, replayed=True,
+                          updated_at=writable.now))  # fmt: skip
+    engine.dispose()
+    at = app(writable.url, page="alerts")
+    labels = [e.label for e in at.expander if "·" in e.label]
+    assert len(labels) == 3 and not any("REPLAYED" in label for label in labels)  # live alerts only, by default
+    at.checkbox(key="alert_replayed").check().run()
+    labels = [e.label for e in at.expander if "·" in e.label]
+    assert md_escape("REPLAYED · RESOLVED · negative_burst · AAPL · critical") in labels and len(labels) == 4
+    at.text_input(key="alert_tickers").set_value("nok, aapl").run()
+    assert sorted(e.label for e in at.expander if "·" in e.label) == [
+        md_escape("FIRING · negative_burst · NOK · critical"),
+        md_escape("REPLAYED · RESOLVED · negative_burst · AAPL · critical"),
+        md_escape("RESOLVED · volume_spike · AAPL · warning"),
+    ]
+    at.text_input(key="alert_tickers").set_value("zzzz").run()
+    assert not [e for e in at.expander if "·" in e.label]
+    assert at.info[0].value == ("No alerts match: statuses pending, firing, resolved about ZZZZ.")
+
+
 def test_acknowledge_an_alert(writable, app):
     alert_id = writable.ids["alert:firing"]
     at = app(writable.url, page="alerts")
