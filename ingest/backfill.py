@@ -4,7 +4,8 @@ Each file row becomes the same `news.raw` message bytes an outside producer woul
 straight to the scoring path (`processor`: the scoring stage's `BatchProcessor`, the very code the live worker
 runs) or, with `--via-kafka`, onto the topic (`transport`). Progress is stored per file and filter after every
 batch, so Ctrl-C or a crash loses at most the batch in flight, and that batch is recognised as already stored
-when it comes again. Re-running a finished file adds nothing.
+when it comes again. Re-running a finished file adds nothing. A file whose every row was rejected is not marked
+done (its mapping was probably wrong): the run's report counts the rejections by reason, with an example line each.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,25 @@ from ingest.sources.files import FieldMapping, count_rows, read_file
 
 log = logging.getLogger(__name__)
 
+_LINE = re.compile(r"^line \d+: ")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_NUMBER = re.compile(r"\d+")
+
+
+@dataclass(slots=True)
+class RejectReason:
+    """The rows rejected for one reason: how many, the first one's reason in full, and where that row is."""
+
+    count: int
+    example: str  # the first row's reason, without its "line N: "
+    position: str  # "file.csv:LINE" of that row
+
+    @property
+    def where(self) -> str:
+        """`line 2 of file.csv` (`file.csv` alone when there is no line)."""
+        name, _, line = self.position.rpartition(":")
+        return f"line {line} of {name}" if name and line.isdigit() else self.position
+
 
 @dataclass(slots=True)
 class BackfillReport:
@@ -44,13 +65,30 @@ class BackfillReport:
     rejected: int = 0
     already_done: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # files that changed while being read: not marked done
+    refused: list[str] = field(default_factory=list)  # files whose every row in the dates was rejected: not marked done
     first_reject: str | None = None  # the first reason a row was rejected, for a run where every row was
+    reasons: dict[str, RejectReason] = field(default_factory=dict)  # by reason, its values and numbers left out
 
     @property
     def all_rejected(self) -> bool:
         """True when rows were read and every one inside the dates was rejected: the run achieved nothing."""
         wanted = self.rows - self.skipped_rows
         return wanted > 0 and self.rejected >= wanted
+
+    def reject(self, reason: str, position: str) -> None:
+        """Count one rejected row under its reason (grouped with the same reason about other values or lines)."""
+        self.rejected += 1
+        self.first_reject = self.first_reject or reason
+        text = _LINE.sub("", reason)
+        key = _NUMBER.sub("N", _QUOTED.sub("'...'", text))
+        if key in self.reasons:
+            self.reasons[key].count += 1
+        else:
+            self.reasons[key] = RejectReason(1, text, position)
+
+    def top_reasons(self, n: int = 3) -> list[RejectReason]:
+        """The n reasons that rejected the most rows, most first (the first seen first among equals)."""
+        return sorted(self.reasons.values(), key=lambda r: -r.count)[:n]
 
 
 def file_sha256(path: Path) -> str:
@@ -72,6 +110,7 @@ class Processed(Protocol):
     stored: int
     duplicates: int
     rejected: int
+    rejections: list[Rejection]
 
 
 class Processor(Protocol):
@@ -92,6 +131,7 @@ class Backfill:
     until: datetime | None = None
     source: str | None = None
     mapping: FieldMapping | None = None
+    mappings: Mapping[Path, FieldMapping] = field(default_factory=dict)  # per file, over `mapping` (detected columns)
     batch_size: int = 256
     progress: bool = True
     report: BackfillReport = field(default_factory=BackfillReport)
@@ -109,7 +149,10 @@ class Backfill:
     def file(self, path: Path) -> None:
         """One file, from where the last run with the same filters stopped."""
         sha = file_sha256(path)
-        run_key = hashlib.sha256(f"{sha}|{self.since}|{self.until}|{self.source}|{self.mapping}".encode()).hexdigest()
+        mapping = self.mappings.get(path, self.mapping)
+        # The default mapping keys like no mapping, so files backfilled before columns were detected stay done.
+        keyed = None if mapping == FieldMapping() else mapping
+        run_key = hashlib.sha256(f"{sha}|{self.since}|{self.until}|{self.source}|{keyed}".encode()).hexdigest()
         with self.session_factory() as session, session.begin():
             state = session.scalar(select(BackfillProgress).where(BackfillProgress.run_key == run_key))
             if state is None:
@@ -132,28 +175,37 @@ class Backfill:
         done, rows_in_batch = start, 0
         envelopes: list[Envelope] = []
         rejections: list[Rejection] = []
+        rows_before, skipped_before, rejected_before = report.rows, report.skipped_rows, report.rejected
 
-        def commit_batch(finished: bool = False, rewind: bool = False) -> None:
+        def commit_batch(last: bool = False, changed: bool = False) -> None:
             nonlocal done, rows_in_batch, envelopes, rejections
+            for rejection in rejections:  # counted before the batch's: a file's first reason is usually one of these
+                report.reject(rejection.reason, (rejection.origin or path.name).split("@")[0])
             if envelopes:
                 if self.processor is not None:
                     out = self.processor.process(envelopes)
                     report.stored += out.stored
                     report.duplicates += out.duplicates
-                    report.rejected += out.rejected
-                    if report.first_reject is None and getattr(out, "rejections", None):
-                        report.first_reject = out.rejections[0].reason
+                    for rejection in out.rejections:  # every row, also one rejected by an earlier run
+                        report.reject(rejection.reason, (rejection.origin or path.name).split("@")[0])
                 else:
                     for env in envelopes:
                         self.transport.publish(self.topic, env.key, env.value)
                     self.transport.flush()  # the broker has the batch before progress says so
                 report.sent += len(envelopes)
+            # A file done is one that changed nothing under the reader and had a row not rejected; otherwise its
+            # progress goes back to where this run started, so the next run (a fixed mapping) reads it again.
+            wanted = (report.rows - rows_before) - (report.skipped_rows - skipped_before)
+            refused = last and wanted > 0 and report.rejected - rejected_before >= wanted
+            if refused and not changed:
+                report.refused.append(str(path))
+                log.info("%s: every row was rejected; not marked done", path)
             with self.session_factory() as session, session.begin():
-                report.rejected += record_rejects(session=session, rejections=rejections)
+                record_rejects(session=session, rejections=rejections)  # a row rejected before is kept once
                 state = session.scalar(select(BackfillProgress).where(BackfillProgress.run_key == run_key))
-                state.rows_done = start if rewind else done + rows_in_batch
+                state.rows_done = start if changed or refused else done + rows_in_batch
                 state.updated_at = datetime.now(UTC)
-                if finished:
+                if last and not (changed or refused):
                     state.finished_at = state.updated_at
             done += rows_in_batch
             bar.update(rows_in_batch)
@@ -161,12 +213,11 @@ class Backfill:
             envelopes, rejections, rows_in_batch = [], [], 0
 
         try:
-            for record in read_file(path, source=self.source, mapping=self.mapping, start=start):
+            for record in read_file(path, source=self.source, mapping=mapping, start=start):
                 rows_in_batch += 1
                 report.rows += 1
                 origin = f"{record.position}@{sha[:10]}"  # the content: two files named alike never collide
                 if record.error is not None:
-                    report.first_reject = report.first_reject or record.error
                     rejections.append(
                         Rejection(
                             stage="read", reason=record.error, payload=record.raw, origin=origin, source=record.source
@@ -187,7 +238,7 @@ class Backfill:
             if changed:
                 report.changed.append(str(path))
                 log.warning("%s: changed while it was read; not marked done, run the backfill again", path)
-            commit_batch(finished=not changed, rewind=changed)
+            commit_batch(last=True, changed=changed)
         finally:
             bar.close()
 

@@ -45,17 +45,12 @@ class FileSourceConfig(_Source):
     @field_validator("mapping")
     @classmethod
     def _known_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        known = (*FieldMapping.field_names(), "ticker_separator")
-        for key, column in value.items():
-            if key not in known:
-                raise ValueError(f"unknown field {key!r} (known: {', '.join(known)})")
-            if not column.strip():
-                raise ValueError(f"{key}: empty column name")
+        FieldMapping.from_columns(value)  # the rules of `finsent backfill --map` too (MappingError is a ValueError)
         return value
 
     def field_mapping(self) -> FieldMapping:
         """The mapping as a FieldMapping (defaults for the fields not named)."""
-        return FieldMapping(**self.mapping)
+        return FieldMapping.from_columns(self.mapping)
 
 
 class RssSourceConfig(_Source):

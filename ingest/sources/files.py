@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -40,9 +41,25 @@ class FieldMapping:
         """The message fields a mapping can name (ticker_separator is a setting, not a field)."""
         return tuple(f.name for f in fields(cls) if f.name != "ticker_separator")
 
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, str]) -> FieldMapping:
+        """A mapping from `{field: column}` (a sources file's `[source.mapping]`, backfill's `--map`); fields not
+        named keep their default column. MappingError names an unknown field or an empty column."""
+        known = (*cls.field_names(), "ticker_separator")
+        for key, column in columns.items():
+            if key not in known:
+                raise MappingError(f"unknown field {key!r} (known: {', '.join(known)})")
+            if not column.strip():
+                raise MappingError(f"{key}: empty column name")
+        return cls(**columns)
+
 
 class SourceFileError(ValueError):
     """A file that cannot be read as a source at all (unknown type); bad rows are error records instead."""
+
+
+class MappingError(ValueError):
+    """A column mapping that cannot be used: an unknown field, or a column the file does not have."""
 
 
 def _kind(path: Path) -> str:
@@ -93,6 +110,131 @@ def count_rows(path: str | Path) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------- mapping
+
+# Column names recognised for a field that no mapping names, most telling first. Compared casefolded, with spaces
+# and hyphens read as underscores ("Published At" is published_at). The first of each is the default column, the
+# field's own name comes early: a file the reader took as it is keeps its columns. Listed in docs/pipeline.md.
+COMMON_COLUMNS: dict[str, tuple[str, ...]] = {
+    "title": ("headline", "title", "headlines", "heading", "subject"),
+    "body": ("body", "text", "content", "summary", "description", "article", "story"),
+    "published_at": (
+        "published_at",
+        "published",
+        "publish_date",
+        "pub_date",
+        "pubdate",
+        "datetime",
+        "date_time",
+        "timestamp",
+        "date",
+        "time",
+        "created_at",
+    ),
+    "url": ("url", "link", "href", "article_url", "web_url"),
+    "external_id": ("source_id", "external_id", "id", "guid", "uuid", "article_id", "news_id"),
+    "tickers": ("ticker", "tickers", "symbol", "symbols", "stock", "stocks", "ticker_symbol"),
+    "source": ("source", "publisher", "provider", "outlet"),
+}
+JSONL_KEYS_SAMPLED = 1000  # rows of a JSON Lines file whose keys count as its columns
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedMapping:
+    """The mapping a file is read with: given columns, detected ones, and the fields the file has no column for."""
+
+    mapping: FieldMapping
+    columns: dict[str, str]  # field -> the file's column, in field order
+    given: frozenset[str]  # fields (and ticker_separator) named by the caller
+    missing: tuple[str, ...]  # fields with no column in the file
+    readable: bool = True  # False when the file's columns could not be read (its reader rejects it, naming why)
+
+    def describe(self) -> str:
+        """One line: `title=Title, published_at=Date (--map); no column for body, url`."""
+        if not self.readable:
+            return "columns not read (the first line is refused; see the reason below)"
+        parts = [f"{f}={c}" + (" (--map)" if f in self.given else "") for f, c in self.columns.items()]
+        if "ticker_separator" in self.given:
+            parts.append(f"ticker_separator={self.mapping.ticker_separator!r} (--map)")
+        missing = f"no column for {', '.join(self.missing)}" if self.missing else ""
+        return "; ".join(part for part in (", ".join(parts), missing) if part)
+
+
+def _normal(column: str) -> str:
+    return re.sub(r"[\s\-]+", "_", column.strip().casefold())
+
+
+def file_columns(path: str | Path) -> list[str] | None:
+    """A CSV file's header, or the keys of the first JSON Lines objects; None when they cannot be read."""
+    path = Path(path)
+    kind = _kind(path)
+    with open(path, "rb") as fh:
+        if kind == "csv":
+            _raise_field_limit()
+            lines = _Lines(fh)
+            try:
+                row = next((row for row in _csv_reader(lines) if row), None)
+            except csv.Error:
+                return None
+            if row is None or lines.take()[2] is not None:  # no header, or not UTF-8: the reader says so
+                return None
+            return [column.strip().lstrip("\ufeff") for column in row]
+        keys: dict[str, None] = {}
+        rows = 0
+        for line in fh:
+            if not line.strip():
+                continue
+            rows += 1
+            if rows > JSONL_KEYS_SAMPLED:
+                break
+            try:
+                data = json.loads(line.decode("utf-8"))
+            except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                continue
+            if isinstance(data, dict):
+                keys.update(dict.fromkeys(data))
+        return list(keys) if keys else None
+
+
+def resolve_mapping(path: str | Path, given: Mapping[str, str] | None = None) -> ResolvedMapping:
+    """The mapping to read `path` with: the `given` columns (field -> column, checked against the file's columns),
+    and for every other field the first of COMMON_COLUMNS the file has. MappingError names a field that is unknown or
+    a column that is not in the file."""
+    path = Path(path)
+    given = dict(given or {})
+    base = FieldMapping.from_columns(given)
+    header = file_columns(path)
+    if header is None:
+        return ResolvedMapping(base, {}, frozenset(given), (), readable=False)
+    for field, column in given.items():
+        if field != "ticker_separator" and column not in header:
+            shown = ", ".join(header[:30]) + (", ..." if len(header) > 30 else "")
+            where = ("column", "") if _kind(path) == "csv" else ("key", f" in its first {JSONL_KEYS_SAMPLED} rows")
+            raise MappingError(
+                f"{field}={column}: {path.name} has no {where[0]} {column!r}{where[1]} ({where[0]}s: {shown})"
+            )
+    claimed = {c for f, c in given.items() if f != "ticker_separator"}
+    default = FieldMapping()
+    found: dict[str, str] = {}
+    for field in FieldMapping.field_names():
+        if field in given:
+            found[field] = given[field]
+            continue
+        # The reader always tries the default column and the field's own name: those count even if given to another
+        # field (the printed mapping says what is read); other candidates only when no field has them yet.
+        own = (getattr(default, field), field)
+        for candidate in COMMON_COLUMNS[field]:
+            column = next((c for c in header if _normal(c) == candidate and (c in own or c not in claimed)), None)
+            if column is not None:
+                found[field] = column
+                claimed.add(column)
+                break
+    # A column the reader finds by itself (the default, or the field's own name) is left to it, so a file in the
+    # usual layout is read with the default mapping, as before detection existed.
+    detected = {f: c for f, c in found.items() if f in given or c not in (getattr(default, f), f)}
+    extra = {"ticker_separator": given["ticker_separator"]} if "ticker_separator" in given else {}
+    mapping = FieldMapping(**detected, **extra)
+    missing = tuple(f for f in FieldMapping.field_names() if f not in found)
+    return ResolvedMapping(mapping, found, frozenset(given), missing)
 
 
 def _fields(get: Any, mapping: FieldMapping, *, name: str) -> tuple[dict[str, Any], set[str]]:
