@@ -63,6 +63,15 @@ def backfill_command(
     via_kafka: Annotated[
         bool, typer.Option(help="Publish to news.raw for the workers instead of scoring here.")
     ] = False,
+    columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            metavar="FIELD=COLUMN",
+            help="Read FIELD from COLUMN (repeatable). Fields: title, body, published_at, tickers, url, external_id, "
+            "source, ticker_separator. Fields not mapped are found by common column names (Date, Title, Symbol, ...).",
+        ),
+    ] = None,
     database_url: DatabaseOpt = None,
     checkpoint: CheckpointOpt = None,
     device: str = "auto",
@@ -70,22 +79,47 @@ def backfill_command(
     """Score historical files through the live path; resumable, and re-running a file adds nothing.
 
     Example: finsent backfill ../shared/data/news_stream/benzinga_analyst_ratings_sample.csv --since 2020-01-01
+
+    Example: finsent backfill prices_news.csv --map title=Headline --map published_at=Date
     """
     for path in paths:
         if not path.is_file():
             fail(f"{path}: no such file")
     from core.transport import TransportError
     from ingest.backfill import Backfill
-    from ingest.sources.files import SourceFileError
+    from ingest.sources.files import FieldMapping, MappingError, SourceFileError, resolve_mapping
 
+    given: dict[str, str] = {}
+    for pair in columns or []:
+        field, eq, column = pair.partition("=")
+        field = field.strip()
+        if not eq or not field:
+            fail(f"--map {pair!r}: expected FIELD=COLUMN, e.g. --map title=Headline")
+        if field in given:
+            fail(f"--map {pair}: {field} is mapped twice ({field}={given[field]} before)")
+        given[field] = column if field == "ticker_separator" else column.strip()
+        try:
+            FieldMapping.from_columns({field: given[field]})  # the names of a sources file's [source.mapping]
+        except MappingError as exc:
+            fail(f"--map {pair}: {exc}")
+    try:
+        mappings = {path: resolve_mapping(path, given) for path in paths}
+    except MappingError as exc:
+        fail(f"--map {exc}")
+    except SourceFileError as exc:  # a file of an unknown type, before anything is stored
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"{exc.filename}: {exc.strerror}")
     start, end = wiring.when(since, "since"), wiring.when(until, "until")
     if start is not None and end is not None and start >= end:
         fail(f"--since {since} is not before --until {until}: no row could be backfilled")
+    for path, resolved in mappings.items():
+        typer.echo(wiring.printable(f"mapping for {path.name}: {resolved.describe()}"))
     settings = wiring.settings(database_url)
     _, session_factory = wiring.database(settings)
     # The progress bar is for a person at a terminal; in a pipe or a log it would be noise around the summary.
-    common = dict(session_factory=session_factory, since=start, until=end, source=source,
-                  batch_size=batch_size, progress=sys.stderr.isatty())  # fmt: skip
+    common = dict(session_factory=session_factory, since=start, until=end, source=source, batch_size=batch_size,
+                  mappings={p: m.mapping for p, m in mappings.items()}, progress=sys.stderr.isatty())  # fmt: skip
     if via_kafka:
         transport = wiring.kafka(settings)
         try:
@@ -110,6 +144,16 @@ def backfill_command(
         + (f"published {report.sent}" if via_kafka else f"stored {report.stored}, duplicates {report.duplicates}")
         + f", rejected {report.rejected}"
     )
+    if report.reasons:
+        typer.echo("rejected by reason (the rows are kept in the rejects table):")
+        for reason in report.top_reasons(3):
+            typer.echo(wiring.printable(f"  {reason.count:>6}  {reason.example[:200]}  (e.g. {reason.where})"))
+        if (more := len(report.reasons) - 3) > 0:
+            rows = report.rejected - sum(r.count for r in report.top_reasons(3))
+            typer.echo(f"  {rows:>6}  for {more} other reason{'s' * (more > 1)}")
+    for path in report.refused:
+        typer.echo(wiring.printable(f"{path}: every row was rejected; not marked done: fix the mapping (--map "
+                                    f"FIELD=COLUMN) or the file and run again"))  # fmt: skip
     for path in report.changed:
         typer.echo(
             f"error: {wiring.printable(path)}: the file changed while it was read; not marked done: run again", err=True
