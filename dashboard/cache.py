@@ -135,8 +135,13 @@ def ticker_words(url: str, **kwargs):
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
-def known_tickers(url: str, *, since: datetime, limit: int = 200) -> list[str]:
+def known_tickers(url: str, *, since: datetime | None, limit: int = 1000) -> list[str]:
     return _query(url, "known_tickers", since=since, limit=limit)
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def stored_tickers(url: str, *, tickers: tuple[str, ...]) -> list[str]:
+    return _query(url, "stored_tickers", tickers=list(tickers))
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -188,8 +188,10 @@ def latest_news(
     labels: list[str] | None = None,
     min_confidence: float = 0.0,
     since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[dict]:
-    """The newest articles scored by `version`, newest first, at most `limit` (1000 at most).
+    """The newest articles scored by `version` (published before `until` when given), newest first, at most `limit`
+    (1000 at most).
 
     Each row: article_id, published_at, source, tickers, title, url, model_version, label, score, confidence,
     probabilities, words (top pooling words: word, weight, start, end into the title), is_first_of_story,
@@ -205,6 +207,7 @@ def latest_news(
         labels=labels,
         min_confidence=min_confidence,
         since=since,
+        until=until,
     )
 
 
@@ -278,18 +281,22 @@ def version_note(
     return _version_note(session, version=version, since=since, until=until)
 
 
-def known_tickers(session: Session, *, since: datetime, limit: int = 200) -> list[str]:
-    """Tickers with news since `since`, most mentioned first (articles by their time index, mentions by key)."""
+def known_tickers(session: Session, *, since: datetime | None, limit: int = MAX_ROWS) -> list[str]:
+    """Tickers with news since `since` (None: every stored mention, however old), most mentioned first; read from
+    the mentions' own (ticker, published_at) index, without the articles."""
     count = func.count().label("n")
-    rows = session.execute(
-        select(Mention.ticker, count)
-        .join(Article, Article.id == Mention.article_id)
-        .where(Article.published_at >= since)
-        .group_by(Mention.ticker)
-        .order_by(count.desc(), Mention.ticker)
-        .limit(_limit(limit))
-    )
-    return [r.ticker for r in rows]
+    query = select(Mention.ticker, count).group_by(Mention.ticker).order_by(count.desc(), Mention.ticker)
+    if since is not None:
+        query = query.where(Mention.published_at >= since)
+    return [r.ticker for r in session.execute(query.limit(_limit(limit)))]
+
+
+def stored_tickers(session: Session, *, tickers: list[str]) -> list[str]:
+    """Which of `tickers` (any case) any stored article mentions, at any time."""
+    wanted = _tickers(tickers)
+    if not wanted:
+        return []
+    return sorted(session.scalars(select(Mention.ticker).where(Mention.ticker.in_(wanted)).distinct()))
 
 
 def source_names(session: Session, *, limit: int = 500) -> list[str]:
@@ -407,7 +414,8 @@ def ticker_series(
     """Per-ticker sentiment per bucket over [since, until) and the alerts that fired for them in that range.
 
     `series`: the columns of `market_sentiment` with `ticker` for `key` (mean score weighted by relevance x
-    confidence, stories once). `alerts`: alert_id, ticker, rule, severity, status, starts_at, value (the markers).
+    confidence, stories once). `alerts`: alert_id, ticker, rule, severity, status, starts_at, value, replayed (the
+    markers; replayed history included and marked).
     `now` (default: the clock) decides which buckets are complete enough to read from window_buckets.
     """
     tickers = _tickers(tickers)
@@ -423,6 +431,7 @@ def ticker_series(
             Alert.status,
             Alert.starts_at,
             Alert.value,
+            Alert.replayed,
         )
         .where(Alert.ticker.in_(tickers), Alert.starts_at >= since, Alert.starts_at < until)
         .order_by(Alert.starts_at)
@@ -430,7 +439,7 @@ def ticker_series(
     ).all()
     alerts = pd.DataFrame(
         [dict(r._mapping) for r in alert_rows],
-        columns=["alert_id", "ticker", "rule", "severity", "status", "starts_at", "value"],
+        columns=["alert_id", "ticker", "rule", "severity", "status", "starts_at", "value", "replayed"],
     )
     return {"series": series, "alerts": alerts}
 

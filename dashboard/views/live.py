@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from core.schema import LABELS
-from dashboard import cache
+from dashboard import cache, periods
 from dashboard.render import age, md_escape, news_frame, news_table, signed
 
 DAY_BUCKET_S = 900  # the day chart: 96 buckets of 15 minutes
@@ -22,14 +22,13 @@ def filters(url: str) -> dict:
     """The sidebar: which news to show and how often to refresh."""
     sidebar = st.sidebar
     sidebar.header("Filters")
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)  # a stable cache key for an hour
     tickers = sidebar.multiselect(
-        "Tickers", cache.known_tickers(url, since=hour - timedelta(days=7)), accept_new_options=True, key="tickers"
-    )
+        "Tickers", cache.known_tickers(url, since=None), accept_new_options=True, key="tickers"
+    )  # every stored ticker, most mentioned first: a backfilled history is as searchable as today's news
     sources = sidebar.multiselect("Sources", cache.source_names(url), key="sources")
     labels = sidebar.multiselect("Labels", list(LABELS), key="labels")
     min_confidence = sidebar.slider("Minimum confidence", 0.0, 1.0, 0.0, 0.05, key="min_confidence")
-    within = sidebar.selectbox("Published within", list(WITHIN), index=1, key="within")
+    period = periods.choose(sidebar, WITHIN, default="7 days", key="within", label="Published within")
     limit = sidebar.number_input("Items", min_value=10, max_value=500, value=50, step=10, key="limit")
     refresh = sidebar.number_input(
         "Refresh every (s)", min_value=1.0, max_value=600.0, value=cache.refresh_interval_s(), step=1.0, key="refresh"
@@ -40,27 +39,33 @@ def filters(url: str) -> dict:
         "labels": tuple(labels),
         "min_confidence": float(min_confidence),
         "limit": int(limit),
-        "within": WITHIN[within],
+        "period": period,
         "refresh": float(refresh),
     }
 
 
 def news_panel(url: str, version: str, chosen: dict) -> None:
-    minute = datetime.now(UTC).replace(second=0, microsecond=0)  # the window moves once a minute (a cache key)
+    period = chosen["period"]
+    if period.live:
+        minute = datetime.now(UTC).replace(second=0, microsecond=0)  # the window moves once a minute (a cache key)
+        since, until = minute - (period.until - period.since), None
+    else:
+        since, until = period.since, period.until
     rows = cache.latest_news(
         url,
         version=version,
-        since=minute - chosen["within"],
+        since=since,
+        until=until,
         limit=chosen["limit"],
         tickers=list(chosen["tickers"]),
         sources=list(chosen["sources"]),
         labels=list(chosen["labels"]),
         min_confidence=chosen["min_confidence"],
     )
-    st.subheader("Latest news")
+    st.subheader("Latest news" if period.live else f"News · {period.label}")
     st.caption(f"{len(rows)} items, newest first · refreshed {datetime.now(UTC):%H:%M:%S} UTC")
     if not rows:
-        note = cache.version_note(url, version=version, since=minute - chosen["within"])
+        note = cache.version_note(url, version=version, since=since, until=until)
         if note:
             st.warning(md_escape(note))
         else:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import altair as alt
 import pandas as pd
 import streamlit as st
 
 from core.schema import LABELS
-from dashboard import cache
+from dashboard import cache, periods
 from dashboard.queries import MAX_BUCKETS
 from dashboard.render import highlight, md_escape, news_table
 
@@ -119,27 +119,40 @@ def words_chart(words: pd.DataFrame) -> alt.Chart:
     )
 
 
+def fitting_window(span: timedelta, wanted_s: int) -> int:
+    """The bucket length to draw `span` with: the one asked for, or the shortest longer one that keeps the series
+    within MAX_BUCKETS buckets (a year of hours would be 8,760)."""
+    for window_s in sorted(w for w in WINDOWS.values() if w >= wanted_s):
+        if span.total_seconds() / window_s <= MAX_BUCKETS:
+            return window_s
+    return max(WINDOWS.values())
+
+
 def main() -> None:
     st.title("Ticker")
     url = cache.database_url()
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    options = cache.known_tickers(url, since=hour - timedelta(days=30))
-    wanted = [t.strip().upper() for t in st.query_params.get_all("ticker") if t.strip()]
-    default = [t for t in wanted if t in options] or options[:1]
-    left, middle, right = st.columns([3, 1, 1])
-    tickers = left.multiselect("Tickers", options, default=default, accept_new_options=True, key="tickers")
-    period = middle.selectbox("Period", list(PERIODS), index=1, key="period")
+    options = cache.known_tickers(url, since=None)  # every ticker stored, most mentioned first, back to 1987
+    wanted = list(dict.fromkeys(t.strip().upper() for t in st.query_params.get_all("ticker") if t.strip()))
+    unknown = [t for t in wanted if t not in options]
+    left, middle, right = st.columns([3, 2, 1])
+    tickers = left.multiselect("Tickers", [*options, *unknown], default=wanted or options[:1],
+                               accept_new_options=True, key="tickers")  # fmt: skip
+    period = periods.choose(middle, PERIODS, default="Last 7 days")
     window = right.selectbox("Window", list(WINDOWS), index=1, key="window")
-    tickers = [t.strip().upper() for t in tickers]
+    tickers = list(dict.fromkeys(t.strip().upper() for t in tickers if t.strip()))
+    st.query_params["ticker"] = tickers  # the address names what is shown, so it can be shared
+    stored = set(cache.stored_tickers(url, tickers=tuple(tickers))) if tickers else set()
+    for ticker in (t for t in tickers if t not in stored):
+        st.warning(md_escape(f"No stored news mentions {ticker}: nothing to chart for it. Backfill its history "
+                             "(finsent backfill) or check the symbol."))  # fmt: skip
     if not tickers:
         st.info("Pick one or more tickers.")
         return
-    until = hour + timedelta(hours=1)  # whole hours keep the cache key stable within the hour
-    since = until - PERIODS[period]
-    window_s = WINDOWS[window]
-    if PERIODS[period].total_seconds() / window_s > MAX_BUCKETS:
-        window_s = 3600
-        st.caption(f"{md_escape(window)} buckets over {md_escape(period.lower())} are too many; showing 1 hour.")
+    since, until = period.since, period.until
+    window_s = fitting_window(until - since, WINDOWS[window])
+    if window_s != WINDOWS[window]:
+        shown = next(name for name, seconds in WINDOWS.items() if seconds == window_s)
+        st.caption(f"{md_escape(window)} buckets over {md_escape(period.label)} are too many; showing {shown}.")
     version = cache.model_version()
     data = cache.ticker_series(url, version=version, tickers=tickers, since=since, until=until, window_s=window_s)
     rolling_label = {900: "4 hours", 3600: "24 hours", 86400: "7 days"}[window_s]
@@ -155,10 +168,12 @@ def main() -> None:
     totals = series.groupby("ticker", as_index=False).agg(stories=("stories", "sum"), items=("items", "sum"))
     st.dataframe(totals, hide_index=True)
     if not alerts.empty:
-        st.caption(f"{len(alerts)} alerts fired in this period (dashed red lines).")
+        replayed = int(alerts["replayed"].sum())
+        note = f"; {replayed} of them replayed over history (finsent alerts replay), never notified" * bool(replayed)
+        st.caption(f"{len(alerts)} alerts fired in this period (dashed red lines){note}.")
         st.dataframe(alerts, hide_index=True)
 
-    st.subheader("Stories")
+    st.subheader(f"Stories · {period.label}" if not period.live else "Stories")
     focus = st.selectbox("Ticker", tickers, key="focus") if len(tickers) > 1 else tickers[0]
     buckets = series[(series["ticker"] == focus) & (series["stories"] > 0)]["bucket_start"].tolist()
     whole = "whole period"

@@ -144,6 +144,20 @@ def test_live_filters(seeded, app):
     assert not at.html and "No scored news matches" in at.info[0].value
 
 
+def test_live_page_reads_any_stored_range(writable, app):
+    _history(writable.url)
+    at = app(writable.url, page="live", query={"since": "2020-03-01", "until": "2020-03-31"})
+    assert not at.exception and at.selectbox(key="within").value == "Date range"
+    assert "BA" in at.multiselect(key="tickers").options  # no news for years, still offered
+    assert at.dataframe[0].value["headline"].tolist() == [
+        "Boeing draws down its full $13.8 billion credit line",
+        "Boeing shares plunge as airlines ground fleets",
+    ]
+    assert any(s.value == "News · 2020-03-01 to 2020-03-31" for s in at.subheader)
+    at.selectbox(key="within").set_value("24 hours").run()  # back to live news: the range leaves the address
+    assert "since" not in at.query_params and "Boeing draws down" not in " ".join(at.dataframe[0].value["headline"])
+
+
 # ---------------------------------------------------------------------------------------------------------- Ticker
 
 
@@ -179,6 +193,69 @@ def test_ticker_page_from_query_and_bucket(seeded, app):
     [series] = chart_with(at, "mean_score")
     assert set(series["ticker"]) == {"AAPL", "NOK"}
     assert at.selectbox(key="focus").value == "NOK"
+
+
+def _history(url: str) -> None:
+    """Two 2020 headlines about Boeing (BA), scored by the seeded version, as a backfill of 2020 leaves them."""
+    from core.schema import Article, Mention, Score, Source
+
+    engine = make_engine(url)
+    with Session(engine) as session, session.begin():
+        source = Source(name="archive", kind="file")
+        session.add(source)
+        session.flush()
+        for i, (when, title, label) in enumerate([
+            (datetime(2020, 3, 9, 14, tzinfo=UTC), "Boeing shares plunge as airlines ground fleets", "negative"),
+            (datetime(2020, 3, 11, 9, tzinfo=UTC), "Boeing draws down its full $13.8 billion credit line", "negative"),
+        ]):  # fmt: skip
+            article = Article(source_id=source.id, title=title, published_at=when, content_hash=f"{i:064d}")
+            session.add(article)
+            session.flush()
+            article.story_id = article.id
+            session.add(Mention(article_id=article.id, ticker="BA", published_at=when))
+            session.add(Score(article_id=article.id, model_version=VERSION, label=label, p_negative=0.9,
+                              p_neutral=0.05, p_positive=0.05, score=-0.85, confidence=0.9))  # fmt: skip
+    engine.dispose()
+
+
+def test_ticker_page_shows_any_stored_period_from_a_deep_link(writable, app):
+    """After a backfill of 2020: the ticker is offered although it has no recent news, the link's range is
+    honoured and written back, and the stories behind a point are there."""
+    _history(writable.url)
+    at = app(writable.url, page="ticker", query={"ticker": "ba", "since": "2020-03-01", "until": "2020-03-31"})
+    assert not at.exception and not at.warning
+    assert at.multiselect(key="tickers").value == ["BA"] and "BA" in at.multiselect(key="tickers").options
+    assert at.selectbox(key="period").value == "Date range"
+    [series] = chart_with(at, "mean_score")
+    assert len(series) == 31 * 24 and series["stories"].sum() == 2  # 1-hour buckets over March 2020
+    assert series["bucket_start"].min() == pd.Timestamp("2020-03-01", tz="UTC")
+    assert rows(at) == 2 and "Boeing draws down" in visible(at.html[0].value)
+    assert at.query_params["since"] == "2020-03-01" and at.query_params["ticker"] in ("BA", ["BA"])
+    at.selectbox(key="bucket").select_index(1).run()  # the newest hour with news: the stories behind that point
+    assert rows(at) == 1 and "Boeing draws down" in visible(at.html[0].value)
+    # A year asked for in 15-minute buckets: too many, drawn in days and said so.
+    at.selectbox(key="window").set_value("15 minutes").run()
+    at.date_input(key="period_range").set_value((datetime(2019, 6, 1).date(), datetime(2020, 5, 31).date())).run()
+    [series] = chart_with(at, "mean_score")
+    assert len(series) == 366 and series["stories"].sum() == 2
+    assert any("showing 1 day" in c.value for c in at.caption)
+
+
+def test_ticker_page_event_view_and_links_it_cannot_honour(writable, app):
+    _history(writable.url)
+    at = app(writable.url, page="ticker", query={"ticker": "BA", "at": "2020-03-10", "days": "2"})
+    assert at.selectbox(key="period").value == "Around a date"
+    [series] = chart_with(at, "mean_score")
+    assert len(series) == 5 * 24 and series["stories"].sum() == 2  # 8 to 12 March
+    assert any("2 days either side of 2020-03-10" in s.value for s in at.subheader)
+    # An unknown ticker is kept and explained; an unreadable date is named, and the preset shown instead.
+    at = app(writable.url, page="ticker", query={"ticker": ["BA", "ZZZZ"], "since": "2020-13-01"})
+    assert at.multiselect(key="tickers").value == ["BA", "ZZZZ"]
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("No stored news mentions ZZZZ") for w in warnings)
+    unread = md_escape("The link's since=2020-13-01 is not a date (YYYY-MM-DD): showing last 7 days instead.")
+    assert unread in warnings
+    assert at.selectbox(key="period").value == "Last 7 days"
 
 
 # ---------------------------------------------------------------------------------------------------------- Alerts
