@@ -172,6 +172,14 @@ def test_a_run_where_every_row_is_rejected_says_so(tmp_path, processor):
         report.first_reject
         == "line 2: published_at: '12:00' has no year and no month and no day: a date needs year, month and day"
     )
+    # By reason, each with the first row it rejected; the file is not marked done, so a run reads it again.
+    assert [(r.count, r.example.split(": a date")[0], r.where) for r in report.top_reasons()] == [
+        (1, "published_at: '12:00' has no year and no month and no day", "line 2 of dates.csv"),
+        (1, "published_at: 'May 2024' has no day", "line 3 of dates.csv"),
+    ]
+    assert report.refused == [str(path)]
+    again = Backfill(session_factory=processor.session_factory, processor=processor, progress=False).run([path])
+    assert again.already_done == [] and again.rejected == 2 and again.all_rejected
     fine = tmp_path / "fine.csv"
     fine.write_text("headline,published_at\nNokia shares fall,2024-01-01\nB,May 2024\n", encoding="utf-8")
     assert (
