@@ -68,7 +68,7 @@ def monitor_command(
     cfg = monitor_config(config)
     settings = wiring.settings(database_url)
     wiring.setup_logging(settings, "INFO")
-    _, session_factory = wiring.database(settings)
+    engine, session_factory = wiring.database(settings)
     version = wiring.model_version(settings, session_factory)
     transport = _alerts_transport(settings, cfg)
     if once:
@@ -79,7 +79,7 @@ def monitor_command(
             f"notifications queued {report.notifications}, sent {sent.sent}, failed {sent.failed}"
         )
         return
-    server = wiring.metrics_server(settings, metrics_port)
+    server = wiring.metrics_server(settings, metrics_port, wiring.readiness(engine))
     scheduler = BlockingScheduler(timezone="UTC")
     stop = threading.Event()  # ends a delivery in flight; the process exit would otherwise wait for it
     schedule_monitor(scheduler, session_factory=session_factory, config=cfg, version=version,

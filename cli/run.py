@@ -72,8 +72,9 @@ def run_command(
     monitor_cfg = monitor_config(monitor) if monitor else None
     settings = wiring.settings(database_url, transport="memory")
     wiring.setup_logging(settings, "WARNING")
-    _, session_factory = wiring.database(settings)
-    server = wiring.metrics_server(settings, metrics_port)
+    engine, session_factory = wiring.database(settings)
+    checks: dict = {}  # /readyz: filled once the worker exists
+    server = wiring.metrics_server(settings, metrics_port, checks)
     from core.metrics import shared
     from core.transport import MemoryBroker, MemoryTransport
     from scoring.build import build_processor, build_worker
@@ -87,6 +88,7 @@ def run_command(
     version = wiring.model_version(settings, session_factory)  # what the monitor and the dashboard show
     worker = build_worker(settings=settings, transport=MemoryTransport(broker), processor=processor,
                           metrics=shared(WorkerMetrics) if server is not None else None)  # fmt: skip
+    checks.update(wiring.readiness(engine, worker))
     stop = wiring.stop_on_sigterm()
     viewer = _start_dashboard(settings) if dashboard else None
     scoring = threading.Thread(target=worker.run, args=(stop,), name="scoring-worker", daemon=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -58,8 +59,11 @@ def settings(database_url: str | None = None, **overrides: object) -> Settings:
     """FINSENT_ settings with this command's options on top; a bad variable is one line naming it."""
     from pydantic import ValidationError
 
-    from core.settings import Settings
+    from core.settings import Settings, unknown_variables
 
+    unknown = unknown_variables()
+    if unknown:  # a misspelt FINSENT_DATABASE_URL would otherwise run on the default database without a word
+        fail("; ".join(unknown))
     try:
         loaded = Settings()
     except ValidationError as exc:
@@ -169,19 +173,38 @@ def pipeline_scorer(settings: Settings, checkpoint: Path | None, device: str = "
     return loaded
 
 
-def metrics_server(settings: Settings, port: int | None) -> HTTPServer | None:
-    """Start the Prometheus /metrics endpoint when a port is set (option, else FINSENT_METRICS_PORT); else None."""
+def metrics_server(
+    settings: Settings, port: int | None, checks: dict[str, Callable[[], str | None]] | None = None
+) -> HTTPServer | None:
+    """Start the Prometheus /metrics endpoint, with /healthz and /readyz (`checks`: a dict the caller may fill once
+    the parts it checks exist), when a port is set (option, else FINSENT_METRICS_PORT); else None."""
     port = settings.metrics_port if port is None else port
     if not port:
         return None
+    import logging
+
     from core.metrics import serve_metrics
 
     try:
-        server = serve_metrics(port, settings.metrics_host)
+        server = serve_metrics(port, settings.metrics_host, checks=checks if checks is not None else {})
     except OSError as exc:
         fail(f"--metrics-port {port}: cannot listen on {settings.metrics_host}: {exc.strerror or exc}")
-    typer.echo(f"metrics on http://{settings.metrics_host}:{server.server_address[1]}/metrics", err=True)
+    # A log line, not a bare print: in a JSON log every line must be a JSON object.
+    logging.getLogger("cli.metrics").info(
+        "metrics on http://%s:%d/metrics (/healthz, /readyz)", settings.metrics_host, server.server_address[1]
+    )
     return server
+
+
+def readiness(engine: Engine, worker: object | None = None) -> dict[str, Callable[[], str | None]]:
+    """The /readyz checks of a process: its database answers, and its scoring worker (if any) is polling and not
+    retrying a failure (the broker or the database away)."""
+    from core.db import database_problem
+
+    checks: dict[str, Callable[[], str | None]] = {"database": lambda: database_problem(engine)}
+    if worker is not None:
+        checks["worker"] = worker.problem  # type: ignore[attr-defined]
+    return checks
 
 
 def stop_metrics(server: HTTPServer | None) -> None:

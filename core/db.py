@@ -184,3 +184,17 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def database_problem(engine: Engine) -> str | None:
+    """Why the database does not answer (a readiness check: `SELECT 1`), or None when it does."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return f"does not answer: {first[0] if first else type(exc).__name__}"
+    return None

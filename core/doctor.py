@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.logs import redact
-from core.settings import Settings, redact_url
+from core.settings import Settings, redact_url, unknown_variables
 
 STATUSES = ("ok", "warn", "fail", "skip")
 T = TypeVar("T")
@@ -57,6 +57,9 @@ def check_settings() -> tuple[Settings, Check]:
         except (ValidationError, KeyError):
             settings = Settings.model_construct()
         return settings, Check("settings", "fail", what, "fix that variable (see docs/operations.md, Settings)")
+    unknown = unknown_variables()
+    if unknown:  # a misspelt variable leaves its default in force: say so before anything else is read wrongly
+        return settings, Check("settings", "fail", "; ".join(unknown), "rename or remove it (docs/operations.md)")
     backend = settings.database_url.split(":", 1)[0]
     return settings, Check("settings", "ok", f"transport {settings.transport}, database {backend}")
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -92,3 +96,40 @@ class Settings(BaseSettings):
         # Never let a password reach a log line through repr(settings) or an exception message.
         for name, value in super().__repr_args__():
             yield name, (redact_url(value) if name == "database_url" else value)
+
+
+# FINSENT_ variables read outside `Settings`, each by the module that uses it (dashboard/auth.py, dashboard/cache.py).
+OTHER_VARIABLES = frozenset(
+    {
+        "FINSENT_DASHBOARD_PASSWORD",
+        "FINSENT_DASHBOARD_PASSWORD_HASH",
+        "FINSENT_DASHBOARD_ALLOW_OPEN",
+        "FINSENT_DASHBOARD_REFRESH_S",
+        "FINSENT_FEED_URL",
+    }
+)
+# Not settings, and not checked: a secret that a monitor config names (`secret_env = "FINSENT_WEBHOOK_SECRET"`; the
+# monitor checks its receivers' secrets), and the switches of the test suite, the benchmarks and tools/audit.py.
+_UNCHECKED = re.compile(r"FINSENT_(\w*_(SECRET|TOKEN|KEY|PASSWORD)|(TEST|BENCH|AUDIT)_\w*)")
+
+
+def known_variables() -> frozenset[str]:
+    """Every FINSENT_ variable finsent reads."""
+    return frozenset(f"FINSENT_{name.upper()}" for name in Settings.model_fields) | OTHER_VARIABLES
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One message per FINSENT_ variable that finsent does not read, naming the closest known one: a variable such as a
+    misspelt FINSENT_DATABASE_URL would otherwise leave the default (sqlite:///finsent.db) in force without a word."""
+    environ = os.environ if environ is None else environ
+    known = known_variables()
+    out = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("FINSENT_") or upper in known or _UNCHECKED.fullmatch(upper):
+            continue
+        # Compared without the prefix they all share, which would make every name look close.
+        close = difflib.get_close_matches(upper[8:], [k[8:] for k in known], n=1, cutoff=0.6)
+        hint = f"did you mean FINSENT_{close[0]}?" if close else "docs/operations.md lists the settings"
+        out.append(f"{name} is not a finsent setting ({hint})")
+    return out

@@ -106,6 +106,9 @@ class ScoringWorker:
         self.on_batch = on_batch
         self.stats = WorkerStats()
         self._subscribed = False
+        # For readiness (/readyz): when the loop last came round, and the failure it is retrying, if any.
+        self.last_step_at: float | None = None
+        self.failing: str | None = None
 
     def _fill(self) -> list[Record]:
         records = self.transport.poll(self.max_batch, self.poll_timeout_s)
@@ -172,10 +175,12 @@ class ScoringWorker:
             while not stop.is_set():
                 try:
                     report = self.step()
-                    failures = 0
+                    failures, self.failing = 0, None
+                    self.last_step_at = time.monotonic()
                 except (*TRANSIENT, TransportError) as exc:  # TRANSIENT: what process() lets through as retryable
                     failures += 1
                     self.stats.errors += 1
+                    self.failing = f"retrying after {failures} failed batch(es): {_short(exc)}"
                     if failures > self.max_failures:
                         log.error("giving up after %d failures in a row: %s", failures, exc)
                         raise
@@ -196,6 +201,16 @@ class ScoringWorker:
         finally:
             self.transport.close()
         return self.stats
+
+    def problem(self, stale_after_s: float = 120.0) -> str | None:
+        """Why this worker is not ready (a readiness check), or None: it is retrying a failure (the broker or the
+        database is away), or its loop has not come round for `stale_after_s` (stuck), or it has not started."""
+        if self.failing:
+            return self.failing
+        if self.last_step_at is None:
+            return "not polling yet"
+        stale = time.monotonic() - self.last_step_at
+        return f"no poll for {stale:.0f} s (bound {stale_after_s:.0f} s)" if stale > stale_after_s else None
 
     def _resubscribe(self) -> None:
         # Records polled for the failed batch are uncommitted; leaving and rejoining makes them come again.

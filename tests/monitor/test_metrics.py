@@ -196,12 +196,16 @@ def test_finsent_monitor_serves_metrics_while_it_runs(tmp_path):
                 continue
         assert value(got, "finsent_alerts", state="firing") == 0
         assert value(got, "process_resident_memory_bytes") > 0  # the default process collectors come along
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 200 and ready.json()["checks"] == {"database": "ok"}
     finally:
         proc.terminate()
         _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
-    assert any(r["logger"] == "apscheduler.scheduler" for r in lines)  # --log-format via FINSENT_LOG_FORMAT
+    lines = [json.loads(line) for line in err.splitlines()]  # --log-format via FINSENT_LOG_FORMAT: JSON, every line
+    assert any(r["logger"] == "cli.metrics" and f":{port}/metrics" in r["message"] for r in lines)
+    # The scheduler's INFO chatter ("Added job", "Running job") stays out at INFO; its warnings would not.
+    assert not [r for r in lines if r["logger"].startswith("apscheduler") and r["level"] == "INFO"]
 
 
 def test_monitor_gauges_replace_what_they_said_before():

@@ -115,6 +115,13 @@ def test_finsent_run_serves_worker_metrics_while_it_runs(tmp_path):
                 for s in family.samples
                 if not s.labels  # the totals; histogram _sum and _count carry no labels either
             }
+        # Liveness and readiness on the same port: the database answers and the worker is polling.
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).text == "ok\n"
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 200 and ready.json() == {
+            "ready": True,
+            "checks": {"database": "ok", "worker": "ok"},
+        }
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
@@ -124,3 +131,4 @@ def test_finsent_run_serves_worker_metrics_while_it_runs(tmp_path):
     assert stored > 0 and stored + duplicates + rejected == 60
     assert samples["finsent_batch_size_count"] >= 1 and samples["finsent_batch_size_sum"] == 60
     assert f"stored {int(stored)}" in out  # the run's own status line agrees with what was scraped
+    assert all(json.loads(line) for line in err.splitlines())  # --log-format json: every line on stderr is JSON
