@@ -281,7 +281,10 @@ def alerts_replay(
     typer.echo(
         f"replayed {start.date()} .. {end.date()} every {step} on {version}: {report.fired} alerts fired, "
         f"{report.resolved} resolved"
+        + (f" (replacing {report.replaced} alerts of an earlier replay of this period)" if report.replaced else "")
     )
+    for line in report.summary():  # per rule: what fired, and how close the rest came to their thresholds
+        typer.echo(f"  {line}")
     if report.note:  # nothing of the range was scored by this version: the zero above says nothing of the news
         typer.echo(f"note: {report.note}")
 

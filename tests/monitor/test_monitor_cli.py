@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -90,8 +91,14 @@ def test_list_ack_silence_and_replay(tmp_path, db):
                      "--step", "15m", "--database-url", url, env=PINNED)  # fmt: skip
     assert replay.returncode == 0, replay.stderr
     assert "1 alerts fired" in replay.stdout
+    assert re.search(r"^  \S+: fired 1, resolved 0", replay.stdout, re.MULTILINE)  # the per-rule summary
     history = json.loads(finsent("alerts", "list", "--json", "--database-url", url).stdout)
     assert sorted(a["replayed"] for a in history) == [False, True]
+    again = finsent("alerts", "replay", "--config", str(config), "--since", since, "--until", until,
+                    "--step", "15m", "--database-url", url, env=PINNED)  # fmt: skip
+    assert "(replacing 1 alerts of an earlier replay of this period)" in again.stdout
+    history = json.loads(finsent("alerts", "list", "--json", "--database-url", url).stdout)
+    assert sorted(a["replayed"] for a in history) == [False, True]  # the same period twice: still one replayed
 
 
 def test_tail_prints_alert_events(tmp_path, db):
