@@ -65,15 +65,16 @@ class BackfillReport:
     rejected: int = 0
     already_done: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)  # files that changed while being read: not marked done
-    refused: list[str] = field(default_factory=list)  # files whose every row in the dates was rejected: not marked done
+    refused: list[str] = field(default_factory=list)  # files whose every row was rejected: not marked done
     first_reject: str | None = None  # the first reason a row was rejected, for a run where every row was
     reasons: dict[str, RejectReason] = field(default_factory=dict)  # by reason, its values and numbers left out
 
     @property
     def all_rejected(self) -> bool:
-        """True when rows were read and every one inside the dates was rejected: the run achieved nothing."""
-        wanted = self.rows - self.skipped_rows
-        return wanted > 0 and self.rejected >= wanted
+        """True when rows were read and every one was rejected: the run achieved nothing. Rows outside the dates were
+        read as news (the mapping works), so a run with some is not a failure: with --since it may reject only the
+        rows whose time cannot be read."""
+        return _all_rejected(self.rows, self.skipped_rows, self.rejected)
 
     def reject(self, reason: str, position: str) -> None:
         """Count one rejected row under its reason (grouped with the same reason about other values or lines)."""
@@ -89,6 +90,10 @@ class BackfillReport:
     def top_reasons(self, n: int = 3) -> list[RejectReason]:
         """The n reasons that rejected the most rows, most first (the first seen first among equals)."""
         return sorted(self.reasons.values(), key=lambda r: -r.count)[:n]
+
+
+def _all_rejected(rows: int, skipped: int, rejected: int) -> bool:
+    return rows > 0 and skipped == 0 and rejected >= rows
 
 
 def file_sha256(path: Path) -> str:
@@ -195,8 +200,8 @@ class Backfill:
                 report.sent += len(envelopes)
             # A file done is one that changed nothing under the reader and had a row not rejected; otherwise its
             # progress goes back to where this run started, so the next run (a fixed mapping) reads it again.
-            wanted = (report.rows - rows_before) - (report.skipped_rows - skipped_before)
-            refused = last and wanted > 0 and report.rejected - rejected_before >= wanted
+            rows, skipped = report.rows - rows_before, report.skipped_rows - skipped_before
+            refused = last and _all_rejected(rows, skipped, report.rejected - rejected_before)
             if refused and not changed:
                 report.refused.append(str(path))
                 log.info("%s: every row was rejected; not marked done", path)
