@@ -1,4 +1,5 @@
-"""CSV export of news rows, safe to open in a spreadsheet; each row names the model version that scored it."""
+"""CSV export of news rows, safe to open in a spreadsheet (the guard of `core.export`, shared with `finsent export`);
+each row names the model version that scored it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from core.export import spreadsheet_cell
 from core.schema import LABELS
 
 COLUMNS = [
@@ -28,14 +30,6 @@ COLUMNS = [
     "article_id",
     "url",
 ]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: object) -> object:
-    """A text cell a spreadsheet will not run as a formula (OWASP "CSV injection"): prefixed with a quote."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def news_csv(rows: Sequence[Mapping]) -> bytes:
@@ -49,20 +43,20 @@ def news_csv(rows: Sequence[Mapping]) -> bytes:
         writer.writerow(
             [
                 when.isoformat() if isinstance(when, datetime) else when,
-                _cell(row.get("source")),
-                _cell(" ".join(row.get("tickers", []))),
-                _cell(row.get("title")),
-                _cell(row.get("model_version")),
+                spreadsheet_cell(row.get("source")),
+                spreadsheet_cell(" ".join(row.get("tickers", []))),
+                spreadsheet_cell(row.get("title")),
+                spreadsheet_cell(row.get("model_version")),
                 row.get("label"),
                 f"{row['score']:.4f}" if row.get("score") is not None else "",
                 f"{row['confidence']:.4f}" if row.get("confidence") is not None else "",
                 *(f"{probabilities[k]:.4f}" if k in probabilities else "" for k in LABELS),
-                _cell("; ".join(f"{w['word']}:{w['weight']:.3f}" for w in row.get("words", []))),
+                spreadsheet_cell("; ".join(f"{w['word']}:{w['weight']:.3f}" for w in row.get("words", []))),
                 row.get("story_id"),
                 row.get("is_first_of_story"),
                 row.get("similar_before"),
                 row.get("article_id"),
-                _cell(row.get("url") or ""),
+                spreadsheet_cell(row.get("url") or ""),
             ]
         )
     return out.getvalue().encode("utf-8")
