@@ -3,7 +3,7 @@ building settings, database and transport (`cli.wiring`), calling one stage func
 one line. Stages are imported inside each command, so `finsent --help` is instant and a command loads only what
 it uses."""
 
-from cli import alerts, export, model, operations, pipeline, run, tickers
+from cli import alerts, export, model, operations, pipeline, retention, run, tickers
 from cli.app import app
 
 app.add_typer(model.model_app, name="model")
@@ -20,5 +20,6 @@ app.command("dashboard")(operations.dashboard_command)
 app.command("doctor")(operations.doctor_command)
 app.command("tickers")(tickers.tickers_command)
 app.command("export")(export.export_command)
+app.command("prune")(retention.prune_command)
 
 __all__ = ["app"]

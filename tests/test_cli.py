@@ -148,3 +148,34 @@ def test_help_shows_no_type_tags_on_any_command():
 
     real = finsent("--help")  # the installed command, as a user types it
     assert real.returncode == 0 and "<bool>" not in real.stdout and "--version" in real.stdout
+
+
+def test_a_misspelt_setting_stops_a_command_and_doctor_names_the_closest(tmp_path):
+    """FINSENT_DATABSE_URL used to leave sqlite:///finsent.db in force without a word."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")}
+    env["FINSENT_DATABSE_URL"] = f"sqlite:///{tmp_path / 'meant.db'}"
+    for args in (["alerts", "list"], ["prune", "--older-than", "400d", "--dry-run"]):
+        out = subprocess.run([FINSENT, *args], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+        assert out.returncode == 1 and out.stdout == ""
+        assert out.stderr.strip() == (
+            "error: FINSENT_DATABSE_URL is not a finsent setting (did you mean FINSENT_DATABASE_URL?)"
+        )
+    assert not (tmp_path / "finsent.db").exists()  # nothing was written to the default database
+    doctor = subprocess.run([FINSENT, "doctor"], capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert doctor.returncode == 1
+    assert "FINSENT_DATABSE_URL is not a finsent setting (did you mean FINSENT_DATABASE_URL?)" in doctor.stdout
+
+
+def test_prune_says_what_it_removes_and_refuses_a_bad_age(tmp_path):
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    dry = finsent("prune", "--older-than", "400d", "--dry-run", "--database-url", url)
+    assert dry.returncode == 0, dry.stderr
+    lines = dry.stdout.splitlines()
+    assert lines[0].startswith("older than ") and lines[0].endswith(": would remove")
+    assert [line.split()[0] for line in lines[1:]] == ["articles", "mentions", "scores", "attributions", "alerts",
+                                                        "alert_events", "alert_evidence", "notifications", "rejects",
+                                                        "window_buckets"]  # fmt: skip
+    bad = finsent("prune", "--older-than", "12h", "--database-url", url)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: --older-than '12h': expected a number of days")
