@@ -44,6 +44,7 @@ def dashboard_command_line(*, host: str, port: int) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(DASHBOARD),
         "--server.headless", "true", "--server.address", host, "--server.port", str(port),
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",  # no "Deploy" button or developer menu for analysts
     ]  # fmt: skip
 
 

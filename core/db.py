@@ -167,15 +167,22 @@ def downgrade(url: str, revision: str) -> None:
     command.downgrade(_alembic_config(url), revision)
 
 
-def check_known(revision: str | None) -> None:
-    """Raise UnknownRevisionError when the database's `revision` is none of this finsent's migrations."""
+@lru_cache(maxsize=1)
+def _known_revisions() -> tuple[frozenset[str], str]:
+    """This finsent's migrations and its head(s), read once per process (the dashboard asks on every page run)."""
     from alembic.script import ScriptDirectory
 
+    script = ScriptDirectory(str(ALEMBIC_DIR))
+    return frozenset(rev.revision for rev in script.walk_revisions()), ", ".join(script.get_heads())
+
+
+def check_known(revision: str | None) -> None:
+    """Raise UnknownRevisionError when the database's `revision` is none of this finsent's migrations."""
     if revision is None:
         return
-    script = ScriptDirectory(str(ALEMBIC_DIR))
-    if revision not in {rev.revision for rev in script.walk_revisions()}:
-        raise UnknownRevisionError(revision, ", ".join(script.get_heads()))
+    known, head = _known_revisions()
+    if revision not in known:
+        raise UnknownRevisionError(revision, head)
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -40,14 +40,15 @@ PAGES = [
 
 def main() -> None:
     st.set_page_config(page_title="finsent", page_icon=":material/bolt:", layout="wide")
-    pages = [
-        st.Page(VIEWS / file, title=title, url_path=url_path, icon=icon, default=(i == 0))
-        for i, (file, title, url_path, icon) in enumerate(PAGES)
-    ]
+    pages = [st.Page(VIEWS / file, title=title, url_path=url_path, icon=icon) for file, title, url_path, icon in PAGES]
+    # The root address opens the first page at its own address (/live): a default page would be served at / only,
+    # and /live (a bookmark, a link in the docs) said "Page not found".
+    home = st.Page(lambda: st.switch_page(pages[0]), title="finsent", url_path="home", default=True,
+                   visibility="hidden")  # fmt: skip
     allowed = auth.gate()  # False: a password is set and not yet given here, or none is set on a non-local address
     # The pages are declared, hidden, also before login, so the address asked for (explain?article=7, opened in a
     # new tab) survives the login form and opens after it; no page runs before the gate lets the session in.
-    page = st.navigation(pages, position="sidebar" if allowed else "hidden")
+    page = st.navigation([home, *pages], position="sidebar" if allowed else "hidden")
     if not allowed:
         return
     follow_explain_links(next(p for p in pages if p.url_path == "explain"))

@@ -50,12 +50,27 @@ def _version_error(url: str, version: str) -> str | None:
 
 
 def settings_problem() -> str | None:
-    """Why no page can be shown with these settings (a bad FINSENT_ variable, an unknown model version), or None."""
+    """Why no page can be shown with these settings (a misspelt or bad FINSENT_ variable, a database migrated by a
+    newer finsent, an unknown model version), or None."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.db import SchemaError, check_known, current_revision
+    from core.settings import unknown_variables
+
+    unknown = unknown_variables()
+    if unknown:
+        return "; ".join(unknown)
     try:
         settings = Settings()
     except ValidationError as exc:
         error = exc.errors()[0]
         return f"bad FINSENT_ setting: {error['loc'][0]}: {error['msg']}"
+    try:
+        check_known(current_revision(engine(settings.database_url)))
+    except SchemaError as exc:  # started by `streamlit run`, not `finsent dashboard`, which checks this first
+        return str(exc)
+    except SQLAlchemyError:
+        pass  # no database there: the page says so (app.py)
     return _version_error(settings.database_url, active_version(settings.model_version))
 
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PAGES = [("", "Live news"), ("ticker", "Ticker"), ("alerts", "Alerts"), ("explain", "Explain"),
+PAGES = [("", "Live news"), ("live", "Live news"), ("ticker", "Ticker"), ("alerts", "Alerts"), ("explain", "Explain"),
          ("model", "Model card"), ("search", "Search")]  # fmt: skip
 
 
@@ -162,6 +162,7 @@ def test_every_page_renders_in_a_real_browser(dashboard, browser, seeded):
         page.screenshot(path=str(ARTIFACTS / f"dashboard-{path or 'live'}.png"), full_page=True)
         text = page.inner_text("body")
         assert "Traceback" not in text and "Page not found" not in text, path
+        assert page.get_by_role("button", name="Deploy").count() == 0, path  # a minimal toolbar for analysts
     # The live page lists the hostile headline as text; nothing from it ran (no alert dialog, no injected element).
     page.goto(f"{dashboard}/", wait_until="domcontentloaded")
     page.get_by_text("Corp falls").first.wait_for(timeout=30_000)
@@ -282,4 +283,79 @@ def test_a_900_character_word_keeps_every_page_within_the_window(dashboard, brow
     page.get_by_text("Body").first.click()  # the body, with the word, in its expander
     page.get_by_text("More details in the full story").first.wait_for(timeout=30_000)
     fits("explain", rows=False)
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def backfilled_2020(tmp_path_factory):
+    """What an analyst has after `finsent backfill` of March 2020 from the bundled sample and `finsent alerts
+    replay` over it: real scores, mentions, stories and replayed alerts with their evidence."""
+    folder = tmp_path_factory.mktemp("walk")
+    url = f"sqlite:///{folder / 'history.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FINSENT_")} | {"FINSENT_DATABASE_URL": url}
+    for args in (
+        ["backfill", str(REPO / "ingest" / "samples" / "news_sample.csv"), "--since", "2020-03-01", "--until",
+         "2020-04-01"],
+        ["alerts", "replay", "--config", str(REPO / "monitor.example.toml"), "--since", "2020-03-01", "--until",
+         "2020-04-01", "--step", "1h"],
+    ):  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env,
+                              cwd=folder, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    with serve(url, folder / "streamlit.log") as base:
+        yield base
+
+
+def test_the_analyst_walks_a_2020_event(backfilled_2020, browser):
+    """Issue 22: pick a ticker, set a 2020 range, see its series, open the stories behind a point, open an alert's
+    evidence; a screenshot at each step (tests/artifacts/walk-*.png)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+
+    def shot(name: str) -> str:
+        page.wait_for_timeout(1500)  # charts and tables settle
+        page.screenshot(path=str(ARTIFACTS / f"walk-{name}.png"), full_page=True)
+        text = page.inner_text("body")
+        assert "Traceback" not in text and "Page not found" not in text, name
+        return text
+
+    # The range comes with the address (a link a colleague sent, or the period picker's own address).
+    page.goto(f"{backfilled_2020}/ticker?since=2020-03-01&until=2020-03-31", wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Ticker").first.wait_for(timeout=30_000)
+    # Pick a ticker: AAPL, typed into the ticker list (its news is four years older than today).
+    tickers = page.locator(".st-key-tickers input").first
+    tickers.click()
+    page.keyboard.press("Backspace")  # the pre-chosen most-mentioned ticker goes
+    tickers.fill("AAPL")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")  # close the list
+    page.get_by_text("alerts fired in this period").first.wait_for(timeout=30_000)
+    text = shot("1-series")
+    assert "Rolling sentiment and volume" in text and "Story volume" in text and "No stored news mentions" not in text
+    assert "2020" in page.locator(".st-key-period_range").first.inner_text() or page.locator(
+        ".st-key-period_range input"
+    ).first.input_value().startswith("2020")
+    assert page.locator(".st-key-tickers").inner_text().count("AAPL") >= 1
+    # The stories behind one point: the newest bucket with AAPL news.
+    whole = page.locator("tr.fs-row").count()
+    page.locator(".st-key-bucket input").first.click()
+    page.keyboard.press("ArrowDown")  # opens the list of hours with AAPL news, newest first
+    newest = page.get_by_role("option").nth(1)
+    hour = newest.inner_text()
+    newest.click()
+    page.get_by_text("articles about AAPL").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(2000)
+    shot("2-stories")
+    assert page.locator(".st-key-bucket input").first.input_value() == hour
+    assert 1 <= page.locator("tr.fs-row").count() < whole  # that hour's stories, not the whole month's
+    # An alert's evidence: the replayed history of March 2020 on the Alerts page.
+    page.goto(f"{backfilled_2020}/alerts", wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Alerts").first.wait_for(timeout=30_000)
+    page.get_by_text("Include replayed history").first.click()
+    replayed = page.locator("summary", has_text="REPLAYED").first
+    replayed.wait_for(timeout=30_000)
+    replayed.click()  # opens the newest replayed alert (resolved ones start closed)
+    page.locator("details[open]", has_text="REPLAYED").get_by_text("Evidence:").first.wait_for(timeout=30_000)
+    text = shot("3-alert-evidence")
+    assert page.locator(".fs-evidence").count() >= 1
     page.close()

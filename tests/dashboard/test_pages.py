@@ -561,3 +561,16 @@ def test_an_unmigrated_database_is_explained(tmp_path, app):
     at = app(f"sqlite:///{tmp_path / 'nothing.db'}")
     assert [t.value for t in at.title] == ["Live news"]
     assert "no such table" in at.error[0].value and "finsent db upgrade" in at.error[0].value
+
+
+def test_a_database_a_newer_finsent_migrated_and_a_misspelt_setting_are_explained(writable, app, monkeypatch):
+    """Started by `streamlit run` (not `finsent dashboard`, which checks first), the page says what is wrong."""
+    import sqlite3
+
+    with sqlite3.connect(writable.path) as db:
+        db.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    at = app(writable.url)
+    assert "the database is at revision 'ffffffffffff', which this finsent does not know" in at.error[0].value
+    monkeypatch.setenv("FINSENT_DATABSE_URL", writable.url)
+    at = app(writable.url)
+    assert at.error[0].value.startswith(md_escape("FINSENT_DATABSE_URL is not a finsent setting"))
