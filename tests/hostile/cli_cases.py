@@ -57,7 +57,7 @@ CASES = [
     # D13: nothing of the file can be read: one error for the file, exit 1.
     CliCase("backfill of a file without a title column", ("backfill", "{tmp}/other.csv", "--database-url", DB),
             "every row was rejected (1); the first: line 1: no title column",
-            files={"other.csv": b"Date,Title,Symbol\n2024-01-01,Apple beats,AAPL\n"}),
+            files={"other.csv": b"Date,Caption,Symbol\n2024-01-01,Apple beats,AAPL\n"}),
     CliCase("backfill where every time is refused", ("backfill", "{tmp}/times.csv", "--database-url", DB),
             "every row was rejected (2); the first: line 2: published_at: '12:00' has no year",
             files={"times.csv": b"headline,published_at\nA,12:00\nB,May 2024\n"}),
