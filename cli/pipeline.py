@@ -36,13 +36,15 @@ def score_command(
     from scoring.build import build_processor, build_worker
     from scoring.metrics import WorkerMetrics
 
-    _, session_factory = wiring.database(settings)
+    engine, session_factory = wiring.database(settings)
     transport = wiring.kafka(settings)
-    server = wiring.metrics_server(settings, metrics_port)
+    checks: dict = {}  # /readyz: filled once the worker exists
+    server = wiring.metrics_server(settings, metrics_port, checks)
     processor = build_processor(session_factory=session_factory,
                                 scorer=wiring.pipeline_scorer(settings, checkpoint, device))  # fmt: skip
     worker = build_worker(settings=settings, transport=transport, processor=processor,
                           metrics=shared(WorkerMetrics) if server is not None else None)  # fmt: skip
+    checks.update(wiring.readiness(engine, worker))
     try:
         stats = worker.run(wiring.stop_on_sigterm(), idle_exit_s=idle_exit)
     finally:
@@ -207,14 +209,16 @@ def rescore_command(
 def ingest_command(
     sources: Annotated[Path, typer.Option(help="Sources TOML (see sources.example.toml).")],
     database_url: DatabaseOpt = None,
+    metrics_port: MetricsPortOpt = None,
 ) -> None:
     """Run the sources on their own, publishing to Kafka's news.raw for `finsent score` workers."""
     settings = wiring.settings(database_url)
     wiring.setup_logging(settings, "INFO")
     if settings.transport != "kafka":
         fail("`finsent ingest` publishes to Kafka: set FINSENT_TRANSPORT=kafka (embedded mode is `finsent run`)")
-    _, session_factory = wiring.database(settings)
+    engine, session_factory = wiring.database(settings)
     transport = wiring.kafka(settings)
+    server = wiring.metrics_server(settings, metrics_port, wiring.readiness(engine))
     stop = wiring.stop_on_sigterm()
     scheduler = launch_sources(sources, settings, transport, session_factory)
     try:
@@ -224,6 +228,7 @@ def ingest_command(
     finally:
         scheduler.shutdown(wait=False)
         transport.close()
+        wiring.stop_metrics(server)
 
 
 def launch_sources(
