@@ -24,14 +24,21 @@ feed_app = typer.Typer(help="The alert feed server (Atom and JSON).", no_args_is
 ConfigOpt = Annotated[Path, typer.Option("--config", help="Monitor TOML (see monitor.example.toml).")]
 
 
-def monitor_config(path: Path) -> MonitorConfig:
-    """The validated monitor config (its secrets registered for redaction), or one line naming the file and key."""
-    from monitor.rules import RuleConfigError, load_monitor_config
+def monitor_config(path: Path, *, delivering: bool = False) -> MonitorConfig:
+    """The validated monitor config (its secrets registered for redaction), or one line naming the file and key.
+    For a process that delivers notifications (`delivering`), also one line when a receiver's secret_env names a
+    variable that is not set: a webhook would otherwise go out unsigned, or not at all."""
+    from monitor.rules import RuleConfigError, load_monitor_config, required_secrets
 
     try:
-        return load_monitor_config(path)
+        config = load_monitor_config(path)
     except RuleConfigError as exc:
         fail(str(exc))
+    unset = [name for name in required_secrets(config) if not os.environ.get(name)] if delivering else []
+    if unset:
+        fail(f"{path}: the receivers' secret_env names variables that are not set: {', '.join(unset)} "
+             "(set them in the environment, never in a file)")  # fmt: skip
+    return config
 
 
 def _alerts_transport(settings: Settings, config: MonitorConfig) -> KafkaTransport | None:
@@ -65,7 +72,7 @@ def monitor_command(
     from monitor.rules import receivers_of
     from monitor.scheduler import delivery_job, evaluation_job, schedule_monitor
 
-    cfg = monitor_config(config)
+    cfg = monitor_config(config, delivering=True)
     settings = wiring.settings(database_url)
     wiring.setup_logging(settings, "INFO")
     engine, session_factory = wiring.database(settings)
@@ -305,7 +312,7 @@ def feed_serve(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Serve /alerts.atom, /alerts.json, /healthz and /metrics (Prometheus; token rule as the feeds)."""
-    from core.addresses import is_loopback
+    from core.addresses import is_loopback, placeholder_problem
     from core.logs import register_secrets
     from monitor.feed import MIN_TOKEN_CHARS, make_server, serve
 
@@ -316,6 +323,9 @@ def feed_serve(
             fail(f"--token-env: environment variable {token_env} is not set")
         if len(token) < MIN_TOKEN_CHARS:
             fail(f"--token-env: the token in {token_env} has {len(token)} characters; use at least {MIN_TOKEN_CHARS}")
+        problem = None if is_loopback(host) else placeholder_problem(token_env, token)
+        if problem:
+            fail(f"--host {host!r}: {problem}")
         register_secrets(token)
     elif not is_loopback(host):  # alerts and their evidence go to every network the host reaches
         fail(f"--host {host!r} is beyond this machine: serving alerts there needs a bearer token (--token-env NAME)")

@@ -54,7 +54,14 @@ def dashboard_command(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Start the analyst dashboard (Streamlit); it reads the database only."""
-    from core.addresses import ALLOW_OPEN_ENV, HASH_ENV, PASSWORD_ENV, dashboard_exposed_without_password
+    from core.addresses import (
+        ALLOW_OPEN_ENV,
+        HASH_ENV,
+        PASSWORD_ENV,
+        dashboard_exposed_without_password,
+        is_loopback,
+        placeholder_problem,
+    )
 
     if dashboard_exposed_without_password(host):
         # The page would refuse every visitor anyway (dashboard.auth.gate); saying so here saves a blind start.
@@ -62,6 +69,9 @@ def dashboard_command(
             f"--host {host!r} listens beyond this machine and no password is set: set {PASSWORD_ENV} (or "
             f"{HASH_ENV}), or {ALLOW_OPEN_ENV}=1 when a proxy in front of it authenticates"
         )
+    problem = None if is_loopback(host) else placeholder_problem(PASSWORD_ENV, os.environ.get(PASSWORD_ENV))
+    if problem:
+        wiring.fail(f"--host {host!r}: {problem}")
     settings = wiring.settings(database_url)
     _, session_factory = wiring.database(settings)  # migrated before anyone looks
     wiring.model_version(settings, session_factory)  # an unknown FINSENT_MODEL_VERSION: one line here, not a page

@@ -69,7 +69,7 @@ def run_command(
     start, end = wiring.when(since, "since"), wiring.when(until, "until")
     if start is not None and end is not None and start >= end:
         fail(f"--since {since} is not before --until {until}: nothing to replay")
-    monitor_cfg = monitor_config(monitor) if monitor else None
+    monitor_cfg = monitor_config(monitor, delivering=True) if monitor else None
     settings = wiring.settings(database_url, transport="memory")
     wiring.setup_logging(settings, "WARNING")
     engine, session_factory = wiring.database(settings)

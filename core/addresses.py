@@ -29,3 +29,18 @@ def dashboard_exposed_without_password(host: str | None, environ: dict[str, str]
     if is_loopback(host) or env.get(ALLOW_OPEN_ENV) == "1":
         return False
     return not (env.get(PASSWORD_ENV) or env.get(HASH_ENV))
+
+
+# What an example file or a tutorial puts where a secret goes. Beyond loopback such a value is no secret at all.
+_PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "replace-me", "replaceme", "your-", "example")
+_PLACEHOLDER_VALUES = frozenset({"password", "secret", "token", "admin", "test", "xxx", "todo", "12345678"})
+
+
+def placeholder_problem(name: str, value: str | None) -> str | None:
+    """Why `value` (the secret in variable `name`) is a placeholder, not a secret, or None. The value itself is never
+    part of the message."""
+    folded = (value or "").strip().casefold()
+    if folded in _PLACEHOLDER_VALUES or any(word in folded for word in _PLACEHOLDER_WORDS):
+        return (f"{name} still holds a placeholder (like the examples' change-me): set a real secret before serving "
+                "beyond this machine")  # fmt: skip
+    return None

@@ -15,7 +15,7 @@ import os
 import secrets
 import time
 
-from core.addresses import ALLOW_OPEN_ENV, HASH_ENV, PASSWORD_ENV, is_loopback
+from core.addresses import ALLOW_OPEN_ENV, HASH_ENV, PASSWORD_ENV, is_loopback, placeholder_problem
 
 ALGORITHM = "pbkdf2_sha256"
 ITERATIONS = 600_000  # OWASP's figure for PBKDF2-HMAC-SHA256 (2023)
@@ -92,6 +92,12 @@ def gate() -> bool:
             f"password. Set `{PASSWORD_ENV}` (or `{HASH_ENV}`), or `{ALLOW_OPEN_ENV}=1` when a proxy in front of it "
             "authenticates."
         )
+        return False
+
+    address = st.get_option("server.address")
+    problem = None if plain is None or is_loopback(address) else placeholder_problem(PASSWORD_ENV, plain)
+    if problem:  # the examples' password would let anyone on the network in
+        st.error(problem.replace("`", ""))
         return False
 
     fingerprint = _fingerprint(hashed or plain or "")

@@ -134,6 +134,17 @@ def test_without_a_password_only_a_loopback_dashboard_opens(gated, address):
     at = gated(**{PASSWORD_ENV: PASSWORD})
     assert shows_no_data(at) and not at.error  # with a password: the login form
     assert [t.value for t in log_in(at, PASSWORD).title] == ["Live news"]
+    at = gated(**{PASSWORD_ENV: "change-me-dashboard"})  # deploy/.env.example's, left as it is
+    assert (
+        shows_no_data(at)
+        and "still holds a placeholder" in at.error[0].value
+        and "change-me-dash" not in str(at.error[0].value)
+    )
+    address("127.0.0.1")  # on this machine only, a placeholder is the developer's business
+    assert (
+        shows_no_data(gated(**{PASSWORD_ENV: "change-me-dashboard"}))
+        and not gated(**{PASSWORD_ENV: "change-me-dashboard"}).error
+    )
 
 
 def test_password_checks():

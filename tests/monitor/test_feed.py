@@ -391,6 +391,12 @@ def test_feed_serve_refuses_to_go_beyond_loopback_without_a_token_and_refuses_sh
         (["--host", "0.0.0.0"], {}, "needs a bearer token"),
         (["--host", ""], {}, "needs a bearer token"),
         (["--token-env", "FEED_TEST_TOKEN"], {"FEED_TEST_TOKEN": "abc"}, "has 3 characters; use at least 16"),
+        # deploy/.env.example's token, left as it is, on every interface: no secret at all
+        (
+            ["--host", "0.0.0.0", "--token-env", "FEED_TEST_TOKEN"],
+            {"FEED_TEST_TOKEN": "change-me-feed-token"},
+            "FEED_TEST_TOKEN still holds a placeholder",
+        ),
     ]
     for args, env, expected in cases:
         out = subprocess.run([finsent, "feed", "serve", "--port", "0", "--database-url", url, *args],

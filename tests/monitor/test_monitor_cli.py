@@ -162,3 +162,18 @@ def test_alert_filters_ignore_case_and_an_empty_result_says_so(tmp_path, db):
     out = finsent("alerts", "list", "--ticker", "barc.l", "--status", "resolved", "--database-url", url)
     assert out.stdout == "no alerts match --ticker BARC.L --status resolved\n", out.stdout
     assert json.loads(finsent("alerts", "list", "--ticker", "barc", "--json", "--database-url", url).stdout) == []
+
+
+def test_the_monitor_refuses_to_start_when_a_receivers_secret_is_not_set(tmp_path, db):
+    """A webhook receiver with secret_env names a variable that is not set: the monitor used to start and send
+    unsigned (only `finsent doctor` said so); now it stops at start-up, naming the variable."""
+    url, _ = db
+    config = tmp_path / "monitor.toml"
+    config.write_text('[[receiver]]\nname = "desk"\nkind = "webhook"\nurl = "http://127.0.0.1:9/x"\n'
+                      'secret_env = "FINSENT_TEST_UNSET_SECRET"\n')  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "FINSENT_TEST_UNSET_SECRET"}
+    out = subprocess.run([sys.executable, "-m", "cli", "monitor", "--config", str(config), "--once",
+                          "--database-url", url], capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert out.returncode == 1 and out.stdout == ""
+    assert out.stderr.startswith("error: ") and "secret_env names variables that are not set" in out.stderr
+    assert "FINSENT_TEST_UNSET_SECRET" in out.stderr
