@@ -43,6 +43,9 @@ class NewsMessage(BaseModel):
     external_id: str | None = Field(None, max_length=512)
     url: str | None = None
     published_at: datetime | None = None  # missing: ingest falls back to the ingest time and flags the article
+    # How exact published_at is: "day" when the source gave only a date (stored at 00:00 UTC, kept out of windows
+    # shorter than a day), "minute" or "second"; None: as exact as written. A bare date ("2019-01-30") is "day".
+    time_precision: Literal["day", "minute", "second"] | None = None
     tickers: list[str] = Field(default_factory=list, max_length=MAX_TICKERS)
     extras: dict[str, Any] = Field(default_factory=dict)
 
@@ -51,6 +54,7 @@ class NewsMessage(BaseModel):
     def _collect_extras(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        data = _date_only_is_a_day(data)
         known = {name for name in cls.model_fields}
         unknown = {k: v for k, v in data.items() if k not in known}
         if not unknown:
@@ -89,6 +93,19 @@ class NewsMessage(BaseModel):
             if ticker not in out:
                 out.append(ticker)
         return out
+
+
+_DATE_ONLY = re.compile(r"\s*\d{4}-\d{2}-\d{2}\s*")
+
+
+def _date_only_is_a_day(data: dict) -> dict:
+    """A published_at written as a bare date says its own precision; an empty time_precision is none given."""
+    if data.get("time_precision") == "":
+        data = {k: v for k, v in data.items() if k != "time_precision"}
+    when = data.get("published_at")
+    if data.get("time_precision") is None and isinstance(when, str) and _DATE_ONLY.fullmatch(when):
+        data = data | {"time_precision": "day"}
+    return data
 
 
 def _describe(error: dict[str, Any]) -> str:

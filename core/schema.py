@@ -108,6 +108,9 @@ class Article(Base):
     published_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # True when the source gave no usable publication time and published_at is the ingest time instead.
     published_at_fallback: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # "day" when the source gave a date without a time (published_at is then 00:00 UTC, and windows shorter than a
+    # day leave the article out), "minute" or "second"; None: as exact as stored (and every row before 0007).
+    time_precision: Mapped[str | None] = mapped_column(String(8))
     ingested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex of the normalised text
     # Near-duplicates share a story: story_id is the id of the story's first article (its own id for that one).

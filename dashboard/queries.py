@@ -73,6 +73,7 @@ def _news_select(version: str):
         select(
             Article.id.label("article_id"),
             Article.published_at,
+            Article.time_precision,
             Article.title,
             Article.url,
             Article.story_id,

@@ -194,10 +194,13 @@ def _table(headers: Sequence[str], body: Sequence[str]) -> str:
     )
 
 
-def when(value: object, *, today: datetime | None = None) -> str:
-    """A publication time, short: 08:53:24 today, 11-21 08:53 this year, else the date."""
+def when(value: object, *, today: datetime | None = None, precision: str | None = None) -> str:
+    """A publication time, short: 08:53:24 today, 11-21 08:53 this year, else the date; a time the source gave as a
+    date only (`precision` "day") shows as its date, never as a midnight it does not know."""
     if not isinstance(value, datetime):
         return str(value or "")
+    if precision == "day":
+        return value.strftime("%Y-%m-%d")
     today = today or datetime.now(value.tzinfo)
     if value.date() == today.date():
         return value.strftime("%H:%M:%S")
@@ -226,7 +229,7 @@ def news_table(rows: Sequence[Mapping], *, explain_links: bool = True) -> str:
         confidence = row.get("confidence")
         body.append(
             f'<tr class="fs-row" data-article="{int(row.get("article_id") or 0)}">'
-            + _cell(escape(when(row.get("published_at"))), nowrap=True)
+            + _cell(escape(when(row.get("published_at"), precision=row.get("time_precision"))), nowrap=True)
             + _cell(clipped(row.get("source", "")))
             + _cell(escape(", ".join(row.get("tickers", []))))
             + headline
@@ -248,7 +251,7 @@ def evidence_table(rows: Sequence[Mapping]) -> str:
         headline = _headline_cell(title, spans, row.get("label"), row.get("article_id"), "60%")
         body.append(
             f'<tr class="fs-evidence" data-article="{int(row.get("article_id") or 0)}">'
-            + _cell(escape(when(row.get("published_at"))), nowrap=True)
+            + _cell(escape(when(row.get("published_at"), precision=row.get("time_precision"))), nowrap=True)
             + _cell(clipped(row.get("source", "")))
             + headline
             + _cell(label_badge(row.get("label")))

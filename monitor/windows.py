@@ -99,18 +99,31 @@ def forget_buckets(session: Session, version: str) -> bool:
     return True
 
 
+DAY_S = 86_400
+
+
+def _intraday(window_s: int | None) -> bool:
+    """Windows shorter than a day leave out articles whose source gave only a date (`time_precision` "day"): at
+    00:00 UTC they would count in the first hour of a day they may belong to at any time."""
+    return bool(window_s) and window_s < DAY_S  # type: ignore[operator]
+
+
+def _timed():
+    return or_(Article.time_precision.is_(None), Article.time_precision != "day")
+
+
 def _select(version: str, *, market: bool):
-    """(article id, story id, ticker, relevance, score, confidence, label, placed at) of scored articles: the
-    market's rows (no ticker, relevance 1) placed in time by the article, a ticker's by its mention."""
+    """(article id, story id, ticker, relevance, score, confidence, label, placed at, time precision) of scored
+    articles: the market's rows (no ticker, relevance 1) placed in time by the article, a ticker's by its mention."""
     scored = and_(Score.article_id == Article.id, Score.model_version == version)
     if market:
         return select(
             Article.id, Article.story_id, literal(None, String).label("ticker"), literal(1.0, Float).label("relevance"),
-            Score.score, Score.confidence, Score.label, Article.published_at,
+            Score.score, Score.confidence, Score.label, Article.published_at, Article.time_precision,
         ).join(Score, scored)  # fmt: skip
     return (
         select(Article.id, Article.story_id, Mention.ticker, Mention.relevance, Score.score, Score.confidence,
-               Score.label, Mention.published_at)
+               Score.label, Mention.published_at, Article.time_precision)
         .join(Mention, Mention.article_id == Article.id)
         .join(Score, scored)
     )  # fmt: skip
@@ -128,7 +141,10 @@ def _rows(session: Session, *, key: str | None, start: datetime, end: datetime, 
 
 
 def aggregate(rows, *, key: str, window_s: int, start: datetime, end: datetime) -> WindowStats:
-    """Story-level aggregates of rows from `_rows` for one key."""
+    """Story-level aggregates of rows from `_rows` for one key (a window shorter than a day without the articles
+    that carry only a date)."""
+    if _intraday(window_s):
+        rows = [r for r in rows if r[8] != "day"]
     stats = WindowStats(key=key, window_s=window_s, start=start, end=end, items=len(rows))
     stories: dict[int, list] = defaultdict(list)
     for row in rows:
@@ -194,7 +210,7 @@ def aggregate_sql(
                 Score.label,
             )
             .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
-            .where(Article.published_at >= start, Article.published_at < end)
+            .where(Article.published_at >= start, Article.published_at < end, *([_timed()] * _intraday(window_s)))
         )
     if tickers:
         parts.append(
@@ -210,7 +226,8 @@ def aggregate_sql(
             )
             .join(Article, Article.id == Mention.article_id)
             .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
-            .where(Mention.ticker.in_(tickers), Mention.published_at >= start, Mention.published_at < end)
+            .where(Mention.ticker.in_(tickers), Mention.published_at >= start, Mention.published_at < end,
+                   *([_timed()] * _intraday(window_s)))  # fmt: skip
         )
     out: dict[tuple[str, int], BucketStats] = {}
     for part in parts:

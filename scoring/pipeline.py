@@ -281,6 +281,7 @@ class Pipeline:
                 "body": a.item.body,
                 "published_at": a.item.published_at,
                 "published_at_fallback": a.item.time_fallback,
+                "time_precision": None if a.item.time_fallback else a.message.time_precision,
                 "ingested_at": now,
                 "content_hash": a.item.content_hash,
             }

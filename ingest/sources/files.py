@@ -34,6 +34,7 @@ class FieldMapping:
     external_id: str = "source_id"
     tickers: str = "ticker"
     source: str = "source"
+    time_precision: str = "time_precision"  # day | minute | second (news_stream's column); a bare date is a day
     ticker_separator: str = ";"
 
     @classmethod
@@ -134,6 +135,7 @@ COMMON_COLUMNS: dict[str, tuple[str, ...]] = {
     "external_id": ("source_id", "external_id", "id", "guid", "uuid", "article_id", "news_id"),
     "tickers": ("ticker", "tickers", "symbol", "symbols", "stock", "stocks", "ticker_symbol"),
     "source": ("source", "publisher", "provider", "outlet"),
+    "time_precision": ("time_precision", "precision"),
 }
 JSONL_KEYS_SAMPLED = 1000  # rows of a JSON Lines file whose keys count as its columns
 

@@ -99,3 +99,15 @@ def test_huge_message_is_refused_before_parsing():
 def test_overlong_title_is_refused():
     with pytest.raises(MessageError, match="title: String should have at most 1000 characters"):
         decode(raw(title="t" * 1001))
+
+
+def test_time_precision_is_said_or_read_from_a_bare_date():
+    def message(**fields) -> NewsMessage:
+        return decode(json.dumps({"source": "s", "title": "t", **fields}).encode())
+
+    assert message(published_at="2019-01-30").time_precision == "day"  # a date without a time says so itself
+    assert message(published_at="2019-01-30T00:00:00Z").time_precision is None  # a time: as exact as written
+    assert message(published_at="2019-01-30T00:00:00Z", time_precision="day").time_precision == "day"
+    assert message(published_at="2019-01-30T14:05:00Z", time_precision="").time_precision is None
+    with pytest.raises(MessageError, match="time_precision"):
+        message(published_at="2019-01-30T14:05:00Z", time_precision="hour")

@@ -194,3 +194,17 @@ def test_spans_from_words_marks_whole_words_only():
     other = "Automotive sales to rise"
     marked = SPAN.findall(highlight(other, spans_from_words(other, [["to", 1.0]]), "positive"))
     assert [m[4] for m in marked] == ["to"]
+
+
+def test_a_time_given_as_a_date_only_shows_as_its_date():
+    from datetime import UTC, datetime
+
+    from dashboard.render import news_table, when
+
+    midnight = datetime(2026, 12, 6, tzinfo=UTC)
+    assert when(midnight, today=midnight) == "00:00:00"  # a real midnight today
+    assert when(midnight, today=midnight, precision="day") == "2026-12-06"  # a date: no time it does not know
+    row = {"article_id": 1, "published_at": midnight, "time_precision": "day", "title": "Tesco sales rise",
+           "source": "The Guardian", "tickers": ["TSCO.L"], "words": [], "label": "positive", "score": 0.5,
+           "confidence": 0.8, "is_first_of_story": True, "similar_before": 0}  # fmt: skip
+    assert ">2026-12-06<" in news_table([row]) and "00:00" not in news_table([row])

@@ -62,7 +62,7 @@ def test_common_column_names_are_detected_and_printed(tmp_path, backfill):
     first = out.stdout.splitlines()[0]
     assert first == (
         "mapping for quotes.csv: title=Title, published_at=Date, url=Link, tickers=Symbol; "
-        "no column for body, external_id, source"
+        "no column for body, external_id, source, time_precision"
     )
     assert "rows read 3, outside the dates 0, stored 3, duplicates 0, rejected 0" in out.stdout
     assert "rejected by reason" not in out.stdout
@@ -88,7 +88,8 @@ def test_map_names_a_column_detection_does_not_know(tmp_path, backfill):
     refused = backfill(str(path))
     assert refused.returncode == 1
     assert refused.stdout.splitlines()[0] == (
-        "mapping for wire.jsonl: no column for title, body, published_at, url, external_id, tickers, source"
+        "mapping for wire.jsonl: no column for title, body, published_at, url, external_id, tickers, source, "
+        "time_precision"
     )
     assert "title: missing or empty  (e.g. line 1 of wire.jsonl)" in refused.stdout
     assert f"{path}: every row was rejected; not marked done" in refused.stdout
@@ -99,7 +100,7 @@ def test_map_names_a_column_detection_does_not_know(tmp_path, backfill):
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
         "mapping for wire.jsonl: title=News (--map), published_at=When (--map), tickers=Code (--map); "
-        "no column for body, url, external_id, source"
+        "no column for body, url, external_id, source, time_precision"
     )
     assert "stored 2, duplicates 0, rejected 0" in out.stdout and "already backfilled" not in out.stdout
     assert rows(backfill.db, "SELECT title, published_at FROM articles ORDER BY published_at") == [
@@ -125,7 +126,7 @@ def test_every_row_rejected_says_why_by_reason_and_runs_again_once_mapped(tmp_pa
     lines = wrong.stdout.splitlines()
     assert lines[0] == (
         "mapping for desk.csv: title=Headline, published_at=Desk (--map), tickers=Symbol; "
-        "no column for body, url, external_id, source"
+        "no column for body, url, external_id, source, time_precision"
     )
     assert "rows read 5, outside the dates 0, stored 0, duplicates 0, rejected 5" in lines[1]
     assert lines[2].startswith("rejected by reason")
@@ -185,7 +186,7 @@ def test_the_usual_layout_keeps_its_mapping_and_its_progress(tmp_path, backfill)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == (
         "mapping for usual.csv: title=headline, body=body, published_at=published_at, url=url, "
-        "external_id=source_id, tickers=ticker, source=source"
+        "external_id=source_id, tickers=ticker, source=source, time_precision=time_precision"
     )
     assert "stored 1" in out.stdout
     assert rows(backfill.db, "SELECT external_id FROM articles") == [("b-1",)]

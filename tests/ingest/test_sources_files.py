@@ -55,7 +55,8 @@ def test_reuters_first_50_rows(shared_data, tmp_path):
     assert first.published_at == datetime(1987, 2, 26, 15, 1, 1, tzinfo=UTC)
     assert first.tickers == []
     assert first.url is None
-    assert first.extras == {"time_precision": "second", "topics": "cocoa", "places": "el-salvador;usa;uruguay"}
+    assert first.time_precision == "second"
+    assert first.extras == {"topics": "cocoa", "places": "el-salvador;usa;uruguay"}
     assert second.title == "STANDARD OIL <SRD> TO FORM FINANCIAL UNIT"  # symbols kept: normalising is downstream
     assert second.tickers == ["SRD"]
     by_id = {m.external_id: m for m in messages(records)}
@@ -74,7 +75,8 @@ def test_cnbc_guardian_first_50_rows(shared_data, tmp_path):
     assert first.source == "The Guardian"
     assert first.published_at == datetime(2017, 12, 17, tzinfo=UTC)
     assert first.external_id is None and first.body == "" and first.tickers == []
-    assert first.extras == {"time_precision": "day"}  # kept: a day-precision time is not a midnight event
+    assert first.time_precision == "day"  # a day-precision time is not a midnight event: windows under a day skip it
+    assert first.extras == {}
 
 
 def test_benzinga_first_50_rows(shared_data, tmp_path):

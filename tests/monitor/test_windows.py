@@ -234,3 +234,33 @@ def test_the_sql_aggregate_gives_the_python_aggregates_numbers(factory, window_s
             assert sql["mean_score"] is None, bucket
         else:
             assert sql["mean_score"] == pytest.approx(stats.mean_score, rel=1e-9, abs=1e-12), bucket
+
+
+def test_an_article_with_only_a_date_stays_out_of_windows_shorter_than_a_day(factory):
+    """Issue 22: the Guardian's items carry a date only, stored at 00:00 UTC; they drove the hourly windows (and
+    alerts at 01:00). A day's window counts them; an hour's, rolling, bucketed or aggregated in SQL, does not."""
+    from monitor.windows import rolling
+    from tests.monitor.test_alerts import VERSION as ALERTS_VERSION
+    from tests.monitor.test_alerts import add_story
+
+    midnight = datetime(2026, 3, 3, tzinfo=UTC)
+    dated = add_story(factory, ticker="TSCO.L", when=midnight, label="negative")
+    add_story(factory, ticker="TSCO.L", when=midnight + timedelta(minutes=20), label="negative")
+    with factory() as s, s.begin():
+        s.get(Article, dated).time_precision = "day"
+    with factory() as s:
+        hour = rolling(s, key="TSCO.L", window_s=3600, now=midnight + timedelta(minutes=30), version=ALERTS_VERSION)
+        day = rolling(s, key="TSCO.L", window_s=86400, now=midnight + timedelta(hours=1), version=ALERTS_VERSION)
+        assert (hour.items, day.items) == (1, 2) and dated not in hour.story_articles and dated in day.story_articles
+        sql = aggregate_sql(session=s, keys=["TSCO.L", MARKET], start=midnight, end=midnight + timedelta(days=1),
+                            window_s=3600, version=ALERTS_VERSION)  # fmt: skip
+        assert sql[("TSCO.L", int(midnight.timestamp()))]["items"] == 1
+        assert sql[(MARKET, int(midnight.timestamp()))]["items"] == 1
+        daily = aggregate_sql(session=s, keys=["TSCO.L"], start=midnight, end=midnight + timedelta(days=1),
+                              window_s=86400, version=ALERTS_VERSION)  # fmt: skip
+        assert daily[("TSCO.L", int(midnight.timestamp()))]["items"] == 2
+    with factory() as s, s.begin():
+        update_buckets(s, windows=[3600, 86400], version=ALERTS_VERSION)
+    with factory() as s:
+        stored = {b.window_s: b.items for b in s.scalars(select(WindowBucket).where(WindowBucket.key == "TSCO.L"))}
+        assert stored == {3600: 1, 86400: 2}
