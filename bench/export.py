@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -113,8 +113,10 @@ def main() -> None:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"articles": args.articles if seeded else None, "seeded": seeded,
-                                         "floor_rss_mb": floor, "exports": results}, indent=2))  # fmt: skip
+        measured = datetime.now(UTC).strftime("%Y-%m-%dT%H:%MZ")
+        args.json.write_text(json.dumps({"measured_at": measured, "host": f"{os.cpu_count()} cores",
+                                         "articles": args.articles if seeded else None, "seeded": seeded,
+                                         "floor_rss_mb": floor, "exports": results}, indent=2) + "\n")  # fmt: skip
 
 
 if __name__ == "__main__":

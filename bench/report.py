@@ -175,6 +175,37 @@ def soak_section(results: Path) -> list[str]:
     ]
 
 
+RECORDED_EXPORT = Path(__file__).resolve().parent / "recorded" / "export.json"
+
+
+def export_section(results: Path) -> list[str]:
+    """`finsent export` at 1,000,000 articles: several minutes, so not part of `make bench`. This run's
+    results/export.json when there is one, else the recorded run (bench/recorded/export.json, kept in git)."""
+    export = load(results, "export")
+    origin = "`bench/results/export.json` (this run)"
+    if not export and RECORDED_EXPORT.is_file():
+        export = json.loads(RECORDED_EXPORT.read_text())
+        origin = "`bench/recorded/export.json`, a recorded run (regenerate: `python bench/export.py --json FILE`)"
+    if not export or not export.get("exports"):
+        return ["No result: `python bench/export.py --json bench/results/export.json` (several minutes)."]
+    seeded = export.get("seeded") or {}
+    lines = [
+        f"From {origin}, measured {export.get('measured_at', '?')} on {export.get('host', 'this host')}: a throw-away "
+        f"PostgreSQL database seeded by `bench/seed.py` with {fmt(seeded.get('articles'))} articles "
+        f"({fmt(seeded.get('mentions'))} mentions); each export is `finsent export ... --out FILE` in a process of its "
+        "own, peak RSS the child's own, rows/s over the whole command, start-up included. Flat RSS from a tenth of "
+        "the rows to all of them is the streaming at work.",
+        "",
+        "| format | rows | seconds | rows/s | peak RSS (MB) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for e in export["exports"]:
+        rate = fmt(e["rows_per_s"]) if e["rows"] else ""
+        lines.append(f"| {e['format']} | {e['rows']:,} ({e['size']}) | {e['seconds']:.1f} | {rate} | "
+                     f"{fmt(e['peak_rss_mb'])} |")  # fmt: skip
+    return lines
+
+
 def cpu_paths_lines(data: dict) -> list[str]:
     """The CPU inference paths (bench/cpu_paths.py): accuracy, speed and batch dependence, measured in one run."""
     inf = data["inference"]
@@ -473,6 +504,7 @@ def report(results: Path) -> str:
             "is covered by the `gpu`-marked tests, which run on a machine with a CUDA device; `python bench/gpu.py` "
             "fills this section there.",
         ]
+    lines += ["", "## Export (`python bench/export.py`)", "", *export_section(results)]
     lines += ["", "## Soak (`make soak`)", "", *soak_section(results)]
     lines += [
         "",

@@ -226,8 +226,12 @@ def aggregate_sql(
             )
             .join(Article, Article.id == Mention.article_id)
             .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
-            .where(Mention.ticker.in_(tickers), Mention.published_at >= start, Mention.published_at < end,
-                   *([_timed()] * _intraday(window_s)))  # fmt: skip
+            .where(
+                Mention.ticker.in_(tickers),
+                Mention.published_at >= start,
+                Mention.published_at < end,
+                *([_timed()] * _intraday(window_s)),
+            )  # fmt: skip
         )
     out: dict[tuple[str, int], BucketStats] = {}
     for part in parts:
