@@ -89,8 +89,9 @@ def choose(
     chosen = container.selectbox(label, [*presets, RANGE, AROUND], key=key)
     if chosen == RANGE:
         picked = container.date_input("From – to (UTC, both included)", key=f"{key}_range")
-        start, end = picked if isinstance(picked, tuple | list) and len(picked) == 2 else (picked, picked)
-        start, end = start or today, end or start or today  # a range still being picked: its first day
+        ends = list(picked) if isinstance(picked, tuple | list) else [picked]
+        start = ends[0] if ends and ends[0] else today
+        end = ends[1] if len(ends) > 1 and ends[1] else start  # a range still being picked: its first day
         written = {"since": start.isoformat(), "until": end.isoformat()}
         period = Period(_start(start), _start(end) + timedelta(days=1), f"{start} to {end}", live=False)
     elif chosen == AROUND:
