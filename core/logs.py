@@ -6,7 +6,9 @@ are registered with `register_secrets` as they are read, and the handler's filte
 message, its arguments, extra fields or a traceback with `***` before a formatter sees the record.
 
 Times are UTC with milliseconds (`2026-12-06T00:31:02.417Z`). Other libraries' records (kafka, alembic, urllib3,
-...) below WARNING are left out unless the level asked for is DEBUG: at INFO a worker's log is finsent's own lines.
+...) below WARNING are left out unless the level asked for is DEBUG: at INFO a worker's log is finsent's own lines,
+plus kafka-python's consumer-group events (`kafka.coordinator`: coordinator found, group joined, partitions
+assigned), which say when a worker took its share of the stream, after a start or a broker's return.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(message)s"
 MASK = "***"
 # The packages whose INFO lines are finsent's own; "finsent" for loggers named after the product.
 OWN_LOGGERS = ("core", "model", "ingest", "scoring", "monitor", "dashboard", "cli", "bench", "finsent", "__main__")
+# Other libraries' loggers whose INFO lines are operational events, not chatter: a consumer group's membership.
+EVENT_LOGGERS = ("kafka.coordinator",)
 MIN_SECRET_CHARS = 4  # shorter values would mask ordinary words; such a secret is too weak to be one anyway
 
 _secrets: set[str] = set()
@@ -116,7 +120,7 @@ class OwnUnlessDebug(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if self.debug or record.levelno >= logging.WARNING:
             return True
-        return record.name.split(".", 1)[0] in OWN_LOGGERS
+        return record.name.split(".", 1)[0] in OWN_LOGGERS or record.name.startswith(EVENT_LOGGERS)
 
 
 def make_formatter(fmt: str) -> logging.Formatter:

@@ -82,13 +82,15 @@ def test_json_times_are_utc_milliseconds_and_other_libraries_speak_only_when_it_
     logging.getLogger("kafka.conn").info("connecting to 127.0.0.1:9092")  # the chatter of a worker's start-up
     logging.getLogger("alembic.runtime.migration").info("Context impl SQLiteImpl.")
     logging.getLogger("kafka.conn").warning("broker unreachable")
+    logging.getLogger("kafka.coordinator.base").info("Successfully joined group g")  # an event, not chatter
     logging.getLogger("scoring.worker").info("batch of %d", 3, extra={"stored": 3})
     lines = [json.loads(line) for line in logging_to().splitlines()]
     assert [(x["logger"], x["message"]) for x in lines] == [
         ("kafka.conn", "broker unreachable"),
+        ("kafka.coordinator.base", "Successfully joined group g"),
         ("scoring.worker", "batch of 3"),
     ]
-    assert lines[1]["stored"] == 3
+    assert lines[2]["stored"] == 3
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", x["time"]) for x in lines)
     logs.setup_logging("DEBUG", "json")  # asked for: everything
     logging.getLogger("kafka.conn").info("connecting to 127.0.0.1:9092")
