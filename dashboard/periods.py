@@ -95,7 +95,7 @@ def choose(
         written = {"since": start.isoformat(), "until": end.isoformat()}
         period = Period(_start(start), _start(end) + timedelta(days=1), f"{start} to {end}", live=False)
     elif chosen == AROUND:
-        at = container.date_input("Date (UTC)", key=f"{key}_at")
+        at = container.date_input("Date (UTC)", key=f"{key}_at") or today  # a cleared field: today
         days = int(container.number_input("Days either side", 1, MAX_AROUND_DAYS, key=f"{key}_days"))
         written = {"at": at.isoformat(), "days": str(days)}
         period = Period(_start(at) - timedelta(days=days), _start(at) + timedelta(days=days + 1),
