@@ -18,15 +18,19 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-HEADER = ["ticker", "name", "aliases", "isin", "status", "market", "blocked", "guarded", "note"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+# The loader's columns, statuses, ISIN form and name handling (the formal name and its short forms count as aliases
+# too: "Man Group plc" also answers to "Man"); scoring.universe needs nothing beyond the standard library to import.
+from scoring.universe import COLUMNS, ISIN, STATUSES, clean, formal_aliases  # noqa: E402
+
+HEADER = list(COLUMNS)
+# Stricter than the loader's 16 characters (a desk's own symbols): the curated file's tickers are exchange symbols.
 TICKER = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,11}$")
-ISIN = re.compile(r"^[A-Z]{2}[A-Z0-9]{9}[0-9]$")
 MARKET = re.compile(r"^[A-Z]{2}$")
-STATUSES = {"listed", "former"}
 
 
 def isin_ok(isin: str) -> bool:
-    if not ISIN.match(isin):
+    if not ISIN.fullmatch(isin):
         return False
     digits = "".join(str(int(c, 36)) for c in isin[:-1])
     total = 0
@@ -40,17 +44,6 @@ def isin_ok(isin: str) -> bool:
 
 def split(field: str) -> list[str]:
     return [p.strip() for p in field.split(";") if p.strip()]
-
-
-def _loader_names():
-    """The loader's own name handling (scoring.universe): the formal name and its short forms count as aliases too
-    ("Man Group plc" also answers to "Man"). Without the project on the path, only the listed aliases are checked."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    try:
-        from scoring.universe import clean, formal_aliases
-    except Exception:  # noqa: BLE001 - the check still runs on a bare checkout
-        return (lambda s: s.strip()), (lambda name: (set(), set()))
-    return clean, formal_aliases
 
 
 def main(path: Path) -> int:
@@ -72,7 +65,6 @@ def main(path: Path) -> int:
             values = dict(zip(header, (v.strip() for v in raw), strict=True))
             rows.append((lineno, {k: values.get(k, "") for k in HEADER}))
 
-    clean, formal_aliases = _loader_names()
     seen_tickers: dict[str, int] = {}
     owners: dict[str, list[tuple[int, str, bool]]] = defaultdict(list)
     for lineno, r in rows:
