@@ -127,10 +127,19 @@ def _select(query: ExportQuery):
     return stmt.order_by(time_column, Article.id, Mention.ticker)
 
 
+def stored_tickers(session: Session, tickers: Iterable[str]) -> list[str]:
+    """Which of `tickers` (any case; returned upper-cased) any stored article mentions, at any time."""
+    wanted = sorted({t.strip().upper() for t in tickers if t and t.strip()})
+    if not wanted:
+        return []
+    return sorted(session.scalars(select(Mention.ticker).where(Mention.ticker.in_(wanted)).distinct()))
+
+
 def unknown_tickers(session: Session, tickers: Iterable[str]) -> list[str]:
     """The tickers (upper-cased) with no mention stored at any time: a typo, or a company never in the news."""
     wanted = sorted({t.strip().upper() for t in tickers if t and t.strip()})
-    return [t for t in wanted if session.scalar(select(Mention.id).where(Mention.ticker == t).limit(1)) is None]
+    stored = set(stored_tickers(session, wanted))
+    return [t for t in wanted if t not in stored]
 
 
 def check_tickers(session: Session, query: ExportQuery) -> None:

@@ -23,6 +23,7 @@ import pandas as pd
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from core.export import stored_tickers as _stored_tickers
 from core.schema import (
     Alert,
     AlertEvent,
@@ -293,11 +294,8 @@ def known_tickers(session: Session, *, since: datetime | None, limit: int = MAX_
 
 
 def stored_tickers(session: Session, *, tickers: list[str]) -> list[str]:
-    """Which of `tickers` (any case) any stored article mentions, at any time."""
-    wanted = _tickers(tickers)
-    if not wanted:
-        return []
-    return sorted(session.scalars(select(Mention.ticker).where(Mention.ticker.in_(wanted)).distinct()))
+    """Which of `tickers` (any case) any stored article mentions, at any time (`core.export.stored_tickers`)."""
+    return _stored_tickers(session, tickers)
 
 
 def source_names(session: Session, *, limit: int = 500) -> list[str]:
