@@ -108,8 +108,9 @@ def _intraday(window_s: int | None) -> bool:
     return bool(window_s) and window_s < DAY_S  # type: ignore[operator]
 
 
-def _timed():
-    return or_(Article.time_precision.is_(None), Article.time_precision != "day")
+def _timed(window_s: int | None) -> list:
+    """The condition that keeps date-only articles out of a window of `window_s` (none for a day or longer)."""
+    return [or_(Article.time_precision.is_(None), Article.time_precision != "day")] if _intraday(window_s) else []
 
 
 def _select(version: str, *, market: bool):
@@ -196,6 +197,8 @@ def aggregate_sql(
     def bucket(column):
         return literal(0) if window_s is None else bucket_epoch(session, column, window_s)
 
+    timed = _timed(window_s)
+
     parts = []
     if market:
         parts.append(
@@ -210,7 +213,7 @@ def aggregate_sql(
                 Score.label,
             )
             .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
-            .where(Article.published_at >= start, Article.published_at < end, *([_timed()] * _intraday(window_s)))
+            .where(Article.published_at >= start, Article.published_at < end, *timed)
         )
     if tickers:
         parts.append(
@@ -230,7 +233,7 @@ def aggregate_sql(
                 Mention.ticker.in_(tickers),
                 Mention.published_at >= start,
                 Mention.published_at < end,
-                *([_timed()] * _intraday(window_s)),
+                *timed,
             )  # fmt: skip
         )
     out: dict[tuple[str, int], BucketStats] = {}
