@@ -79,6 +79,7 @@ class Signature:
     minhash: MinHash  # of `words`, for the LSH index of story-first articles
     words: frozenset[str]
     weights: Mapping[str, float]  # each word's weight (`word_weights`)
+    weight: float  # their sum, the headline's whole weight
     rarest: tuple[str, ...]  # the fewest rarest words that hold more than (1 - recent_threshold) of the weight
     numbers: frozenset[str]
     calendar: frozenset[str]  # weekday and month names
@@ -126,7 +127,7 @@ def word_weights() -> tuple[dict[str, float], float]:
 def weighted_jaccard(a: Signature, b: Signature) -> float:
     """Jaccard of two headlines' words, each word counted by its weight (0 when either is empty)."""
     common = sum(a.weights[w] for w in a.words & b.words)
-    union = sum(a.weights.values()) + sum(b.weights.values()) - common
+    union = a.weight + b.weight - common
     return common / union if union > 0 else 0.0
 
 
@@ -225,6 +226,7 @@ class Deduplicator:
             minhash=mh,
             words=words,
             weights=weights,
+            weight=total,
             rarest=tuple(rarest),
             numbers=frozenset(n.replace(",", "") for n in _NUMBER.findall(normal)),
             calendar=frozenset(w for w in folded if w in _CALENDAR),
