@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 from scoring.entities import find
@@ -34,7 +35,8 @@ def judge(row: dict) -> tuple[Counter[str], list[dict]]:
     gold = row["mentions"]
     positive = [m for m in gold if m.get("ticker") and m.get("listed", True) and m.get("role") != "source"]
     unresolved = [m for m in gold if not m.get("ticker") and m.get("listed", True)]
-    linked = [s for s in find(row["headline"]) if not s.skipped]
+    at = date.fromisoformat(row["published_at"][:10]) if row.get("published_at") else None
+    linked = [s for s in find(row["headline"], at=at) if not s.skipped]
     counts: Counter[str] = Counter()
     errors = []
     found = set()

@@ -68,7 +68,7 @@ def sample_joins(path: Path = SAMPLE) -> tuple[dict[str, float], list[dict[str, 
         if dedup.exact_duplicate(item.source, item.title, item.url, item.published_at) is not None:
             exact += 1  # admitted never: the pipeline drops it before stories
             continue
-        tickers = [m.ticker for m in link(item.title, item.body, given)]
+        tickers = [m.ticker for m in link(item.title, item.body, given, at=item.published_at)]
         started = time.perf_counter()
         signature = dedup.signature(item.title)
         result = dedup.check(i, item.title, item.published_at, item.source, item.url, tickers=tickers,
@@ -108,7 +108,7 @@ def pair_joined(pair: dict, given: dict[str, list[str]]) -> tuple[bool, bool]:
     for side in ("a", "b"):
         x = pair[side]
         when = datetime.fromisoformat(x["published_at"].replace("Z", "+00:00"))
-        tickers = [m.ticker for m in link(x["headline"], x["lead"], given.get(x["id"], []))]
+        tickers = [m.ticker for m in link(x["headline"], x["lead"], given.get(x["id"], []), at=when)]
         results.append(dedup.check(side, x["headline"], when, x["source"], tickers=tickers))
     return results[1].story_id == "a", results[1].is_exact_duplicate
 

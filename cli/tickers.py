@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,10 @@ def tickers_command(
     skipped: Annotated[
         bool, typer.Option("--skipped/--no-skipped", help="Also show candidates that were not linked, and why.")
     ] = True,
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Publication date (YYYY-MM-DD): a company not listed that day is not linked."),
+    ] = None,
 ) -> None:
     """Show every company each headline links to: ticker, name, span, relevance (0-100) and rule.
 
@@ -36,8 +41,14 @@ def tickers_command(
     from scoring.entities import find
     from scoring.universe import EntitiesFileError
 
+    day = None
+    if at is not None:
+        try:
+            day = date.fromisoformat(at.strip())
+        except ValueError:
+            fail(f"--at {at!r} is not a date (YYYY-MM-DD)")
     try:
-        results = [(text, find(text)) for text in items]
+        results = [(text, find(text, at=day)) for text in items]
     except EntitiesFileError as e:
         fail(str(e))
     for text, spans in results:

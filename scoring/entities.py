@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
 from functools import lru_cache
 
 from trieregex import TrieRegEx
@@ -249,6 +250,8 @@ def resolve_symbol(symbol: str, exchange: str | None = None, d: Dictionary | Non
         for us in ("NASDAQ", "NYSE"):
             if f"{us}:{symbol}" in d.by_exchange:
                 return d.by_exchange[f"{us}:{symbol}"]
+        if symbol in d.universe.formerly:  # "$FB", "(ABC)": the company under its ticker today
+            return d.universe.formerly[symbol]
     return {"GOOG": "GOOGL", "FOX": "FOXA", "NWS": "NWSA"}.get(symbol, symbol)
 
 
@@ -354,15 +357,25 @@ def _symbol_spans(text: str, d: Dictionary) -> list[Span]:
     if "(" in text and any(c.islower() for c in text):
         for m in _PAREN.finditer(text):
             symbol = m.group(1)
-            if symbol in d.trusted_symbols and symbol not in WORD_TICKERS:
-                out.append(Span(symbol, _company_name(d, symbol), m.start(), m.end(), m.group(0), "symbol"))
+            ticker = _trusted(d, symbol)
+            if ticker and symbol not in WORD_TICKERS:
+                out.append(Span(ticker, _company_name(d, ticker), m.start(), m.end(), m.group(0), "symbol"))
     # A list of symbols ending a mixed-case headline ("Upgrades & Downgrades on 5/13/11- NVDA, PNSN, A, DF").
     if "," in text and any(c.islower() for c in text) and (lst := _SYMBOL_LIST.search(text)) is not None:
         for m in _LIST_ITEM.finditer(text, lst.start(1), lst.end(1)):
             symbol = m.group(0)
-            if symbol in d.trusted_symbols:
-                out.append(Span(symbol, _company_name(d, symbol), m.start(), m.end(), symbol, "symbol"))
+            if ticker := _trusted(d, symbol):
+                out.append(Span(ticker, _company_name(d, ticker), m.start(), m.end(), symbol, "symbol"))
     return out
+
+
+def _trusted(d: Dictionary, symbol: str) -> str | None:
+    """The ticker a bare symbol names when it is a trusted one (today's, or a former ticker of a trusted company:
+    "(ABC)" is Cencora's COR), else None."""
+    if symbol in d.trusted_symbols:
+        return symbol
+    ticker = d.universe.formerly.get(symbol)
+    return ticker if ticker in d.trusted_symbols else None
 
 
 def _is_source(text: str, span: Span, others: list[Span]) -> bool:
@@ -418,13 +431,15 @@ def _name_before(text: str, end: int, max_words: int = 6) -> tuple[int, int] | N
     return (start, stop) if start is not None and stop is not None else None
 
 
-def find(text: str, *, headline: bool = True) -> list[Span]:
+def find(text: str, *, headline: bool = True, at: date | None = None) -> list[Span]:
     """Every company mention in one text, in text order, each with its rule, role and relevance; mentions that are
-    not linked (a broker as source, a surname) carry `skipped` with the reason."""
+    not linked (a broker as source, a surname, a company not listed on the day `at` when the text was published)
+    carry `skipped` with the reason."""
     original = text or ""
     text = original.translate(TYPOGRAPHY)  # one character for one, so offsets stay
     desk = entities_file()
     d = _dictionary(desk)
+    day = at.date() if isinstance(at, datetime) else at
     symbols = _symbol_spans(text, d)
     names = _name_spans(text, d, desk)
     # A name right before its source's own tag ("STANDARD OIL <SRD>") is that tag's company.
@@ -457,6 +472,8 @@ def find(text: str, *, headline: bool = True) -> list[Span]:
         if why is None and headline and (s.ticker in BROKERS or s.ticker in RATING_AGENCIES):
             if _is_source(text, s, [o for o in linked if o.ticker != s.ticker]):
                 why = "a broker named as the source of a rating or forecast"
+        if why is None and day is not None:
+            why = _not_listed(d, s.ticker, day)
         if why is not None:
             s = _replace(s, role="source" if "broker" in why else "", skipped=why)
         out.append(s if s.text == original[s.start : s.end] else _replace(s, text=original[s.start : s.end]))
@@ -473,6 +490,16 @@ def _once(compute):
         return cache[0]
 
     return get
+
+
+def _not_listed(d: Dictionary, ticker: str, day: date) -> str | None:
+    """Why a company is not linked on a day it did not trade (before its listing, after its delisting), if so."""
+    company = d.universe.companies.get(ticker)
+    if company is None or company.listed_on(day):
+        return None
+    if company.listed_from and day < company.listed_from:
+        return f"not listed on {day:%Y-%m-%d}: {ticker} lists from {company.listed_from:%Y-%m-%d}"
+    return f"not listed on {day:%Y-%m-%d}: {ticker} was listed until {company.listed_until:%Y-%m-%d}"
 
 
 def _label_word(text: str, span: Span, d: Dictionary) -> str | None:
@@ -516,10 +543,11 @@ def _roles(spans: list[Span], headline: bool) -> list[Span]:
     return out
 
 
-def link(title: str, body: str = "", provided: Iterable[str] = ()) -> list[Mention]:
-    """The tickers an article is about, most relevant first: one Mention per ticker, its best span."""
-    spans: list[tuple[Span, bool]] = [(s, True) for s in find(title or "")]
-    spans += [(s, False) for s in find((body or "")[:MAX_BODY_SCAN], headline=False)]
+def link(title: str, body: str = "", provided: Iterable[str] = (), *, at: date | None = None) -> list[Mention]:
+    """The tickers an article is about, most relevant first: one Mention per ticker, its best span. `at` is when it
+    was published (a company that did not trade that day is not linked from the text; what the source gave is)."""
+    spans: list[tuple[Span, bool]] = [(s, True) for s in find(title or "", at=at)]
+    spans += [(s, False) for s in find((body or "")[:MAX_BODY_SCAN], headline=False, at=at)]
     grouped: dict[str, list[tuple[Span, bool]]] = {}
     for span, in_headline in spans:
         if not span.skipped:

@@ -240,7 +240,7 @@ class Pipeline:
         for items that were not prepared). Reads nothing shared, so the worker runs it while the model scores."""
         for a in admitted:
             if a.signature is None:
-                a.tickers = link(a.item.title, a.item.body, a.message.tickers)
+                a.tickers = link(a.item.title, a.item.body, a.message.tickers, at=a.item.published_at)
                 a.signature = self.dedup.signature(a.item.title)
 
     # ----------------------------------------------------------------------------------------------- storing

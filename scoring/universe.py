@@ -24,12 +24,16 @@ import tomllib
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent / "data" / "companies.csv"
 SEC = Path(__file__).resolve().parent / "data" / "sec_companies.csv"  # tools/sec_companies.py makes it
-COLUMNS = ("ticker", "name", "aliases", "isin", "status", "market", "blocked", "guarded", "note")
+COLUMNS = (
+    "ticker", "name", "aliases", "isin", "status", "market", "blocked", "guarded", "note", "symbols", "listed_from",
+    "listed_until",
+)  # fmt: skip
 REQUIRED = ("ticker", "name")
 STATUSES = ("listed", "former")
 TICKER = re.compile(r"[A-Z0-9][A-Z0-9.\-]{0,15}")
@@ -77,6 +81,15 @@ class Company:
     guarded: frozenset[str] = frozenset()  # one-word aliases that are also surnames or places: linked with context
     origin: str = "package"  # sec | package | curated | desk
     exact_case: frozenset[str] = field(default_factory=frozenset)  # aliases trusted only in their own case
+    symbols: tuple[str, ...] = ()  # former tickers the news knew it by ("ABC" for Cencora, "FB" for Meta)
+    listed_from: date | None = None  # first trading day, when known: news before it is not about a listed company
+    listed_until: date | None = None  # last trading day, when known
+
+    def listed_on(self, day: date) -> bool:
+        """Was it listed on that day, as far as its dates say (no date: yes)?"""
+        return (self.listed_from is None or day >= self.listed_from) and (
+            self.listed_until is None or day <= self.listed_until
+        )
 
 
 # Typographic apostrophes and dashes as headlines' ASCII ones ("McDonald’s", "Rolls–Royce"): names are stored so,
@@ -181,13 +194,15 @@ def _company(record: dict, *, where: str, origin: str) -> Company:
         raise EntitiesFileError(
             f"{where}: field 'ticker' {record['ticker']!r} is not a ticker (letters, digits, '.', '-'; at most 16)"
         )
-    for key in ("aliases", "blocked", "guarded"):
+    for key in ("aliases", "blocked", "guarded", "symbols"):
         value = record.get(key)
         if value is not None and not (
             isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
         ):
             raise EntitiesFileError(f"{where}: field {key!r} must be text separated by ';' or a list of names")
-    for key in ("ticker", "name", "isin", "status", "market", "note"):
+    for key in ("ticker", "name", "isin", "status", "market", "note", "listed_from", "listed_until"):
+        if key.startswith("listed_") and isinstance(record.get(key), date):
+            continue
         if record.get(key) is not None and not isinstance(record[key], str):
             raise EntitiesFileError(f"{where}: field {key!r} must be text, not {type(record[key]).__name__}")
     status = str(record.get("status") or "listed").strip().lower()
@@ -196,6 +211,13 @@ def _company(record: dict, *, where: str, origin: str) -> Company:
     isin = str(record.get("isin") or "").strip().upper() or None
     if isin and not ISIN.fullmatch(isin):
         raise EntitiesFileError(f"{where}: field 'isin' {record['isin']!r} is not an ISIN (2 letters, 9, 1 digit)")
+    symbols = tuple(s.upper() for s in _split(record.get("symbols")))
+    for symbol in symbols:
+        if not TICKER.fullmatch(symbol) or symbol == ticker:
+            raise EntitiesFileError(f"{where}: field 'symbols' {symbol!r} is not a former ticker of this row")
+    listed = {key: _day(record.get(key), key, where) for key in ("listed_from", "listed_until")}
+    if listed["listed_from"] and listed["listed_until"] and listed["listed_until"] < listed["listed_from"]:
+        raise EntitiesFileError(f"{where}: field 'listed_until' is before 'listed_from'")
     name = clean(str(record["name"]))
     formal, exact = formal_aliases(name)
     aliases = set(_split(record.get("aliases"))) | formal
@@ -203,8 +225,23 @@ def _company(record: dict, *, where: str, origin: str) -> Company:
     guarded = frozenset(_split(record.get("guarded")))
     return Company(
         ticker, name, tuple(sorted(aliases)), isin, status, str(record.get("market") or "").strip().upper(), blocked,
-        guarded, origin, frozenset(exact - set(_split(record.get("aliases")))),
+        guarded, origin, frozenset(exact - set(_split(record.get("aliases")))), symbols, listed["listed_from"],
+        listed["listed_until"],
     )  # fmt: skip
+
+
+def _day(value: object, key: str, where: str) -> date | None:
+    """A listing date: YYYY-MM-DD text (CSV, TOML string) or a TOML date; empty is unknown."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, date):  # TOML's own dates (a datetime is a date too)
+        return value if type(value) is date else value.date()  # type: ignore[attr-defined]
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise EntitiesFileError(f"{where}: field {key!r} {value!r} is not a date (YYYY-MM-DD)")
 
 
 def read_companies(path: str | Path, *, origin: str = "desk") -> list[Company]:
@@ -290,6 +327,7 @@ class Universe:
     shields: frozenset[str]  # names that consume their words and link nothing ("Apple Hospitality" shields "Apple")
     guarded: frozenset[str]  # one-word names that are also surnames or places: context guards apply
     by_exchange: dict[str, str]
+    formerly: dict[str, str] = field(default_factory=dict)  # a former ticker -> the company's ticker now
 
     @property
     def symbols(self) -> frozenset[str]:
@@ -348,9 +386,12 @@ def build(layers: Iterable[Iterable[Company]], by_exchange: dict[str, str]) -> U
     # A lower layer's alias replaced by a higher one still names its (now corrected) company: "SES" -> SESG.PA only.
     shields = {a for a in SHIELDS if a not in names}
     shields |= {a for a, (_, t) in claims.items() if len(t) > 1 and " " in a}  # ambiguous long names link nothing
+    # A former ticker names its company unless a company trades under it now (that one wins).
+    formerly = {s: c.ticker for c in companies.values() for s in c.symbols if s not in companies}
     return Universe(
-        companies, names, frozenset(exact_case), frozenset(shields), frozenset(guarded & set(names)), by_exchange
-    )
+        companies, names, frozenset(exact_case), frozenset(shields), frozenset(guarded & set(names)), by_exchange,
+        formerly,
+    )  # fmt: skip
 
 
 def _title(name: str) -> str:

@@ -3,10 +3,10 @@
 Usage: python scoring/data/check_companies.py [path/to/companies.csv]
 
 Checks: the header (a desk file may leave out all columns but ticker and name); no empty ticker or name; the
-ticker pattern; status is `listed` or `former`; no ticker twice; every blocked alias is one of the row's names; an
-ISIN, when given, has the right form and check digit; no name (an alias, or a form the loader derives from `name`,
-compared case-insensitively) is claimed by two rows unless all rows but one block it. Prints counts by market and
-status.
+ticker pattern; status is `listed` or `former`; no ticker twice; listing dates are dates; no former ticker is a row's
+ticker; every blocked alias is one of the row's names; an ISIN, when given, has the right form and check digit; no
+name (an alias, or a form the loader derives from `name`, compared case-insensitively) is claimed by two rows unless
+all rows but one block it. Prints counts by market and status.
 Exit status 1 when anything fails.
 """
 
@@ -16,6 +16,7 @@ import csv
 import re
 import sys
 from collections import Counter, defaultdict
+from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -92,9 +93,19 @@ def main(path: Path) -> int:
         for g in (clean(g) for g in split(r["guarded"])):
             if g not in aliases:
                 errors.append(f"line {lineno}: guarded {g!r} is not one of the row's aliases")
+        for key in ("listed_from", "listed_until"):
+            try:
+                _ = r[key] and date.fromisoformat(r[key])
+            except ValueError:
+                errors.append(f"line {lineno}: {key} {r[key]!r} is not a date (YYYY-MM-DD)")
         blocked_cf = {b.casefold() for b in blocked}
         for a in dict.fromkeys(a.casefold() for a in [*aliases, *sorted(derived)]):
             owners[a].append((lineno, t, a in blocked_cf))
+
+    for lineno, r in rows:  # a former ticker that a row trades under now would name two companies
+        for symbol in split(r["symbols"]):
+            if symbol in seen_tickers:
+                errors.append(f"line {lineno}: former ticker {symbol} is the ticker of line {seen_tickers[symbol]}")
 
     shared_blocked = []
     for alias, rows_with in owners.items():

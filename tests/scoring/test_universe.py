@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,16 @@ def test_a_desk_csv_adds_its_own_names_and_unknown_tickers(desk):
     assert {m.ticker for m in entities.link("Acme wins contract")} == {"ZZPRIV"}  # unknown anywhere else: the desk's
     assert {m.ticker for m in entities.link("Big T sales slip")} == {"TSCO.L"}
     assert {m.ticker for m in entities.link("Tesco sales slip")} == {"TSCO.L"}  # the shipped names stay
+
+
+def test_a_desk_file_gives_former_tickers_and_listing_dates(desk):
+    desk("desk.toml", '[[company]]\nticker = "ZZNEW"\nname = "Zednew Robotics Inc"\nsymbols = ["ZZOLD"]\n'
+                      'listed_from = 2022-03-01\n\n[[company]]\nticker = "ZZGONE"\nname = "Zedgone Mining plc"\n'
+                      'listed_until = "2015-06-30"\n')  # fmt: skip
+    assert {m.ticker for m in entities.link("Options active in Zednew Robotics (ZZOLD)")} == {"ZZNEW"}
+    assert entities.link("Zednew Robotics files to go public", at=date(2021, 11, 2)) == []
+    assert {m.ticker for m in entities.link("Zedgone Mining hits new high", at=date(2014, 1, 2))} == {"ZZGONE"}
+    assert entities.link("Zedgone Mining assets sold", at=date(2016, 1, 2)) == []
 
 
 def test_a_desk_toml_is_read_too_and_can_block_a_name(desk):
@@ -78,6 +89,14 @@ def test_a_desk_toml_is_read_too_and_can_block_a_name(desk):
         ("bad.csv", "ticker,name,ticker\nZZZ,Zed,YYY\n", "bad.csv, line 1: column 'ticker' appears twice"),
         ("bad.csv", 'ticker,name\nAAA,Apple\n"BBB,B\n', "bad.csv, line 3: unexpected end of data"),
         ("bad.toml", '[[company]]\nticker = "AAPL"\nname = "Apple"\naliases = 3\n', "bad.toml, line 1 (company 1)"),
+        ("bad.csv", "ticker,name,listed_from\nAAPL,Apple,1980-13-12\n", "bad.csv, line 2: field 'listed_from'"),
+        (
+            "bad.csv",
+            "ticker,name,listed_from,listed_until\nAAPL,Apple,2020-01-01,2019-01-01\n",
+            "bad.csv, line 2: field 'listed_until' is before",
+        ),
+        ("bad.csv", "ticker,name,symbols\nAAPL,Apple,AAPL\n", "bad.csv, line 2: field 'symbols'"),
+        ("bad.csv", "ticker,name,symbols\nAAPL,Apple,NOT ONE\n", "bad.csv, line 2: field 'symbols'"),
     ],
 )
 def test_a_malformed_file_names_file_line_and_field(tmp_path, name, text, message):
@@ -122,6 +141,20 @@ def test_tickers_command_prints_spans_and_json(tmp_path):
     text = subprocess.run([sys.executable, "-m", "cli", "tickers", "Tesco cut to hold at Barclays"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert "TSCO.L" in text.stdout and "not linked: BARC.L" in text.stdout
+
+
+def test_tickers_command_reads_the_publication_date(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "cli", "tickers", "Aldi partners Deliveroo", "--at", "2020-05-19",
+                          "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    record = json.loads(run.stdout)
+    assert record["mentions"] == []
+    assert [(s["ticker"], s["why"]) for s in record["skipped"]] == [
+        ("ROO.L", "not listed on 2020-05-19: ROO.L lists from 2021-03-31")
+    ]
+    bad = subprocess.run([sys.executable, "-m", "cli", "tickers", "Deliveroo", "--at", "May 2020"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 1 and bad.stderr.strip() == "error: --at 'May 2020' is not a date (YYYY-MM-DD)"
 
 
 def test_tickers_command_without_text_fails(tmp_path):

@@ -398,11 +398,11 @@ def test_storage_is_prepared_while_the_model_scores_and_a_failure_there_is_isola
     threads = []
     real_link = scoring.pipeline.link
 
-    def link(title, body, tickers):
+    def link(title, body, tickers, *, at=None):
         threads.append(threading.current_thread().name)
         if "TRIP" in title:
             raise ValueError("linker tripped on this input")
-        return real_link(title, body, tickers)
+        return real_link(title, body, tickers, at=at)
 
     monkeypatch.setattr(scoring.pipeline, "link", link)
     processor = BatchProcessor(
