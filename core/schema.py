@@ -277,6 +277,8 @@ class Alert(Base):
     active_at: Mapped[datetime] = mapped_column(UTCDateTime())  # when the condition first held
     starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when it fired (after `for`)
     ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # when it resolved
+    # While firing: when the condition stopped holding, the rule's keep_firing_for running (None while it holds).
+    cleared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acked_by: Mapped[str | None] = mapped_column(String(200))
     acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -306,7 +308,8 @@ class AlertEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(UTCDateTime())
-    event: Mapped[str] = mapped_column(String(32))  # pending | firing | resolved | reminder | acked | silenced
+    # pending | firing | cleared | holding | resolved | reminder | acked | silenced
+    event: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(Text)
 
 

@@ -3,7 +3,9 @@
 - Identity: a fingerprint hashed from the sorted labels (rule name, severity, ticker or source, the rule's own
   labels). One fingerprint has at most one open episode; every episode is kept (full history in `alert_events`).
 - pending → firing once the condition has held for the rule's `for`; firing → resolved when it stops holding
-  (a pending alert that stops holding is closed without a notification).
+  (a pending alert that stops holding is closed without a notification). With the rule's `keep_firing_for` (as
+  Prometheus has it), a firing alert whose condition stops holding stays firing ("cleared") that long, and resolves
+  only if the condition has not returned by then: news that comes and goes within it is one episode, not a flap.
 - Notifications go into the `notifications` outbox in the same transaction as the state change, grouped by
   `group_by` labels (default: ticker), one row per receiver: `firing`, `resolved` (when `send_resolved`) and
   `reminder` every `repeat_interval` while firing and not acknowledged. The unique key of the outbox and the stored
@@ -190,6 +192,7 @@ def apply_findings(
     silences = [(s, json.loads(s.matchers)) for s in active_silences(session, now)] if not replay else []
     outgoing: list[tuple[Alert, str]] = []
     seen: set[str] = set()
+    rules = {r.name: r for r in config.rules}
 
     def event(alert: Alert, name: str, detail: str | None = None) -> None:
         session.add(AlertEvent(alert_id=alert.id, at=now, event=name, detail=detail))
@@ -223,6 +226,9 @@ def apply_findings(
             report.pending += 1
         else:
             alert.value, alert.annotations, alert.updated_at = f.value, json.dumps(annotations), now
+            if alert.cleared_at is not None:  # back within keep_firing_for: the same episode goes on
+                alert.cleared_at = None
+                event(alert, "holding", f"condition holds again, value {f.value:.3g}")
         record_evidence(session=session, alert_id=alert.id, article_ids=f.evidence, version=version)
         if alert.status == "pending" and (now - alert.active_at).total_seconds() >= f.rule.for_s:
             alert.status, alert.starts_at = "firing", now
@@ -239,7 +245,17 @@ def apply_findings(
         if fp in seen:
             continue
         was = alert.status
+        rule = rules.get(alert.rule)
+        keep = rule.keep_firing_s if rule is not None and was == "firing" else 0
+        if keep and alert.cleared_at is None:
+            alert.cleared_at = alert.updated_at = now
+            until = (now + timedelta(seconds=keep)).isoformat(timespec="seconds")
+            event(alert, "cleared", f"condition no longer holds; kept firing until {until} unless it returns")
+            continue
+        if keep and now - alert.cleared_at < timedelta(seconds=keep):
+            continue
         alert.status, alert.ends_at, alert.updated_at = "resolved", now, now
+        alert.cleared_at = None
         event(alert, "resolved", "condition no longer holds" + ("" if was == "firing" else " (never fired)"))
         report.resolved += 1
         if was == "firing" and config.send_resolved and alert.last_notified_at is not None:

@@ -14,7 +14,8 @@ findings into alerts with a lifecycle. Rule types:
 - `source_silent`: a source stored nothing for `k` times its usual interval between items (median over its last
   `history` items), or its last poll failed and it has not succeeded for `failed_for`.
 
-Every rule has `name`, `for` (how long the condition must hold before the alert fires), `severity`, `labels`,
+Every rule has `name`, `for` (how long the condition must hold before the alert fires), `keep_firing_for` (how long
+a firing alert stays firing after the condition stops holding), `severity`, `labels`,
 `annotations` (templates over `{ticker}`, `{source}`, `{value}`, `{window}`, `{stories}`, `{baseline}`, …), and
 optionally `tickers` to restrict it.
 """
@@ -49,12 +50,13 @@ class _Rule(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     for_: str = Field("0s", alias="for")
+    keep_firing_for: str = "0s"  # a firing alert stays firing this long after its condition stops holding
     severity: Literal["info", "warning", "critical"] = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     tickers: list[str] | None = None
 
-    @field_validator("for_")
+    @field_validator("for_", "keep_firing_for")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
@@ -73,6 +75,10 @@ class _Rule(BaseModel):
     @property
     def for_s(self) -> int:
         return parse_duration(self.for_)
+
+    @property
+    def keep_firing_s(self) -> int:
+        return parse_duration(self.keep_firing_for)
 
 
 class _WindowRule(_Rule):

@@ -158,6 +158,38 @@ def test_pending_that_clears_is_closed_without_notification(factory):
     assert alerts(factory)[0].status == "resolved" and notifications(factory) == []
 
 
+def test_keep_firing_for_holds_an_alert_whose_news_comes_and_goes(factory):
+    """A watchlist alert on scattered stories: without keep_firing_for it fires and resolves once per story (a flap);
+    with it, one episode that resolves once the stories stop for that long."""
+    rule = {"name": "watch", "type": "watchlist", "window": "1h", "tickers": ["AAPL"], "min_negative": 0.9}
+    stories = [T0, T0 + timedelta(minutes=90), T0 + timedelta(minutes=200)]  # each leaves the 1h window before the next
+    checks = [T0 + timedelta(minutes=m) for m in range(0, 7 * 60, 10)]
+
+    def episodes(keep: str) -> tuple[list[str], list[tuple[str, str]]]:
+        cfg = config(rules=[rule | {"keep_firing_for": keep}], send_resolved=True)
+        with factory() as s, s.begin():
+            s.execute(Alert.__table__.delete())
+            s.execute(Notification.__table__.delete())
+        for at in checks:
+            run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=at)
+        with factory() as s:
+            lifecycle = select(AlertEvent.event).where(AlertEvent.event != "reminder").order_by(AlertEvent.id)
+            events = list(s.scalars(lifecycle))
+        return events, [(a.status, a.ends_at.isoformat() if a.ends_at else "") for a in alerts(factory)]
+
+    for when in stories:
+        add_story(factory, ticker="AAPL", when=when)
+    flapping, alerts_without = episodes("0s")
+    assert [status for status, _ in alerts_without] == ["resolved"] * 3  # fired and resolved three times
+    held, alerts_with = episodes("2h")
+    assert len(alerts_with) == 1
+    assert held == ["pending", "firing", "cleared", "holding", "cleared", "holding", "cleared", "resolved"]
+    # It resolves at the first check 2h after the condition last stopped holding (the last story left the window at
+    # the 270-minute check), not at each gap.
+    assert alerts_with == [("resolved", (T0 + timedelta(minutes=270 + 120)).isoformat())]
+    assert [kind for kind, _ in notifications(factory) if kind != "reminder"] == ["firing", "resolved"]
+
+
 def test_reminders_every_repeat_interval_until_acknowledged(factory):
     cfg = config(rules=[{"name": "neg-burst", "type": "negative_burst", "window": "1d", "min_stories": 2}])
     for i in range(2):
