@@ -58,6 +58,7 @@ _EXCHANGE = re.compile(
 _PAREN = re.compile(r"\(([A-Z]{2,5}(?:\.[A-Z])?)\)")
 _SYMBOL_LIST = re.compile(r"(?:^|[:\-–—]\s*)([A-Z]{1,5}(?:\.[A-Z])?(?:\s*,\s*[A-Z]{1,5}(?:\.[A-Z])?){2,})\s*$")
 _LIST_ITEM = re.compile(r"[A-Z]{1,5}(?:\.[A-Z])?")
+_PAREN_LIST = re.compile(r"\(\s*([A-Z]{1,5}(?:\.[A-Z])?(?:\s*,\s*[A-Z]{1,5}(?:\.[A-Z])?)+)\s*\)")  # "(CSCO, INTC, ABX)"
 
 # Banks and brokers that publish ratings: named as the source of one, they are not its subject.
 BROKERS = frozenset(
@@ -360,12 +361,16 @@ def _symbol_spans(text: str, d: Dictionary) -> list[Span]:
             ticker = _trusted(d, symbol)
             if ticker and symbol not in WORD_TICKERS:
                 out.append(Span(ticker, _company_name(d, ticker), m.start(), m.end(), m.group(0), "symbol"))
-    # A list of symbols ending a mixed-case headline ("Upgrades & Downgrades on 5/13/11- NVDA, PNSN, A, DF").
-    if "," in text and any(c.islower() for c in text) and (lst := _SYMBOL_LIST.search(text)) is not None:
-        for m in _LIST_ITEM.finditer(text, lst.start(1), lst.end(1)):
-            symbol = m.group(0)
-            if ticker := _trusted(d, symbol):
-                out.append(Span(ticker, _company_name(d, ticker), m.start(), m.end(), symbol, "symbol"))
+    # A list of symbols ending a mixed-case headline ("Upgrades & Downgrades on 5/13/11- NVDA, PNSN, A, DF"), or
+    # one in parentheses ("Top Pre-Market Losers (CBAK, JASO, JNJ)").
+    if "," in text and any(c.islower() for c in text):
+        lists = [lst] if (lst := _SYMBOL_LIST.search(text)) is not None else []
+        lists += list(_PAREN_LIST.finditer(text)) if "(" in text else []
+        for lst in lists:
+            for m in _LIST_ITEM.finditer(text, lst.start(1), lst.end(1)):
+                symbol = m.group(0)
+                if ticker := _trusted(d, symbol):
+                    out.append(Span(ticker, _company_name(d, ticker), m.start(), m.end(), symbol, "symbol"))
     return out
 
 

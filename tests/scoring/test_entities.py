@@ -177,6 +177,14 @@ def test_provided_and_reuters_angle_symbols():
     assert tickers("Markets <b>rally</b>") == set()
 
 
+def test_lists_of_symbols_at_the_end_or_in_parentheses():
+    # In a list of symbols even a one-letter one is a symbol ("A" is Agilent).
+    assert tickers("Top Upgrades & Downgrades on 5/13/11- NVDA, AAPL, A") == {"NVDA", "AAPL", "A"}
+    assert tickers("What happens to gold stocks in the mania stage? (CSCO, INTC)") == {"CSCO", "INTC"}
+    assert tickers("Pre-Market Losers (JNJ, QGEN, ZZZZ, EGLE)") >= {"JNJ"}  # symbols nobody knows are not linked
+    assert tickers("Sales rise across the region (UK, US, EU)") == set()  # places, not symbols
+
+
 def test_names_longest_match():
     assert tickers("Apple Hospitality REIT raises its dividend") == {"APLE"}  # a name, not Apple
     assert tickers("Apple unveils a new iPhone") == {"AAPL"}
