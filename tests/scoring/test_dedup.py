@@ -215,6 +215,43 @@ def test_rare_words_in_common_within_hours_make_one_story_and_not_days_apart():
         Deduplicator(recent_threshold=1.0)
 
 
+def test_one_announcement_sent_as_several_items_within_minutes_is_one_story():
+    """A source splits an earnings release into items whose numbers differ by design; the same companies, the same
+    opening word and a word in common within `burst_window` make them one story. Two brokers' notes on one company,
+    or a mover list the source tagged with that company, are not its story; nor is the same company's next item
+    after the burst window."""
+    d = Deduplicator()
+    aap = frozenset({"AAP"})
+    d.check("eps", "Advance Auto Parts Q1 Adj. EPS $2.46 Beats $2.36 Estimate, Sales $2.952B Beat $2.95B Estimate",
+            T0, "benzinga", tickers=aap)  # fmt: skip
+    comps = d.check("comps", "Advance Auto Parts Sees FY19 Comps Up 1-2.5%", T0 + timedelta(minutes=1), "benzinga",
+                    tickers=aap)  # fmt: skip
+    assert comps.story_id == "eps"
+    update = d.check("upd", "UPDATE: Advance Auto Parts Reaffirms FY19 Outlook", T0 + timedelta(minutes=4),
+                     "benzinga", tickers=aap)  # fmt: skip
+    assert update.story_id == "eps"  # a wire prefix is not the opening word
+    movers = d.check("movers", "28 Stocks Moving In Wednesday's Pre-Market Session", T0 + timedelta(minutes=2),
+                     "benzinga", tickers=aap)  # fmt: skip
+    assert movers.is_first_of_story
+    later = d.check("buyback", "Advance Auto Parts Announces $400M Buyback", T0 + timedelta(minutes=7), "benzinga",
+                    tickers=aap)  # fmt: skip
+    assert later.is_first_of_story  # beyond the 6-minute burst window
+    other = d.check("other", "Advance Auto Parts Sees Store Count Flat", T0 + timedelta(minutes=3), "benzinga",
+                    tickers=frozenset({"AAP", "ORLY"}))  # fmt: skip
+    assert other.is_first_of_story  # the companies must be the same, not just overlap
+
+    brokers = Deduplicator()
+    cor = frozenset({"COR"})
+    brokers.check("baird", "Baird Maintains Neutral on AmerisourceBergen, Raises Price Target to $94", T0, "benzinga",
+                  tickers=cor)  # fmt: skip
+    db = brokers.check("db", "Deutsche Bank Maintains Hold on AmerisourceBergen, Raises Price Target to $93",
+                       T0 + timedelta(minutes=5), "benzinga", tickers=cor)  # fmt: skip
+    assert db.is_first_of_story
+    assert Deduplicator(burst_window=timedelta(0)).burst_window == timedelta(0)
+    with pytest.raises(ValueError, match="burst_window"):
+        Deduplicator(burst_window=timedelta(minutes=-1))
+
+
 def test_word_weights_are_how_rare_a_word_is_in_real_headlines():
     table, unseen = word_weights()
     assert len(table) > 10_000
@@ -306,10 +343,11 @@ def test_a_restarted_pipeline_keeps_companies_apart_from_stored_mentions(migrate
 
 # ------------------------------------------------------------------------------------ quality on judged data
 
-# Measured on the hand-judged pairs (2026-12-06, bench/stories.py): dev half 29 joined, 3.4% judged different, 47%
-# of same-story pairs joined; test half 29 joined, 20.7% different, 33%. Issue 19's targets (at most 5% different,
-# at least 90% joined) are not met for recall (docs/pipeline.md, "Stories"); these floors guard what was reached.
-STORY_FLOORS = {"all/dev": (0.05, 0.45), "all/test": (0.25, 0.30)}
+# Measured on the hand-judged pairs (2026-12-07, bench/stories.py, with the burst rule): dev half 32 joined, 3.1%
+# judged different, 52% of same-story pairs joined; test half 35 joined, 17.1% different, 41% (before the burst
+# rule: 3.4% / 47% and 20.7% / 33%). Issue 19's targets (at most 5% different, at least 90% joined) are not met for
+# recall (docs/pipeline.md, "Stories"); these floors guard what was reached.
+STORY_FLOORS = {"all/dev": (0.05, 0.50), "all/test": (0.22, 0.38)}
 
 
 def test_story_quality_on_hand_judged_pairs(capsys):
