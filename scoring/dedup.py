@@ -7,9 +7,10 @@ says they are about different things:
 - similarity, on the headlines' words (casefolded, common function words left out), either of:
   - Jaccard >= `threshold` (0.8), anywhere in the window;
   - within `recent_window` (6 hours) of the first article, Jaccard weighted by how rare each word is in news
-    headlines >= `recent_threshold` (0.65): "Nissan", "Ghosn" and "misconduct" tell a story, "business live - as
-    it happened" does not. The weights are inverse document frequencies over 51k real headlines
-    (`data/headline_words.csv`, made by tools/headline_words.py);
+    headlines >= `recent_threshold` (0.65), or >= `company_threshold` (0.5) when the two name a company in common:
+    "Nissan", "Ghosn" and "misconduct" tell a story, "business live - as it happened" does not. The weights are
+    inverse document frequencies over 51k real headlines (`data/headline_words.csv`, made by
+    tools/headline_words.py);
   Only headlines: a lead (the start of the body) is often a source's boilerplate ("Mad Money host Jim Cramer rings
   the lightning round bell..."), and on the judged pairs a second path that joins by similar leads added no
   same-story join, only false ones (docs/pipeline.md, "Stories");
@@ -21,6 +22,8 @@ says they are about different things:
 - companies: two items whose linked tickers are both known and share none are different stories (an item with no
   linked ticker is no evidence either way: the linker misses names, and one outlet tags tickers while another
   does not);
+- brokers: two headlines that both report a rating action ("<Broker> Maintains/Upgrades/Initiates ...") by two
+  different brokers are two stories (each broker's note is its own event);
 - markers: two headlines that both name a weekday or month and share none, or both carry numbers and share none
   ("10 Stocks Moving In Wednesday's Session" and "30 Stocks ...", "52-Week Lows On Tuesday" and "... On
   Wednesday"), are different stories, however similar their words.
@@ -58,6 +61,14 @@ _CALENDAR = frozenset(
     "monday tuesday wednesday thursday friday saturday sunday january february april june july august september "
     "october november december jan feb apr jun jul aug sep sept oct nov dec".split()
 )
+# "<Broker> Maintains/Upgrades/Initiates ... on <Company>": who rated, after a wire or rumour prefix. Two brokers' notes
+# on one company are two stories, however alike their words ("Cascend Maintains Buy on Apple, Lowers Price Target to
+# $325" / "UBS Maintains Buy on Apple, Raises Price Target to $325").
+_RATER = re.compile(
+    r"^(?:(?:UPDATE|CORRECTION|CORRECTED|REFILE|BRIEF|Hearing)\b\W*)*"
+    r"((?:(?:[A-Z][\w&.'-]*|of|&)\s+){1,4}?)"
+    r"(?:Maintains|Reiterates|Upgrades|Downgrades|Initiates|Resumes|Reinstates|Assumes|Out)\b"
+)
 # Words that open a wire's update rather than say what it is about ("UPDATE 1-", "REFILE-", "BRIEF-").
 _WIRE_WORDS = frozenset("update updated refile corrected correction brief exclusive breaking 1 2 3 4 5".split())
 _STOPWORDS = frozenset(
@@ -87,10 +98,11 @@ class Signature:
     words: frozenset[str]
     weights: Mapping[str, float]  # each word's weight (`word_weights`)
     weight: float  # their sum, the headline's whole weight
-    rarest: tuple[str, ...]  # the fewest rarest words that hold more than (1 - recent_threshold) of the weight
+    rarest: tuple[str, ...]  # the fewest rarest words holding more than 1 - min(recent, company threshold) of it
     numbers: frozenset[str]
     calendar: frozenset[str]  # weekday and month names
     opening: str = ""  # the headline's first word after a wire prefix ("UPDATE:"): who or what it is about
+    rater: str = ""  # the broker whose rating action the headline reports ("" when it reports none)
 
 
 @dataclass(slots=True)
@@ -151,6 +163,11 @@ def _title_key(text: str) -> str:
     return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
 
 
+def _two_raters(a: Signature, b: Signature) -> bool:
+    """Both report a rating action, by two different brokers."""
+    return bool(a.rater) and bool(b.rater) and a.rater != b.rater
+
+
 def _disagree(a: frozenset[str], b: frozenset[str]) -> bool:
     """Both known and nothing in common."""
     return bool(a) and bool(b) and a.isdisjoint(b)
@@ -168,9 +185,12 @@ class Deduplicator:
         title_window: timedelta = timedelta(days=1),
         recent_window: timedelta = timedelta(hours=6),
         recent_threshold: float = 0.65,
+        company_threshold: float = 0.5,
         burst_window: timedelta = timedelta(minutes=6),
     ) -> None:
-        for name, value in (("threshold", threshold), ("recent_threshold", recent_threshold)):
+        thresholds = (("threshold", threshold), ("recent_threshold", recent_threshold),
+                      ("company_threshold", company_threshold))  # fmt: skip
+        for name, value in thresholds:
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {value}")
         if window <= timedelta(0):
@@ -184,6 +204,9 @@ class Deduplicator:
         # hours, and a day later a similar headline is more often the next issue of a recurring one.
         self.recent_window = min(recent_window, window)
         self.recent_threshold = recent_threshold
+        # Also set on the dev half: two headlines naming a company in common need less of their words in common
+        # (0.5 within the 6 hours joined 4 more same-story pairs and no different one; 0.4 joined different ones).
+        self.company_threshold = company_threshold
         # Set on the judged pairs' dev half too: same companies within 6 minutes joined 4 more same-story pairs and no
         # different one (3 and 15 minutes: fewer, and two different ones).
         self.burst_window = min(burst_window, window)
@@ -231,10 +254,11 @@ class Deduplicator:
         weights = {w: table.get(w, unseen) for w in words}
         # A headline at weighted similarity >= t to another shares at least one of these words: the others together
         # weigh less than t of its total, and the words in common weigh at least t of it (prefix filtering).
+        lowest = min(self.recent_threshold, self.company_threshold)
         rarest: list[str] = []
         left = total = sum(weights.values())
         for word in sorted(words, key=lambda w: (-weights[w], w)):
-            if left < self.recent_threshold * total:
+            if left < lowest * total:
                 break
             rarest.append(word)
             left -= weights[word]
@@ -247,6 +271,7 @@ class Deduplicator:
             numbers=frozenset(n.replace(",", "") for n in _NUMBER.findall(normal)),
             calendar=frozenset(w for w in folded if w in _CALENDAR),
             opening=next((w for w in folded if w not in _WIRE_WORDS), ""),
+            rater=" ".join(m.group(1).casefold().split()) if (m := _RATER.match(normal)) else "",
         )
 
     def _evict(self, now: datetime) -> None:
@@ -312,13 +337,12 @@ class Deduplicator:
                 continue
             if _disagree(tickers, first.tickers) or _disagree(sig.calendar, first.signature.calendar):
                 continue
-            if _disagree(sig.numbers, first.signature.numbers):
+            if _disagree(sig.numbers, first.signature.numbers) or _two_raters(sig, first.signature):
                 continue
             weighted = weighted_jaccard(sig, first.signature)
             recent = abs(published_at - first.published_at) <= self.recent_window
-            if (recent and weighted >= self.recent_threshold) or jaccard(sig.words, first.signature.words) >= (
-                self.threshold
-            ):
+            needed = self.company_threshold if not tickers.isdisjoint(first.tickers) else self.recent_threshold
+            if (recent and weighted >= needed) or jaccard(sig.words, first.signature.words) >= self.threshold:
                 scored.append((-weighted, first.published_at, str(c), c))
         if not scored and tickers:
             for c in self._burst.get(tickers, ()):
@@ -330,7 +354,7 @@ class Deduplicator:
                 # "12 Stocks Moving In ..." that a source tagged with one of its tickers is a list, not its news.
                 if sig.opening != first.signature.opening or sig.words.isdisjoint(first.signature.words):
                     continue
-                if not _disagree(sig.calendar, first.signature.calendar):
+                if not _disagree(sig.calendar, first.signature.calendar) and not _two_raters(sig, first.signature):
                     scored.append((-weighted_jaccard(sig, first.signature), first.published_at, str(c), c))
         # The most similar first article; ties go to the earliest, then id order, for determinism.
         return min(scored)[3] if scored else None

@@ -252,6 +252,39 @@ def test_one_announcement_sent_as_several_items_within_minutes_is_one_story():
         Deduplicator(burst_window=timedelta(minutes=-1))
 
 
+def test_a_company_in_common_needs_fewer_words_in_common_within_hours():
+    first = "ACADIA Pharma's Phase 3 HARMONY Trial Met its Primary Endpoint"
+    follow = (
+        "ACADIA Pharmaceuticals shares are trading higher after the company announced its Harmony Phase 3 Trial met "
+        "its primary endpoint."
+    )
+    d = Deduplicator()
+    weighted = weighted_jaccard(d.signature(first), d.signature(follow))
+    assert d.company_threshold <= weighted < d.recent_threshold
+    d.check("trial", first, T0, "benzinga", tickers={"ACAD"})
+    assert d.check("shares", follow, T0 + timedelta(hours=2), "benzinga", tickers={"ACAD"}).story_id == "trial"
+    apart = Deduplicator()  # no company in common (or none linked): the 0.65 applies
+    apart.check("trial", first, T0, "benzinga")
+    assert apart.check("shares", follow, T0 + timedelta(hours=2), "benzinga").is_first_of_story
+
+
+def test_two_brokers_rating_one_company_are_two_stories():
+    d = Deduplicator()
+    apple = {"AAPL"}
+    d.check("cascend", "Cascend Maintains Buy on Apple, Lowers Price Target to $325", T0, "benzinga", tickers=apple)
+    ubs = d.check("ubs", "UBS Maintains Buy on Apple, Raises Price Target to $325", T0 + timedelta(hours=2),
+                  "benzinga", tickers=apple)  # fmt: skip
+    assert ubs.is_first_of_story
+    again = d.check("cascend2", "CORRECTION: Cascend Maintains Buy on Apple, Lowers Price Target to $325",
+                    T0 + timedelta(hours=3), "benzinga", tickers=apple)  # fmt: skip
+    assert again.story_id == "cascend"  # the same broker's note again is its story
+    rumour = Deduplicator()
+    rumour.check("a", "Hearing Stephens Out Defending Aaron's, Saying No Change In Regulation", T0, "benzinga",
+                 tickers={"PRG"})  # fmt: skip
+    assert rumour.check("b", "Hearing KeyBanc Out Defending Aaron's; Unconfirmed", T0 + timedelta(minutes=3),
+                        "benzinga", tickers={"PRG"}).is_first_of_story  # fmt: skip
+
+
 def test_word_weights_are_how_rare_a_word_is_in_real_headlines():
     table, unseen = word_weights()
     assert len(table) > 10_000
@@ -343,11 +376,11 @@ def test_a_restarted_pipeline_keeps_companies_apart_from_stored_mentions(migrate
 
 # ------------------------------------------------------------------------------------ quality on judged data
 
-# Measured on the hand-judged pairs (2026-12-07, bench/stories.py, with the burst rule): dev half 32 joined, 3.1%
-# judged different, 52% of same-story pairs joined; test half 35 joined, 17.1% different, 41% (before the burst
-# rule: 3.4% / 47% and 20.7% / 33%). Issue 19's targets (at most 5% different, at least 90% joined) are not met for
-# recall (docs/pipeline.md, "Stories"); these floors guard what was reached.
-STORY_FLOORS = {"all/dev": (0.05, 0.50), "all/test": (0.22, 0.38)}
+# Measured on the hand-judged pairs (2026-12-07, bench/stories.py, with the burst, company and broker rules): dev half
+# 35 joined, 2.9% judged different, 57% of same-story pairs joined; test half 41 joined, 14.6% different, 50% (on
+# 2026-12-06: 3.4% / 47% and 20.7% / 33%). Issue 19's targets (at most 5% different, at least 90% joined) are not met
+# for recall (docs/pipeline.md, "Stories"); these floors guard what was reached.
+STORY_FLOORS = {"all/dev": (0.05, 0.54), "all/test": (0.20, 0.46)}
 
 
 def test_story_quality_on_hand_judged_pairs(capsys):
