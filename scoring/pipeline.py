@@ -35,6 +35,20 @@ MENTION_COLUMNS = (
 )  # fmt: skip
 
 
+def original_time(message: NewsMessage, published_at: datetime) -> datetime:
+    """When the item was first published: a replay moves `published_at` and keeps the original in the message's
+    extras (ingest/replay.py), which linking needs (a company is linked only while it was listed). An unreadable
+    extra is ignored."""
+    raw = (message.extras or {}).get("original_published_at")
+    if isinstance(raw, str):
+        try:
+            when = datetime.fromisoformat(raw)
+        except ValueError:
+            return published_at
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return published_at
+
+
 @dataclass(slots=True)
 class Admitted:
     """An item that passed every check and is ready to score."""
@@ -240,7 +254,8 @@ class Pipeline:
         for items that were not prepared). Reads nothing shared, so the worker runs it while the model scores."""
         for a in admitted:
             if a.signature is None:
-                a.tickers = link(a.item.title, a.item.body, a.message.tickers, at=a.item.published_at)
+                at = original_time(a.message, a.item.published_at)
+                a.tickers = link(a.item.title, a.item.body, a.message.tickers, at=at)
                 a.signature = self.dedup.signature(a.item.title)
 
     # ----------------------------------------------------------------------------------------------- storing

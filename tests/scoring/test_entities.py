@@ -3,12 +3,16 @@ and quality on the hand-labelled spans (tests/scoring/fixtures/ticker_spans.json
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 import pytest
 
 from bench.entities import evaluate
+from core.messages import decode
+from ingest.replay import shifted
 from scoring.entities import WORD_TICKERS, dictionary, find, link
+from scoring.pipeline import original_time
 
 
 def tickers(title: str, body: str = "", provided=()) -> set[str]:
@@ -57,6 +61,21 @@ def test_a_company_is_linked_only_while_it_was_listed():
     assert tickers("Twitter bans political ads") == {"TWTR"}
     assert {m.ticker for m in link("Twitter bans political ads", at=datetime(2023, 1, 5, tzinfo=UTC))} == set()
     assert {m.ticker for m in link("Uber files for IPO", provided=["UBER"], at=date(2018, 12, 7))} == {"UBER"}
+
+
+def test_a_replayed_item_is_linked_as_of_its_original_time():
+    """A replay moves published_at to now and keeps the original in extras; linking reads the original, so a 2020
+    Twitter headline replayed in a demo years after Twitter's delisting still links TWTR."""
+    raw = json.dumps({"title": "Twitter bans political ads", "published_at": "2020-05-06T14:00:00+00:00",
+                      "source": "wire"}).encode()  # fmt: skip
+    message = decode(shifted(raw, datetime(2026, 12, 6, 9, tzinfo=UTC)))
+    assert message.published_at.year == 2026
+    at = original_time(message, message.published_at)
+    assert at == datetime(2020, 5, 6, 14, tzinfo=UTC)
+    assert {m.ticker for m in link(message.title, at=at)} == {"TWTR"}
+    assert {m.ticker for m in link(message.title, at=message.published_at)} == set()
+    bad = decode(json.dumps({"title": "x", "source": "wire", "extras": {"original_published_at": "soon"}}).encode())
+    assert original_time(bad, datetime(2026, 1, 1, tzinfo=UTC)) == datetime(2026, 1, 1, tzinfo=UTC)
 
 
 # ------------------------------------------------------------------------------------------- misses, by rule
