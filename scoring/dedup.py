@@ -16,7 +16,8 @@ says they are about different things:
   same-story join, only false ones (docs/pipeline.md, "Stories");
 - a burst: an item whose linked companies are exactly those of a story's first article published within
   `burst_window` (6 minutes) of it, whose headline opens with the same word and shares a word with it, joins that
-  story whatever its numbers, unless their weekdays or months disagree.
+  story whatever its numbers, unless their weekdays or months disagree or either is a market-activity note (an
+  options sweep, a mover list, a 52-week high).
   A source sends one announcement as several items within minutes ("Advance Auto Parts Sees FY19 Comps Up 1-2.5%"
   and "... Sees FY19 Sales $9.65B-$9.8B vs $9.78B Estimate", the same minute), whose numbers differ by design;
 - companies: two items whose linked tickers are both known and share none are different stories (an item with no
@@ -69,6 +70,14 @@ _RATER = re.compile(
     r"((?:(?:[A-Z][\w&.'-]*|of|&)\s+){1,4}?)"
     r"(?:Maintains|Reiterates|Upgrades|Downgrades|Initiates|Resumes|Reinstates|Assumes|Out)\b"
 )
+# Market-activity notes (an options sweep, a mover list, a 52-week high): about a company's stock, not its news, so
+# never part of a burst of that company's news ("Apple Option Alert: May 15 $315 Calls Sweep ..." and "Apple To Give
+# Masks To Customers Inside Retail Stores", the same minute).
+_ACTIVITY = re.compile(
+    r"\b(?:option alert|options? (?:sweep|activity)|sweep|unusual options|52-week|stocks moving|pre-market movers|"
+    r"mid-day (?:gainers|losers)|short interest)\b",
+    re.IGNORECASE,
+)
 # Words that open a wire's update rather than say what it is about ("UPDATE 1-", "REFILE-", "BRIEF-").
 _WIRE_WORDS = frozenset("update updated refile corrected correction brief exclusive breaking 1 2 3 4 5".split())
 _STOPWORDS = frozenset(
@@ -103,6 +112,7 @@ class Signature:
     calendar: frozenset[str]  # weekday and month names
     opening: str = ""  # the headline's first word after a wire prefix ("UPDATE:"): who or what it is about
     rater: str = ""  # the broker whose rating action the headline reports ("" when it reports none)
+    activity: bool = False  # a market-activity note (options sweep, movers, 52-week high), not the company's news
 
 
 @dataclass(slots=True)
@@ -272,6 +282,7 @@ class Deduplicator:
             calendar=frozenset(w for w in folded if w in _CALENDAR),
             opening=next((w for w in folded if w not in _WIRE_WORDS), ""),
             rater=" ".join(m.group(1).casefold().split()) if (m := _RATER.match(normal)) else "",
+            activity=_ACTIVITY.search(normal) is not None,
         )
 
     def _evict(self, now: datetime) -> None:
@@ -344,7 +355,7 @@ class Deduplicator:
             needed = self.company_threshold if not tickers.isdisjoint(first.tickers) else self.recent_threshold
             if (recent and weighted >= needed) or jaccard(sig.words, first.signature.words) >= self.threshold:
                 scored.append((-weighted, first.published_at, str(c), c))
-        if not scored and tickers:
+        if not scored and tickers and not sig.activity:
             for c in self._burst.get(tickers, ()):
                 first = self._firsts.get(c)
                 if first is None or abs(published_at - first.published_at) > self.burst_window:
@@ -353,6 +364,8 @@ class Deduplicator:
                 # "Baird Maintains ... AmerisourceBergen" and "Deutsche Bank Maintains ..." are two brokers' notes,
                 # "12 Stocks Moving In ..." that a source tagged with one of its tickers is a list, not its news.
                 if sig.opening != first.signature.opening or sig.words.isdisjoint(first.signature.words):
+                    continue
+                if first.signature.activity:
                     continue
                 if not _disagree(sig.calendar, first.signature.calendar) and not _two_raters(sig, first.signature):
                     scored.append((-weighted_jaccard(sig, first.signature), first.published_at, str(c), c))

@@ -233,6 +233,9 @@ def test_one_announcement_sent_as_several_items_within_minutes_is_one_story():
     movers = d.check("movers", "28 Stocks Moving In Wednesday's Pre-Market Session", T0 + timedelta(minutes=2),
                      "benzinga", tickers=aap)  # fmt: skip
     assert movers.is_first_of_story
+    options = d.check("sweep", "Advance Auto Parts Option Alert: Jun 21 $150 Calls Sweep (12) near the Ask",
+                      T0 + timedelta(minutes=2), "benzinga", tickers=aap)  # fmt: skip
+    assert options.is_first_of_story  # the stock's activity, not the company's news
     later = d.check("buyback", "Advance Auto Parts Announces $400M Buyback", T0 + timedelta(minutes=7), "benzinga",
                     tickers=aap)  # fmt: skip
     assert later.is_first_of_story  # beyond the 6-minute burst window
