@@ -6,6 +6,8 @@
   (a pending alert that stops holding is closed without a notification). With the rule's `keep_firing_for` (as
   Prometheus has it), a firing alert whose condition stops holding stays firing ("cleared") that long, and resolves
   only if the condition has not returned by then: news that comes and goes within it is one episode, not a flap.
+  A cleared alert gets no reminders; a rule removed from the config, or whose keep_firing_for is set to 0, lets its
+  cleared alerts resolve at the next evaluation.
 - Notifications go into the `notifications` outbox in the same transaction as the state change, grouped by
   `group_by` labels (default: ticker), one row per receiver: `firing`, `resolved` (when `send_resolved`) and
   `reminder` every `repeat_interval` while firing and not acknowledged. The unique key of the outbox and the stored
@@ -252,8 +254,8 @@ def apply_findings(
             until = (now + timedelta(seconds=keep)).isoformat(timespec="seconds")
             event(alert, "cleared", f"condition no longer holds; kept firing until {until} unless it returns")
             continue
-        if keep and now - alert.cleared_at < timedelta(seconds=keep):
-            continue
+        if keep and timedelta(0) <= now - alert.cleared_at < timedelta(seconds=keep):
+            continue  # still held (an evaluation before the clearing, as a replay of an earlier period, ends it)
         alert.status, alert.ends_at, alert.updated_at = "resolved", now, now
         alert.cleared_at = None
         event(alert, "resolved", "condition no longer holds" + ("" if was == "firing" else " (never fired)"))

@@ -66,7 +66,7 @@ _CALENDAR = frozenset(
 # on one company are two stories, however alike their words ("Cascend Maintains Buy on Apple, Lowers Price Target to
 # $325" / "UBS Maintains Buy on Apple, Raises Price Target to $325").
 _RATER = re.compile(
-    r"^(?:(?:UPDATE|CORRECTION|CORRECTED|REFILE|BRIEF|Hearing)\b\W*)*"
+    r"^(?:(?:UPDATE(?:\s+\d+)?|CORRECTION|CORRECTED|REFILE|BRIEF|EXCLUSIVE|BREAKING|Hearing)\b\W*)*"
     r"((?:(?:[A-Z][\w&.'-]*|of|&)\s+){1,4}?)"
     r"(?:Maintains|Reiterates|Upgrades|Downgrades|Initiates|Resumes|Reinstates|Assumes|Out)\b"
 )
@@ -78,7 +78,10 @@ _ACTIVITY = re.compile(
     r"mid-day (?:gainers|losers)|short interest)\b",
     re.IGNORECASE,
 )
-# Words that open a wire's update rather than say what it is about ("UPDATE 1-", "REFILE-", "BRIEF-").
+# Words that open a wire's update rather than say what it is about ("UPDATE 1-", "REFILE-", "BRIEF-"). "Hearing"
+# stays an opening word: a rumour ("Hearing Apple To Close All Retail Stores") is not the story of the company's
+# other news of those minutes ("Apple shares are trading higher as tech stocks rebound ..."), which only the
+# company's name would tie to it.
 _WIRE_WORDS = frozenset("update updated refile corrected correction brief exclusive breaking 1 2 3 4 5".split())
 _STOPWORDS = frozenset(
     """a an the and or but if then of to in on at by for with from as into onto over under about after before is
@@ -203,6 +206,8 @@ class Deduplicator:
         for name, value in thresholds:
             if not 0.0 < value < 1.0:
                 raise ValueError(f"{name} must be in (0, 1), got {value}")
+        if company_threshold > recent_threshold:  # a company in common makes a join easier, never harder
+            raise ValueError(f"company_threshold {company_threshold} is above recent_threshold {recent_threshold}")
         if window <= timedelta(0):
             raise ValueError(f"window must be positive, got {window}")
         for name, span in (("recent_window", recent_window), ("burst_window", burst_window)):
@@ -215,10 +220,10 @@ class Deduplicator:
         self.recent_window = min(recent_window, window)
         self.recent_threshold = recent_threshold
         # Also set on the dev half: two headlines naming a company in common need less of their words in common
-        # (0.5 within the 6 hours joined 4 more same-story pairs and no different one; 0.4 joined different ones).
+        # (0.5 within the 6 hours joined 3 more same-story pairs and no different one; 0.4 joined different ones).
         self.company_threshold = company_threshold
-        # Set on the judged pairs' dev half too: same companies within 6 minutes joined 4 more same-story pairs and no
-        # different one (3 and 15 minutes: fewer, and two different ones).
+        # Set on the judged pairs' dev half too: same companies within 6 minutes joined 3 more same-story pairs and no
+        # different one (3 minutes: fewer; 15 minutes: two different ones).
         self.burst_window = min(burst_window, window)
         self.num_perm = num_perm
         # The same title from the same source is a repeat only within a day: a wire that sends "FHLBB CHANGES

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 from trieregex import TrieRegEx
@@ -444,7 +444,8 @@ def find(text: str, *, headline: bool = True, at: date | None = None) -> list[Sp
     text = original.translate(TYPOGRAPHY)  # one character for one, so offsets stay
     desk = entities_file()
     d = _dictionary(desk)
-    day = at.date() if isinstance(at, datetime) else at
+    # The day in UTC, as stored times are ("2019-05-09T23:00-05:00" is 10 May).
+    day = (at.astimezone(UTC) if at.tzinfo else at).date() if isinstance(at, datetime) else at
     symbols = _symbol_spans(text, d)
     names = _name_spans(text, d, desk)
     # A name right before its source's own tag ("STANDARD OIL <SRD>") is that tag's company.

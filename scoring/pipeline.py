@@ -23,6 +23,7 @@ from core.db import insert_rows
 from core.messages import Envelope, MessageError, NewsMessage, decode
 from core.rejects import Rejection
 from core.schema import Article, Mention, Source
+from core.times import TimeError, parse_time
 from scoring.dedup import Deduplicator, Signature
 from scoring.entities import Mention as LinkedTicker
 from scoring.entities import link, load
@@ -39,14 +40,11 @@ def original_time(message: NewsMessage, published_at: datetime) -> datetime:
     """When the item was first published: a replay moves `published_at` and keeps the original in the message's
     extras (ingest/replay.py), which linking needs (a company is linked only while it was listed). An unreadable
     extra is ignored."""
-    raw = (message.extras or {}).get("original_published_at")
-    if isinstance(raw, str):
-        try:
-            when = datetime.fromisoformat(raw)
-        except ValueError:
-            return published_at
-        return when if when.tzinfo else when.replace(tzinfo=UTC)
-    return published_at
+    try:
+        when = parse_time((message.extras or {}).get("original_published_at"))
+    except TimeError:
+        return published_at
+    return when or published_at
 
 
 @dataclass(slots=True)

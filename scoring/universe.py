@@ -31,7 +31,8 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parent / "data" / "companies.csv"
 SEC = Path(__file__).resolve().parent / "data" / "sec_companies.csv"  # tools/sec_companies.py makes it
 COLUMNS = (
-    "ticker", "name", "aliases", "isin", "status", "market", "blocked", "guarded", "note", "symbols", "listed_from",
+    "ticker", "name", "aliases", "isin", "status", "market", "blocked", "guarded", "note", "former_tickers",
+    "listed_from",
     "listed_until",
 )  # fmt: skip
 REQUIRED = ("ticker", "name")
@@ -81,7 +82,7 @@ class Company:
     guarded: frozenset[str] = frozenset()  # one-word aliases that are also surnames or places: linked with context
     origin: str = "package"  # sec | package | curated | desk
     exact_case: frozenset[str] = field(default_factory=frozenset)  # aliases trusted only in their own case
-    symbols: tuple[str, ...] = ()  # former tickers the news knew it by ("ABC" for Cencora, "FB" for Meta)
+    former_tickers: tuple[str, ...] = ()  # tickers the news knew it by before ("ABC" for Cencora, "FB" for Meta)
     listed_from: date | None = None  # first trading day, when known: news before it is not about a listed company
     listed_until: date | None = None  # last trading day, when known
 
@@ -194,7 +195,7 @@ def _company(record: dict, *, where: str, origin: str) -> Company:
         raise EntitiesFileError(
             f"{where}: field 'ticker' {record['ticker']!r} is not a ticker (letters, digits, '.', '-'; at most 16)"
         )
-    for key in ("aliases", "blocked", "guarded", "symbols"):
+    for key in ("aliases", "blocked", "guarded", "former_tickers"):
         value = record.get(key)
         if value is not None and not (
             isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
@@ -211,10 +212,10 @@ def _company(record: dict, *, where: str, origin: str) -> Company:
     isin = str(record.get("isin") or "").strip().upper() or None
     if isin and not ISIN.fullmatch(isin):
         raise EntitiesFileError(f"{where}: field 'isin' {record['isin']!r} is not an ISIN (2 letters, 9, 1 digit)")
-    symbols = tuple(s.upper() for s in _split(record.get("symbols")))
-    for symbol in symbols:
+    former = tuple(s.upper() for s in _split(record.get("former_tickers")))
+    for symbol in former:
         if not TICKER.fullmatch(symbol) or symbol == ticker:
-            raise EntitiesFileError(f"{where}: field 'symbols' {symbol!r} is not a former ticker of this row")
+            raise EntitiesFileError(f"{where}: field 'former_tickers' {symbol!r} is not a former ticker of this row")
     listed = {key: _day(record.get(key), key, where) for key in ("listed_from", "listed_until")}
     if listed["listed_from"] and listed["listed_until"] and listed["listed_until"] < listed["listed_from"]:
         raise EntitiesFileError(f"{where}: field 'listed_until' is before 'listed_from'")
@@ -225,7 +226,7 @@ def _company(record: dict, *, where: str, origin: str) -> Company:
     guarded = frozenset(_split(record.get("guarded")))
     return Company(
         ticker, name, tuple(sorted(aliases)), isin, status, str(record.get("market") or "").strip().upper(), blocked,
-        guarded, origin, frozenset(exact - set(_split(record.get("aliases")))), symbols, listed["listed_from"],
+        guarded, origin, frozenset(exact - set(_split(record.get("aliases")))), former, listed["listed_from"],
         listed["listed_until"],
     )  # fmt: skip
 
@@ -386,8 +387,9 @@ def build(layers: Iterable[Iterable[Company]], by_exchange: dict[str, str]) -> U
     # A lower layer's alias replaced by a higher one still names its (now corrected) company: "SES" -> SESG.PA only.
     shields = {a for a in SHIELDS if a not in names}
     shields |= {a for a, (_, t) in claims.items() if len(t) > 1 and " " in a}  # ambiguous long names link nothing
-    # A former ticker names its company unless a company trades under it now (that one wins).
-    formerly = {s: c.ticker for c in companies.values() for s in c.symbols if s not in companies}
+    # A former ticker names its company unless a company trades under it now (that one wins); where two rows claim
+    # one, the row read last (a higher layer's) wins, and check_companies.py reports it in the curated file.
+    formerly = {s: c.ticker for c in companies.values() for s in c.former_tickers if s not in companies}
     return Universe(
         companies, names, frozenset(exact_case), frozenset(shields), frozenset(guarded & set(names)), by_exchange,
         formerly,

@@ -102,10 +102,14 @@ def main(path: Path) -> int:
         for a in dict.fromkeys(a.casefold() for a in [*aliases, *sorted(derived)]):
             owners[a].append((lineno, t, a in blocked_cf))
 
-    for lineno, r in rows:  # a former ticker that a row trades under now would name two companies
-        for symbol in split(r["symbols"]):
+    claimed: dict[str, int] = {}
+    for lineno, r in rows:  # a former ticker that a row trades under now, or that two rows claim, names two companies
+        for symbol in split(r["former_tickers"]):
             if symbol in seen_tickers:
                 errors.append(f"line {lineno}: former ticker {symbol} is the ticker of line {seen_tickers[symbol]}")
+            if symbol in claimed:
+                errors.append(f"line {lineno}: former ticker {symbol} is also claimed on line {claimed[symbol]}")
+            claimed.setdefault(symbol, lineno)
 
     shared_blocked = []
     for alias, rows_with in owners.items():

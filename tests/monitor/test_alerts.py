@@ -189,6 +189,17 @@ def test_keep_firing_for_holds_an_alert_whose_news_comes_and_goes(factory):
     assert alerts_with == [("resolved", (T0 + timedelta(minutes=270 + 120)).isoformat())]
     assert [kind for kind, _ in notifications(factory) if kind != "reminder"] == ["firing", "resolved"]
 
+    # A rule dropped from the config while its alert is cleared: the alert resolves at the next evaluation.
+    with factory() as s, s.begin():
+        s.execute(Alert.__table__.delete())
+    cfg = config(rules=[rule | {"keep_firing_for": "2h"}])
+    for minutes in (210, 270):  # fires on the last story, then clears
+        run_evaluation(session_factory=factory, config=cfg, version=VERSION, now=T0 + timedelta(minutes=minutes))
+    assert [(a.status, a.cleared_at is not None) for a in alerts(factory)] == [("firing", True)]
+    other = config(rules=[rule | {"name": "watch-2", "tickers": ["MSFT"]}])
+    run_evaluation(session_factory=factory, config=other, version=VERSION, now=T0 + timedelta(minutes=280))
+    assert [(a.status, a.cleared_at) for a in alerts(factory)] == [("resolved", None)]
+
 
 def test_reminders_every_repeat_interval_until_acknowledged(factory):
     cfg = config(rules=[{"name": "neg-burst", "type": "negative_burst", "window": "1d", "min_stories": 2}])

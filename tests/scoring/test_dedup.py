@@ -250,9 +250,18 @@ def test_one_announcement_sent_as_several_items_within_minutes_is_one_story():
     db = brokers.check("db", "Deutsche Bank Maintains Hold on AmerisourceBergen, Raises Price Target to $93",
                        T0 + timedelta(minutes=5), "benzinga", tickers=cor)  # fmt: skip
     assert db.is_first_of_story
-    assert Deduplicator(burst_window=timedelta(0)).burst_window == timedelta(0)
+    off = Deduplicator(burst_window=timedelta(0))  # no burst rule: the two items of one release stay apart
+    off.check("eps", "Advance Auto Parts Q1 Adj. EPS $2.46 Beats $2.36 Estimate", T0, "benzinga", tickers=aap)
+    assert off.check("comps", "Advance Auto Parts Sees FY19 Comps Up 1-2.5%", T0 + timedelta(minutes=1), "benzinga",
+                     tickers=aap).is_first_of_story  # fmt: skip
+    sweep_first = Deduplicator()  # a market-activity note as the first article takes no burst either
+    sweep_first.check("sweep", "Advance Auto Parts Option Alert: Jun 21 $150 Calls Sweep", T0, "benzinga", tickers=aap)
+    assert sweep_first.check("news", "Advance Auto Parts Names New CFO", T0 + timedelta(minutes=1), "benzinga",
+                             tickers=aap).is_first_of_story  # fmt: skip
     with pytest.raises(ValueError, match="burst_window"):
         Deduplicator(burst_window=timedelta(minutes=-1))
+    with pytest.raises(ValueError, match="company_threshold"):
+        Deduplicator(company_threshold=0.7)  # above the 0.65 it is meant to lower
 
 
 def test_a_company_in_common_needs_fewer_words_in_common_within_hours():
@@ -281,6 +290,9 @@ def test_two_brokers_rating_one_company_are_two_stories():
     again = d.check("cascend2", "CORRECTION: Cascend Maintains Buy on Apple, Lowers Price Target to $325",
                     T0 + timedelta(hours=3), "benzinga", tickers=apple)  # fmt: skip
     assert again.story_id == "cascend"  # the same broker's note again is its story
+    assert d.signature("UPDATE 1-UBS Maintains Buy on Apple").rater == "ubs"  # after a wire prefix too
+    assert d.signature("EXCLUSIVE: Cascend Maintains Buy on Apple").rater == "cascend"
+    assert d.signature("Apple shares rise after UBS upgrade").rater == ""  # not a rating headline of its own
     rumour = Deduplicator()
     rumour.check("a", "Hearing Stephens Out Defending Aaron's, Saying No Change In Regulation", T0, "benzinga",
                  tickers={"PRG"})  # fmt: skip

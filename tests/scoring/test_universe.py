@@ -43,7 +43,7 @@ def test_a_desk_csv_adds_its_own_names_and_unknown_tickers(desk):
 
 
 def test_a_desk_file_gives_former_tickers_and_listing_dates(desk):
-    desk("desk.toml", '[[company]]\nticker = "ZZNEW"\nname = "Zednew Robotics Inc"\nsymbols = ["ZZOLD"]\n'
+    desk("desk.toml", '[[company]]\nticker = "ZZNEW"\nname = "Zednew Robotics Inc"\nformer_tickers = ["ZZOLD"]\n'
                       'listed_from = 2022-03-01\n\n[[company]]\nticker = "ZZGONE"\nname = "Zedgone Mining plc"\n'
                       'listed_until = "2015-06-30"\n')  # fmt: skip
     assert {m.ticker for m in entities.link("Options active in Zednew Robotics (ZZOLD)")} == {"ZZNEW"}
@@ -95,8 +95,8 @@ def test_a_desk_toml_is_read_too_and_can_block_a_name(desk):
             "ticker,name,listed_from,listed_until\nAAPL,Apple,2020-01-01,2019-01-01\n",
             "bad.csv, line 2: field 'listed_until' is before",
         ),
-        ("bad.csv", "ticker,name,symbols\nAAPL,Apple,AAPL\n", "bad.csv, line 2: field 'symbols'"),
-        ("bad.csv", "ticker,name,symbols\nAAPL,Apple,NOT ONE\n", "bad.csv, line 2: field 'symbols'"),
+        ("bad.csv", "ticker,name,former_tickers\nAAPL,Apple,AAPL\n", "bad.csv, line 2: field 'former_tickers'"),
+        ("bad.csv", "ticker,name,former_tickers\nAAPL,Apple,NOT ONE\n", "bad.csv, line 2: field 'former_tickers'"),
     ],
 )
 def test_a_malformed_file_names_file_line_and_field(tmp_path, name, text, message):
