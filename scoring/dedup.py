@@ -62,11 +62,13 @@ _CALENDAR = frozenset(
     "monday tuesday wednesday thursday friday saturday sunday january february april june july august september "
     "october november december jan feb apr jun jul aug sep sept oct nov dec".split()
 )
+# Words that open a wire's update rather than say what it is about ("UPDATE 1-", "REFILE-", "BRIEF-").
+_WIRE_PREFIXES = ("UPDATE", "UPDATED", "REFILE", "CORRECTED", "CORRECTION", "BRIEF", "EXCLUSIVE", "BREAKING")
 # "<Broker> Maintains/Upgrades/Initiates ... on <Company>": who rated, after a wire or rumour prefix. Two brokers' notes
 # on one company are two stories, however alike their words ("Cascend Maintains Buy on Apple, Lowers Price Target to
 # $325" / "UBS Maintains Buy on Apple, Raises Price Target to $325").
 _RATER = re.compile(
-    r"^(?:(?:UPDATE(?:\s+\d+)?|CORRECTION|CORRECTED|REFILE|BRIEF|EXCLUSIVE|BREAKING|Hearing)\b\W*)*"
+    rf"^(?:(?:{'|'.join(_WIRE_PREFIXES)}|Hearing)\b(?:\s+\d+)?\W*)*"
     r"((?:(?:[A-Z][\w&.'-]*|of|&)\s+){1,4}?)"
     r"(?:Maintains|Reiterates|Upgrades|Downgrades|Initiates|Resumes|Reinstates|Assumes|Out)\b"
 )
@@ -78,11 +80,10 @@ _ACTIVITY = re.compile(
     r"mid-day (?:gainers|losers)|short interest)\b",
     re.IGNORECASE,
 )
-# Words that open a wire's update rather than say what it is about ("UPDATE 1-", "REFILE-", "BRIEF-"). "Hearing"
-# stays an opening word: a rumour ("Hearing Apple To Close All Retail Stores") is not the story of the company's
-# other news of those minutes ("Apple shares are trading higher as tech stocks rebound ..."), which only the
-# company's name would tie to it.
-_WIRE_WORDS = frozenset("update updated refile corrected correction brief exclusive breaking 1 2 3 4 5".split())
+# A headline's opening word skips the wire prefixes (and an update's number). "Hearing" stays an opening word: a
+# rumour ("Hearing Apple To Close All Retail Stores") is not the story of the company's other news of those minutes
+# ("Apple shares are trading higher as tech stocks rebound ..."), which only the company's name would tie to it.
+_WIRE_WORDS = frozenset([w.casefold() for w in _WIRE_PREFIXES] + "1 2 3 4 5".split())
 _STOPWORDS = frozenset(
     """a an the and or but if then of to in on at by for with from as into onto over under about after before is
     are was were be been being has have had do does did will would shall should can could may might must it its
@@ -134,6 +135,35 @@ class _First:
     signature: Signature
     tickers: frozenset[str]
     published_at: datetime
+
+
+class _Recent:
+    """Story-first articles of the last `span` of publication time, by keys (their words, or their tickers); an
+    article leaves every key once it is older than `span` behind the newest time seen (a heap keeps eviction
+    O(log n) per article)."""
+
+    def __init__(self, span: timedelta) -> None:
+        self.span = span
+        self._ids: dict[Hashable, set[Hashable]] = {}
+        self._by_time: list[tuple[datetime, int, Hashable, Iterable[Hashable]]] = []
+
+    def add(self, published_at: datetime, seq: int, item_id: Hashable, keys: Iterable[Hashable]) -> None:
+        for key in keys:
+            self._ids.setdefault(key, set()).add(item_id)
+        heapq.heappush(self._by_time, (published_at, seq, item_id, keys))
+
+    def get(self, key: Hashable) -> set[Hashable]:
+        return self._ids.get(key, set())
+
+    def evict(self, now: datetime) -> None:
+        cutoff = now - self.span
+        while self._by_time and self._by_time[0][0] < cutoff:
+            _, _, item_id, keys = heapq.heappop(self._by_time)
+            for key in keys:
+                ids = self._ids[key]
+                ids.discard(item_id)
+                if not ids:
+                    del self._ids[key]
 
 
 def headline_words(text: str) -> frozenset[str]:
@@ -235,11 +265,9 @@ class Deduplicator:
         self._entries: dict[Hashable, _Entry] = {}
         self._firsts: dict[Hashable, _First] = {}
         # Story-first articles of the recent window, by each of their words: candidates for the weighted similarity.
-        self._recent: dict[str, set[Hashable]] = {}
-        self._recent_by_time: list[tuple[datetime, int, Hashable, frozenset[str]]] = []
+        self._recent = _Recent(self.recent_window)
         # Story-first articles of the burst window, by their linked tickers.
-        self._burst: dict[frozenset[str], set[Hashable]] = {}
-        self._burst_by_time: list[tuple[datetime, int, Hashable, frozenset[str]]] = []
+        self._burst = _Recent(self.burst_window)
         self._story_size: Counter[Hashable] = Counter()
         self._by_url: dict[str, Hashable] = {}
         self._by_key: dict[tuple[str, str], Hashable] = {}
@@ -291,21 +319,8 @@ class Deduplicator:
         )
 
     def _evict(self, now: datetime) -> None:
-        recent_cutoff = now - self.recent_window
-        while self._recent_by_time and self._recent_by_time[0][0] < recent_cutoff:
-            _, _, item_id, words = heapq.heappop(self._recent_by_time)
-            for word in words:
-                ids = self._recent[word]
-                ids.discard(item_id)
-                if not ids:
-                    del self._recent[word]
-        burst_cutoff = now - self.burst_window
-        while self._burst_by_time and self._burst_by_time[0][0] < burst_cutoff:
-            _, _, item_id, tickers = heapq.heappop(self._burst_by_time)
-            ids = self._burst[tickers]
-            ids.discard(item_id)
-            if not ids:
-                del self._burst[tickers]
+        self._recent.evict(now)
+        self._burst.evict(now)
         cutoff = now - self.window
         # A heap ordered by time makes eviction O(log n) per item instead of a scan of the whole window.
         while self._by_time and self._by_time[0][0] < cutoff:
@@ -345,7 +360,7 @@ class Deduplicator:
         """The story-first article this headline is most similar to, if one passes the rules (module docstring)."""
         candidates = set(self._lsh.query(sig.minhash))
         for word in sig.rarest:
-            candidates |= self._recent.get(word, set())
+            candidates |= self._recent.get(word)
         scored: list[tuple[float, datetime, str, Hashable]] = []
         for c in candidates:
             first = self._firsts.get(c)
@@ -361,7 +376,7 @@ class Deduplicator:
             if (recent and weighted >= needed) or jaccard(sig.words, first.signature.words) >= self.threshold:
                 scored.append((-weighted, first.published_at, str(c), c))
         if not scored and tickers and not sig.activity:
-            for c in self._burst.get(tickers, ()):
+            for c in self._burst.get(tickers):
                 first = self._firsts.get(c)
                 if first is None or abs(published_at - first.published_at) > self.burst_window:
                     continue
@@ -426,12 +441,9 @@ class Deduplicator:
                 self._firsts[item_id] = _First(sig, tickers, published_at)
                 self._lsh.insert(item_id, sig.minhash, check_duplication=False)  # `check` refused a known id
                 if published_at >= self._latest - self.recent_window:
-                    for word in sig.words:
-                        self._recent.setdefault(word, set()).add(item_id)
-                    heapq.heappush(self._recent_by_time, (published_at, self._seq, item_id, sig.words))
+                    self._recent.add(published_at, self._seq, item_id, sig.words)
                 if tickers and published_at >= self._latest - self.burst_window:
-                    self._burst.setdefault(tickers, set()).add(item_id)
-                    heapq.heappush(self._burst_by_time, (published_at, self._seq, item_id, tickers))
+                    self._burst.add(published_at, self._seq, item_id, (tickers,))
             heapq.heappush(self._by_time, (published_at, self._seq, item_id))
             self._seq += 1
             if url:
