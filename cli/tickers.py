@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli.wiring import fail, printable
+from cli.wiring import fail, printable, when
 
 
 def tickers_command(
@@ -23,7 +22,11 @@ def tickers_command(
     ] = True,
     at: Annotated[
         str | None,
-        typer.Option("--at", help="Publication date (YYYY-MM-DD): a company not listed that day is not linked."),
+        typer.Option(
+            "--at",
+            help="Publication date or time (ISO, UTC unless it has an offset): a company not "
+            "listed that day is not linked.",
+        ),
     ] = None,
 ) -> None:
     """Show every company each headline links to: ticker, name, span, relevance (0-100) and rule.
@@ -41,12 +44,7 @@ def tickers_command(
     from scoring.entities import find
     from scoring.universe import EntitiesFileError
 
-    day = None
-    if at is not None:
-        try:
-            day = date.fromisoformat(at.strip())
-        except ValueError:
-            fail(f"--at {at!r} is not a date (YYYY-MM-DD)")
+    day = when(at, "at")
     try:
         results = [(text, find(text, at=day)) for text in items]
     except EntitiesFileError as e:

@@ -154,7 +154,9 @@ def test_tickers_command_reads_the_publication_date(tmp_path):
     ]
     bad = subprocess.run([sys.executable, "-m", "cli", "tickers", "Deliveroo", "--at", "May 2020"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert bad.returncode == 1 and bad.stderr.strip() == "error: --at 'May 2020' is not a date (YYYY-MM-DD)"
+    assert bad.returncode == 1 and bad.stderr.strip() == (
+        "error: --at: 'May 2020' is not an ISO date or time (e.g. 2020-01-31 or 2020-01-31T09:30:00Z)"
+    )
 
 
 def test_tickers_command_without_text_fails(tmp_path):
