@@ -3,10 +3,11 @@
 Usage: python scoring/data/check_companies.py [path/to/companies.csv]
 
 Checks: the header (a desk file may leave out all columns but ticker and name); no empty ticker or name; the
-ticker pattern; status is `listed` or `former`; no ticker twice; listing dates are dates; no former ticker is a row's
-ticker; every blocked alias is one of the row's names; an ISIN, when given, has the right form and check digit; no
-name (an alias, or a form the loader derives from `name`, compared case-insensitively) is claimed by two rows unless
-all rows but one block it. Prints counts by market and status.
+ticker pattern; status is `listed` or `former`; no ticker twice; every row reads with the loader (listing dates,
+former tickers' form); no former ticker is a row's ticker or claimed twice; every blocked alias is one of the row's
+names; an ISIN, when given, has the right form and check digit; no name (an alias, or a form the loader derives from
+`name`, compared case-insensitively) is claimed by two rows unless all rows but one block it. Prints counts by market
+and status.
 Exit status 1 when anything fails.
 """
 
@@ -16,13 +17,12 @@ import csv
 import re
 import sys
 from collections import Counter, defaultdict
-from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 # The loader's columns, statuses, ISIN form and name handling (the formal name and its short forms count as aliases
 # too: "Man Group plc" also answers to "Man"); scoring.universe needs nothing beyond the standard library to import.
-from scoring.universe import COLUMNS, ISIN, STATUSES, clean, formal_aliases  # noqa: E402
+from scoring.universe import COLUMNS, ISIN, STATUSES, EntitiesFileError, clean, formal_aliases, read_companies  # noqa: E402
 
 HEADER = list(COLUMNS)
 # Stricter than the loader's 16 characters (a desk's own symbols): the curated file's tickers are exchange symbols.
@@ -66,6 +66,10 @@ def main(path: Path) -> int:
             values = dict(zip(header, (v.strip() for v in raw), strict=True))
             rows.append((lineno, {k: values.get(k, "") for k in HEADER}))
 
+    try:  # the loader's own per-row checks (listing dates, former tickers, ...): its first error, as start-up says it
+        read_companies(path, origin="curated")
+    except EntitiesFileError as e:
+        errors.append(str(e))
     seen_tickers: dict[str, int] = {}
     owners: dict[str, list[tuple[int, str, bool]]] = defaultdict(list)
     for lineno, r in rows:
@@ -93,11 +97,6 @@ def main(path: Path) -> int:
         for g in (clean(g) for g in split(r["guarded"])):
             if g not in aliases:
                 errors.append(f"line {lineno}: guarded {g!r} is not one of the row's aliases")
-        for key in ("listed_from", "listed_until"):
-            try:
-                _ = r[key] and date.fromisoformat(r[key])
-            except ValueError:
-                errors.append(f"line {lineno}: {key} {r[key]!r} is not a date (YYYY-MM-DD)")
         blocked_cf = {b.casefold() for b in blocked}
         for a in dict.fromkeys(a.casefold() for a in [*aliases, *sorted(derived)]):
             owners[a].append((lineno, t, a in blocked_cf))
