@@ -28,21 +28,39 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
+from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
 from model.checkpoints import NETWORK_FILES, CheckpointError, default_checkpoint
 from model.network import LABELS, NetworkConfig, PoolingRule, SentimentNet
+from model.tokens import (
+    WORD_SIGNS,
+    Batch,
+    Chunks,
+    Tokens,
+    Words,
+    encode,
+    fill_batch,
+    host_threads,
+    merge_words,
+    plan_chunks,
+    punct_table,
+    spans,
+    text_is_punct,
+)
 
 CHUNK_OVERLAP = 32
 MAX_CHARS = 200_000
@@ -224,11 +242,122 @@ def _prefetched(items: Iterator, depth: int = 2) -> Iterator:
         thread.join(timeout=5)
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector while many small objects are built: every few hundred new objects
+    it would otherwise scan the generations they join, which tripled the time to build a large call's per-item
+    results (docs/performance.md, 'The host path'). The objects built hold no cycles; collection resumes after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 @dataclass
-class _Chunk:
-    doc: int
-    ids: list[int]
-    token_index: list[int]  # position of each content token in its document's token list
+class ScoreBatch:
+    """The results of one call as columns (row i is the i-th text): what bulk callers (the worker, backfill, rescore)
+    store without building an object per item. `results()` gives the per-item `ScoreResult`s."""
+
+    model_version: str
+    texts: list[str]  # as given: the words are cut from them
+    probabilities: np.ndarray  # (N, 3) float32, columns in LABELS order
+    n_chunks: np.ndarray  # (N,) int64
+    n_tokens: np.ndarray  # (N,) int64
+    words: Words  # each text's top-k words, ranked, grouped by text
+    seconds: dict[str, float] = field(default_factory=dict)  # host stages and the network, for benchmarks
+
+    def __len__(self) -> int:
+        return len(self.probabilities)
+
+    @classmethod
+    def concat(cls, parts: list[ScoreBatch]) -> ScoreBatch:
+        """One batch of the parts' rows, in order (a call scored in pieces; no parts: no rows)."""
+        base = np.cumsum([0] + [len(p) for p in parts])[:-1]
+        words = [p.words for p in parts]
+        cat = np.concatenate
+        return cls(
+            model_version=parts[0].model_version if parts else "",
+            texts=[t for p in parts for t in p.texts],
+            probabilities=cat([p.probabilities for p in parts]) if parts else np.zeros((0, len(LABELS)), np.float32),
+            n_chunks=cat([p.n_chunks for p in parts] or [np.zeros(0, np.int64)]),
+            n_tokens=cat([p.n_tokens for p in parts] or [np.zeros(0, np.int64)]),
+            words=Words(
+                cat([w.doc + b for w, b in zip(words, base, strict=True)] or [np.zeros(0, np.int64)]),
+                cat([w.start for w in words] or [np.zeros(0, np.int64)]),
+                cat([w.end for w in words] or [np.zeros(0, np.int64)]),
+                cat([w.weight for w in words] or [np.zeros(0, np.float64)]),
+                cat([w.rank for w in words] or [np.zeros(0, np.int64)]),
+            ),
+        )
+
+    @property
+    def label_index(self) -> np.ndarray:
+        """(N,) index into LABELS of each text's label (the first of equal probabilities)."""
+        return self.probabilities.argmax(axis=1)
+
+    @property
+    def labels(self) -> list[str]:
+        return [LABELS[k] for k in self.label_index.tolist()]
+
+    @property
+    def scores(self) -> np.ndarray:
+        """(N,) float32 p_positive - p_negative."""
+        return self.probabilities[:, LABELS.index("positive")] - self.probabilities[:, LABELS.index("negative")]
+
+    @property
+    def confidence(self) -> np.ndarray:
+        return self.probabilities[np.arange(len(self)), self.label_index]
+
+    def word_rows(self) -> list[tuple[int, int, str, float, int, int]]:
+        """Every top word as (text index, rank, word, weight, start, end), texts in order, ranks in order."""
+        w = self.words
+        docs, starts, ends = w.doc.tolist(), w.start.tolist(), w.end.tolist()
+        texts = self.texts
+        return list(
+            zip(
+                docs,
+                w.rank.tolist(),
+                [texts[d][s:e] for d, s, e in zip(docs, starts, ends, strict=True)],
+                w.weight.tolist(),
+                starts,
+                ends,
+                strict=True,
+            )
+        )
+
+    def results(self) -> list[ScoreResult]:
+        with _collector_paused():
+            return self._results()
+
+    def _results(self) -> list[ScoreResult]:
+        attributions: list[list[Attribution]] = [[] for _ in range(len(self))]
+        for d, rank, word, weight, start, end in self.word_rows():
+            attributions[d].append(Attribution(rank, word, weight, start, end))
+        return [
+            ScoreResult(
+                label=LABELS[k],
+                probabilities=dict(zip(LABELS, p, strict=True)),
+                score=s,
+                confidence=c,
+                attributions=a,
+                model_version=self.model_version,
+                n_chunks=nc,
+                n_tokens=nt,
+            )
+            for k, p, s, c, a, nc, nt in zip(
+                self.label_index.tolist(),
+                self.probabilities.tolist(),
+                self.scores.tolist(),
+                self.confidence.tolist(),
+                attributions,
+                self.n_chunks.tolist(),
+                self.n_tokens.tolist(),
+                strict=True,
+            )
+        ]
 
 
 class Scorer:
@@ -243,6 +372,7 @@ class Scorer:
         max_chars: int = MAX_CHARS,
         batch_size: int | None = None,
         prefetch: bool | None = None,
+        tokenizer_threads: int | None = None,
     ) -> None:
         self.path = Path(path) if path else default_checkpoint()
         if threads:
@@ -262,6 +392,17 @@ class Scorer:
         self.precision = self._choose_precision(precision)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         self.rule = PoolingRule(self.tokenizer, self.config)
+        # The host path calls the `tokenizers` library directly (no per-item objects from the transformers wrapper),
+        # without truncation or padding: long texts are chunked here, rows padded by their own length.
+        self.fast_tokenizer = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
+        self.fast_tokenizer.no_truncation()
+        self.fast_tokenizer.no_padding()
+        # Threads that tokenise a call's texts at once (the library releases the GIL): every core by default; the
+        # network runs after them, never beside them.
+        self.tokenizer_threads = tokenizer_threads or host_threads()
+        vocab = self.tokenizer.get_vocab()
+        self.punct = punct_table(vocab, max(len(self.tokenizer), max(vocab.values()) + 1))
+        self.sign_ids = np.asarray([vocab[s] for s in WORD_SIGNS if s in vocab], np.int64)
         self.max_chars = max_chars
         self.window = self.config.max_length - 2  # content word-pieces per chunk ([CLS] and [SEP] added)
         self.overlap = min(CHUNK_OVERLAP, self.window // 4)  # a small window must still advance
@@ -310,88 +451,130 @@ class Scorer:
             raise ValueError(f"precision {precision!r} is not available on {self.device.type} (choose from {allowed})")
         return precision
 
-    # -- tokenisation and chunking --------------------------------------------------------------------
-
-    def _tokenize(self, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
-        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, truncation=False)
-        return enc["input_ids"], enc["offset_mapping"]
-
-    def _chunks(self, doc: int, ids: list[int]) -> list[_Chunk]:
-        if len(ids) <= self.window:
-            return [_Chunk(doc, ids, list(range(len(ids))))]
-        step = self.window - self.overlap
-        out, start = [], 0
-        while True:
-            end = min(start + self.window, len(ids))
-            out.append(_Chunk(doc, ids[start:end], list(range(start, end))))
-            if end == len(ids):
-                return out
-            start += step
-
-    @staticmethod
-    def _spans(widths: list[int], batch_size: int) -> Iterator[tuple[int, int]]:
-        """[start, end) spans of rows sorted by padded width: one width per span (a row's width depends on its own
-        length only), at most `batch_size` rows and `batch_size` x TOKENS_PER_ROW padded tokens each (a batch of
-        long texts gets fewer rows, never fewer than one)."""
-        budget = batch_size * TOKENS_PER_ROW
-        start = 0
-        while start < len(widths):
-            end = min(start + batch_size, len(widths))
-            while end - start > 1 and (widths[end - 1] != widths[start] or (end - start) * widths[end - 1] > budget):
-                end -= 1
-            yield start, end
-            start = end
+    # -- the host path: tokens, chunks and batches as arrays (model/tokens.py) ---------------------------
 
     def padded_width(self, n: int) -> int:
         """The width a row of `n` word-pieces ([CLS] and [SEP] included) is padded to: `n` rounded up to a
         multiple of WIDTH_STEP, never past the window unless `n` is. It depends on the row alone, so a text is
         computed on the same tensor shape whatever else is in its batch: that is what makes its score independent
         of its batch (docs/model.md, 'One text, one score')."""
-        return max(n, min(-(-n // WIDTH_STEP) * WIDTH_STEP, self.config.max_length))
+        return int(self._padded_widths(np.asarray([n]))[0])
 
-    def _batches(self, chunks: list[_Chunk], batch_size: int) -> Iterator[tuple[list[int], tuple[torch.Tensor, ...]]]:
-        """Length-bucketed model batches: (chunk indices, (input ids, attention mask, pool mask)) on the CPU."""
+    def _padded_widths(self, n: np.ndarray) -> np.ndarray:
+        return np.maximum(n, np.minimum(-(-n // WIDTH_STEP) * WIDTH_STEP, self.config.max_length))
+
+    @staticmethod
+    def _spans(widths, batch_size: int) -> Iterator[tuple[int, int]]:
+        """[start, end) spans of rows sorted by padded width: one width per span (a row's width depends on its own
+        length only), at most `batch_size` rows and `batch_size` x TOKENS_PER_ROW padded tokens each (a batch of
+        long texts gets fewer rows, never fewer than one)."""
+        return spans(widths, batch_size, batch_size * TOKENS_PER_ROW)
+
+    def _tokens(self, cleaned: list[str]) -> Tokens:
+        tokens = encode(self.fast_tokenizer, cleaned, self.tokenizer_threads)
+        if not tokens.lengths.all():
+            i = int(np.flatnonzero(tokens.lengths == 0)[0])
+            raise ScoreInputError(
+                f"item {i}: text has no word-pieces: only characters the tokenizer drops (zero-width, combining"
+                " marks, U+FFFD)"
+            )
+        return tokens
+
+    def _batches(self, tokens: Tokens, chunks: Chunks, batch_size: int) -> Iterator[tuple[Batch, tuple]]:
+        """Length-bucketed model batches: (batch, (input ids, attention mask, pool mask) as CPU tensors)."""
         tok = self.tokenizer
-        widths = [self.padded_width(len(c.ids) + 2) for c in chunks]
-        order = sorted(range(len(chunks)), key=lambda i: widths[i])  # length bucketing
+        widths = self._padded_widths(chunks.length + 2)
+        order = np.argsort(widths, kind="stable")  # length bucketing
+        sorted_widths = widths[order]
         pin = self.device.type == "cuda"
-        for s, e in self._spans([widths[i] for i in order], batch_size):
-            idx = order[s:e]
-            width = widths[idx[0]]
-            ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-            attn = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                n = len(chunks[i].ids)
-                ids[row, : n + 2] = torch.tensor([tok.cls_token_id, *chunks[i].ids, tok.sep_token_id])
-                attn[row, : n + 2] = 1
+        for s, e in self._spans(sorted_widths, batch_size):
+            batch = fill_batch(
+                tokens, chunks, order[s:e], int(sorted_widths[s]), tok.cls_token_id, tok.sep_token_id, tok.pad_token_id
+            )
+            ids, attn = torch.from_numpy(batch.ids), torch.from_numpy(batch.attention)
             pool = self.rule.mask(ids, attn)  # [CLS], [SEP] and the checkpoint's skipped words are never pooled
             tensors = (ids, attn, pool)
-            yield idx, tuple(t.pin_memory() for t in tensors) if pin else tensors
+            yield batch, tuple(t.pin_memory() for t in tensors) if pin else tensors
 
-    def _run(self, chunks: list[_Chunk], batch_size: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Calibrated probabilities (C, 3) and per-chunk pooling weights over content tokens.
+    def _run(self, tokens: Tokens, chunks: Chunks, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities per chunk (C, 3) and each content piece's pooling weight in its chunk, laid out
+        like the chunks' pieces (chunk after chunk; the overlap of a long text's chunks appears once per chunk).
 
         With `prefetch` (the default on CUDA) a thread builds the next padded batches in pinned memory while the
-        GPU runs the current one; copies to the device are asynchronous and results stay on the device until
-        every batch was queued, so the host waits on the GPU once per call rather than once per batch.
+        GPU runs the current one; copies to the device are asynchronous and every output stays on the device
+        until the last batch was queued: the host waits on the device once per call, and copies back once.
         """
-        batches = _prefetched(self._batches(chunks, batch_size)) if self.prefetch else self._batches(chunks, batch_size)
-        outputs = []
+        batches = (
+            _prefetched(self._batches(tokens, chunks, batch_size))
+            if self.prefetch
+            else self._batches(tokens, chunks, batch_size)
+        )
+        rows, gathers, probs, weights = [], [], [], []
+        base = 0
         with torch.inference_mode():
-            for idx, tensors in batches:
+            for batch, tensors in batches:
                 ids, attn, pool = (t.to(self.device, non_blocking=True) for t in tensors)
                 with self.amp:
                     out = self.net(ids, attn, pool)
-                p = torch.softmax(out.logits.float() / self.config.temperature, dim=-1)
-                outputs.append((idx, p, out.pooling_weights.float()))
-        probs = torch.empty((len(chunks), len(LABELS)))
-        weights: list[torch.Tensor] = [torch.empty(0)] * len(chunks)
-        for idx, p, w in outputs:
-            p, w = p.cpu(), w.cpu()
-            for row, i in enumerate(idx):
-                probs[i] = p[row]
-                weights[i] = w[row, 1 : len(chunks[i].ids) + 1]
-        return probs, weights
+                probs.append(torch.softmax(out.logits.float() / self.config.temperature, dim=-1))
+                weights.append(out.pooling_weights.float().reshape(-1))
+                rows.append(batch.rows)
+                # chunk-piece slot of every content piece of the batch: where its weight goes
+                lengths = chunks.length[batch.rows]
+                gathers.append(
+                    (
+                        np.repeat(chunks.slot[batch.rows] - chunks.first[batch.rows], lengths) + batch.src,
+                        batch.dst + base,
+                    )
+                )
+                base += batch.ids.size
+            p = torch.cat(probs).cpu().numpy() if probs else np.zeros((0, len(LABELS)), np.float32)
+            w = torch.cat(weights).cpu().numpy() if weights else np.zeros(0, np.float32)
+        chunk_probs = np.empty((len(chunks.doc), len(LABELS)), np.float32)
+        if rows:
+            chunk_probs[np.concatenate(rows)] = p
+        piece_weights = np.zeros(int(chunks.length.sum()), np.float32)
+        for slots, at in gathers:
+            piece_weights[slots] = w[at]
+        return chunk_probs, piece_weights
+
+    def _documents(
+        self, tokens: Tokens, chunks: Chunks, chunk_probs: np.ndarray, piece_weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per text: probabilities (N, 3) and every piece's weight (T,). A one-chunk text takes its chunk's values
+        as they are. A longer text's probabilities are its chunks' weighted by their share of pieces, and a piece's
+        weight is the sum, over the chunks that hold it, of chunk share x its weight there (so they sum to 1)."""
+        single = chunks.single
+        probs = np.empty((len(tokens.lengths), len(LABELS)), np.float32)
+        probs[chunks.doc[single]] = chunk_probs[single]
+        token_w = np.zeros(len(tokens.ids), np.float32)
+        one = np.flatnonzero(single)
+        src, dst = _piece_ranges(chunks.first[one], chunks.slot[one], chunks.length[one])
+        token_w[src] = piece_weights[dst]
+        for d in np.flatnonzero(chunks.per_doc > 1).tolist():  # long texts: few, chunk by chunk in order
+            cis = np.flatnonzero(chunks.doc == d)
+            share = chunks.share[cis]
+            probs[d] = (share[:, None] * chunk_probs[cis]).sum(0)
+            for s, ci in zip(share, cis.tolist(), strict=True):
+                n = int(chunks.length[ci])
+                at = slice(int(chunks.first[ci]), int(chunks.first[ci]) + n)
+                token_w[at] = token_w[at] + s * piece_weights[chunks.slot[ci] : chunks.slot[ci] + n]
+        return probs, token_w
+
+    def _top_words(self, texts: list[str], tokens: Tokens, token_w: np.ndarray, top_k: int) -> Words:
+        punct = self.punct[tokens.ids]
+        unknown = np.flatnonzero(tokens.ids == self.tokenizer.unk_token_id)
+        if len(unknown):  # an unknown piece's characters are not in the vocabulary: read them from the text
+            doc = tokens.doc
+            punct[unknown] = [
+                text_is_punct(texts[d], s, e)
+                for d, s, e in zip(
+                    doc[unknown].tolist(), tokens.starts[unknown].tolist(), tokens.ends[unknown].tolist(), strict=True
+                )
+            ]
+        sign = np.isin(tokens.ids, self.sign_ids)
+        words = merge_words(tokens.doc, tokens.starts, tokens.ends, token_w, punct, sign)
+        return words.top(top_k)
 
     # -- words ----------------------------------------------------------------------------------------
 
@@ -399,46 +582,19 @@ class Scorer:
     def merge_words(
         text: str, offsets: list[tuple[int, int]], token_weights: list[float]
     ) -> list[tuple[str, float, int, int]]:
-        """Merge word-pieces into words: (word, weight, start, end), pure punctuation dropped.
-
-        Pieces whose character spans touch form one word ("$AAPL", "5.5", "Nokia's"), except that
-        punctuation at a word's edges is split off (a trailing "," or a bracket), keeping a leading "$"
-        or "#" that introduces a cashtag or hashtag.
-        """
-        groups: list[list[int]] = []
-        for i, (start, end) in enumerate(offsets):
-            if end <= start:
-                continue
-            if groups and offsets[groups[-1][-1]][1] == start:
-                groups[-1].append(i)
-            else:
-                groups.append([i])
-
-        def is_punct(i: int) -> bool:
-            s, e = offsets[i]
-            return not any(ch.isalnum() for ch in text[s:e])
-
-        words = []
-        for g in groups:
-            lo, hi = 0, len(g)
-            while (
-                lo < hi
-                and is_punct(g[lo])
-                and not (
-                    text[offsets[g[lo]][0] : offsets[g[lo]][1]] in ("$", "#")
-                    and lo + 1 < hi
-                    and not is_punct(g[lo + 1])
-                )
-            ):
-                lo += 1
-            while hi > lo and is_punct(g[hi - 1]):
-                hi -= 1
-            if lo == hi:
-                continue
-            start, end = offsets[g[lo]][0], offsets[g[hi - 1]][1]
-            weight = sum(token_weights[i] for i in g[lo:hi])
-            words.append((text[start:end], weight, start, end))
-        return words
+        """One text's words: (word, weight, start, end), pure punctuation dropped (model.tokens.merge_words, with
+        punctuation read from the text)."""
+        n = len(offsets)
+        starts = np.asarray([s for s, _ in offsets], np.int64).reshape(n)
+        ends = np.asarray([e for _, e in offsets], np.int64).reshape(n)
+        punct = np.asarray([text_is_punct(text, s, e) for s, e in offsets], bool).reshape(n)
+        sign = np.asarray([text[s:e] in WORD_SIGNS for s, e in offsets], bool).reshape(n)
+        weights = np.asarray(token_weights, np.float64).reshape(n)
+        words = merge_words(np.zeros(n, np.int64), starts, ends, weights, punct, sign)
+        return [
+            (text[s:e], w, s, e)
+            for s, e, w in zip(words.start.tolist(), words.end.tolist(), words.weight.tolist(), strict=True)
+        ]
 
     # -- public API -----------------------------------------------------------------------------------
 
@@ -447,14 +603,17 @@ class Scorer:
 
         `batch_size` is the model's batch (default `self.batch_size`: 32 on a CPU, 512 on a GPU).
         """
+        return self.score_batch(texts, batch_size, top_k).results()
+
+    def score_batch(self, texts: list[str] | str, batch_size: int | None = None, top_k: int = 5) -> ScoreBatch:
+        """`score` with the results as columns (ScoreBatch): for callers that store many."""
         texts, cleaned, batch_size = self._validated(texts, batch_size)
         return on_torch_thread(self._score, texts, cleaned, batch_size, top_k)
 
-    def submit(
-        self, texts: list[str] | str, batch_size: int | None = None, top_k: int = 5
-    ) -> Future[list[ScoreResult]]:
-        """`score` without waiting: the texts are checked here (ScoreInputError raises at once) and scored on the
-        torch thread; the caller can do other work (a worker prepares the batch's storage) until `.result()`."""
+    def submit(self, texts: list[str] | str, batch_size: int | None = None, top_k: int = 5) -> Future[ScoreBatch]:
+        """`score_batch` without waiting: the texts are checked here (ScoreInputError raises at once) and scored on
+        the torch thread; the caller can do other work (a worker prepares the batch's storage) until `.result()`
+        (which raises ScoreInputError for a text that has no word-pieces)."""
         texts, cleaned, batch_size = self._validated(texts, batch_size)
         return _torch_executor().submit(self._score, texts, cleaned, batch_size, top_k)
 
@@ -464,39 +623,29 @@ class Scorer:
         cleaned = [validate_text(t, i, self.max_chars) for i, t in enumerate(texts)]
         return texts, cleaned, batch_size or self.batch_size
 
-    def _score(self, texts: list[str], cleaned: list[str], batch_size: int, top_k: int) -> list[ScoreResult]:
-        all_ids, all_offsets = self._tokenize(cleaned)
-        chunks = [c for d, ids in enumerate(all_ids) for c in self._chunks(d, ids)]
-        probs, weights = self._run(chunks, batch_size)
-        by_doc: dict[int, list[int]] = {}
-        for ci, c in enumerate(chunks):
-            by_doc.setdefault(c.doc, []).append(ci)
-        results = []
-        for d in range(len(cleaned)):
-            cis = by_doc[d]
-            sizes = torch.tensor([len(chunks[ci].ids) for ci in cis], dtype=torch.float32)
-            share = sizes / sizes.sum()
-            p = (share[:, None] * probs[cis]).sum(0)
-            token_w = torch.zeros(len(all_ids[d]))
-            for s, ci in zip(share, cis, strict=True):
-                token_w[chunks[ci].token_index] += s * weights[ci]
-            k = int(p.argmax())
-            attributions = []
-            if top_k:
-                words = self.merge_words(texts[d], all_offsets[d], token_w.tolist())
-                # words the head may not pool (the checkpoint's function words) weigh 0: the decision did not use them
-                ranked = sorted((w for w in words if w[1] > 0), key=lambda w: (-w[1], w[2]))[:top_k]
-                attributions = [Attribution(r + 1, w, float(wt), s, e) for r, (w, wt, s, e) in enumerate(ranked)]
-            results.append(
-                ScoreResult(
-                    label=LABELS[k],
-                    probabilities={name: float(p[j]) for j, name in enumerate(LABELS)},
-                    score=float(p[LABELS.index("positive")] - p[LABELS.index("negative")]),
-                    confidence=float(p[k]),
-                    attributions=attributions,
-                    model_version=self.version,
-                    n_chunks=len(cis),
-                    n_tokens=len(all_ids[d]),
-                )
-            )
-        return results
+    def _score(self, texts: list[str], cleaned: list[str], batch_size: int, top_k: int) -> ScoreBatch:
+        clock = time.perf_counter
+        t0 = clock()
+        tokens = self._tokens(cleaned)
+        chunks = plan_chunks(tokens, self.window, self.overlap)
+        t1 = clock()
+        chunk_probs, piece_weights = self._run(tokens, chunks, batch_size)
+        t2 = clock()
+        probs, token_w = self._documents(tokens, chunks, chunk_probs, piece_weights)
+        words = self._top_words(texts, tokens, token_w, top_k) if top_k else Words.empty()
+        t3 = clock()
+        return ScoreBatch(
+            model_version=self.version,
+            texts=texts,
+            probabilities=probs,
+            n_chunks=chunks.per_doc,
+            n_tokens=tokens.lengths,
+            words=words,
+            seconds={"tokenize": t1 - t0, "batches_and_network": t2 - t1, "words": t3 - t2},
+        )
+
+
+def _piece_ranges(src_first: np.ndarray, dst_first: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index arrays for copying ranges [src_first, +length) to [dst_first, +length), all ranges at once."""
+    within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(src_first, lengths) + within, np.repeat(dst_first, lengths) + within

@@ -27,7 +27,7 @@ from core.messages import Envelope
 from core.rejects import Rejection, record_rejects
 from core.schema import Attribution as AttributionRow
 from core.schema import Score
-from model.scorer import ScoreInputError, Scorer, ScoreResult, release_freed_memory
+from model.scorer import ScoreBatch, ScoreInputError, Scorer, release_freed_memory
 from scoring.pipeline import Admitted, Pipeline
 
 log = logging.getLogger(__name__)
@@ -83,55 +83,78 @@ ATTRIBUTION_COLUMNS = ("score_id", "method", "rank", "word", "weight", "start", 
 
 def store_scores(
     session: Session,
-    results: Sequence[ScoreResult],
+    results: ScoreBatch,
     article_ids: Sequence[int],
     *,
     scored_at: datetime,
     latency_ms: Sequence[float | None] | None = None,
 ) -> list[int]:
-    """Insert one score per result and its top attended words (method `pooling`); returns score ids.
+    """Insert one score per result row and its top attended words (method `pooling`); returns score ids.
 
     Two bulk statements (a multi-row INSERT ... RETURNING, then one executemany of plain tuples), no ORM unit of
     work: per-item round trips were a large share of a batch's time (docs/performance.md, 'Measurements behind code
-    choices'). The caller commits.
+    choices'). The rows are read from the results' columns, with no object per item. The caller commits.
     """
-    if not results:
+    if not len(results):
         return []
-    rows = []
-    for i, (article_id, r) in enumerate(zip(article_ids, results, strict=True)):
-        p = r.probabilities
-        rows.append(
-            {
-                "article_id": article_id,
-                "model_version": r.model_version,
-                "label": r.label,
-                "p_negative": p["negative"],
-                "p_neutral": p["neutral"],
-                "p_positive": p["positive"],
-                "score": r.score,
-                "confidence": r.confidence,
-                "n_chunks": r.n_chunks,
-                "scored_at": scored_at,
-                "latency_ms": latency_ms[i] if latency_ms is not None else None,
-            }
+    if len(article_ids) != len(results):
+        raise ValueError(f"store_scores got {len(results)} results for {len(article_ids)} articles")
+    if len(set(article_ids)) != len(article_ids):
+        raise ValueError(f"store_scores got {len(results)} results for fewer distinct articles")
+    latency = latency_ms if latency_ms is not None else [None] * len(results)
+    probs = results.probabilities.tolist()
+    rows = [
+        {
+            "article_id": article_id,
+            "model_version": results.model_version,
+            "label": label,
+            "p_negative": p[0],
+            "p_neutral": p[1],
+            "p_positive": p[2],
+            "score": score,
+            "confidence": confidence,
+            "n_chunks": n_chunks,
+            "scored_at": scored_at,
+            "latency_ms": ms,
+        }
+        for article_id, label, p, score, confidence, n_chunks, ms in zip(
+            article_ids,
+            results.labels,
+            probs,
+            results.scores.tolist(),
+            results.confidence.tolist(),
+            results.n_chunks.tolist(),
+            latency,
+            strict=True,
         )
+    ]
     # Core statements on the session's connection: the ORM's bulk path spends time per row on bookkeeping that
     # plain rows do not need (docs/performance.md, 'Measurements behind code choices').
     conn = session.connection()
     # Ids paired with rows by article (one score per article in a call): ids in parameter order would make
     # SQLAlchemy insert row by row on SQLite.
     scores = Score.__table__
-    if len({row["article_id"] for row in rows}) != len(rows):
-        raise ValueError(f"store_scores got {len(rows)} results for fewer distinct articles")
     by_article = dict(conn.execute(insert(scores).returning(scores.c.article_id, scores.c.id), rows).all())
-    score_ids = [by_article[row["article_id"]] for row in rows]
+    score_ids = [by_article[a] for a in article_ids]
     words = [
-        (score_id, "pooling", a.rank, a.word, a.weight, a.start, a.end)
-        for r, score_id in zip(results, score_ids, strict=True)
-        for a in r.attributions
+        (score_ids[d], "pooling", rank, word, weight, start, end)
+        for d, rank, word, weight, start, end in results.word_rows()
     ]
     insert_rows(conn, AttributionRow.__table__, ATTRIBUTION_COLUMNS, words)
     return score_ids
+
+
+def score_each(scorer: Scorer, texts: Sequence[str], top_k: int) -> tuple[ScoreBatch, list[int], list[tuple[int, str]]]:
+    """Score texts one at a time, leaving out those the scorer refuses: (the kept texts' results, their indices,
+    (index, reason) of each refused text). The slow path behind a batch that holds a text the scorer will not score."""
+    parts, kept, refused = [], [], []
+    for i, text in enumerate(texts):
+        try:
+            parts.append(scorer.score_batch([text], top_k=top_k))
+            kept.append(i)
+        except ScoreInputError as exc:
+            refused.append((i, str(exc)))
+    return ScoreBatch.concat(parts), kept, refused
 
 
 class BatchProcessor:
@@ -227,7 +250,7 @@ class BatchProcessor:
             reject_reasons=Counter({f"internal: unexpected {type(exc).__name__}": 1}),
         )
 
-    def _score(self, admitted: list[Admitted]) -> tuple[list[ScoreResult], list[Admitted], list[Rejection]]:
+    def _score(self, admitted: list[Admitted]) -> tuple[ScoreBatch, list[Admitted], list[Rejection]]:
         """Score the batch; if the scorer refuses an input, score one by one and reject only the refused ones.
 
         While the model runs on the torch thread, this thread prepares the batch's storage (ticker links, dedup
@@ -235,9 +258,10 @@ class BatchProcessor:
         behind code choices').
         """
         if not admitted:
-            return [], [], []
+            return ScoreBatch.concat([]), [], []
+        texts = [a.text for a in admitted]
         try:
-            future = self.scorer.submit([a.text for a in admitted], top_k=self.top_k)
+            future = self.scorer.submit(texts, top_k=self.top_k)
         except ScoreInputError:
             pass
         else:
@@ -246,28 +270,28 @@ class BatchProcessor:
             except BaseException:
                 wait([future])  # never leave the model running for a batch that is being abandoned
                 raise
-            return future.result(), admitted, []
-        results, kept, refused = [], [], []
-        for a in admitted:
             try:
-                results += self.scorer.score([a.text], top_k=self.top_k)
-                kept.append(a)
-            except ScoreInputError as exc:
-                env = a.envelope
-                refused.append(
-                    Rejection(
-                        stage="score",
-                        reason=str(exc),
-                        payload=env.value,
-                        origin=env.origin,
-                        source=a.item.source,
-                        key=env.key,
-                        topic=env.topic,
-                        partition=env.partition,
-                        offset=env.offset,
-                    )  # fmt: skip
-                )
-        return results, kept, refused
+                return future.result(), admitted, []
+            except ScoreInputError:  # a text with no word-pieces: found once tokenised
+                pass
+        results, kept, refused = score_each(self.scorer, texts, self.top_k)
+        rejections = []
+        for i, reason in refused:
+            env = admitted[i].envelope
+            rejections.append(
+                Rejection(
+                    stage="score",
+                    reason=reason.removeprefix("item 0: "),
+                    payload=env.value,
+                    origin=env.origin,
+                    source=admitted[i].item.source,
+                    key=env.key,
+                    topic=env.topic,
+                    partition=env.partition,
+                    offset=env.offset,
+                )  # fmt: skip
+            )
+        return results, [admitted[i] for i in kept], rejections
 
     def _process_once(self, envelopes: Sequence[Envelope], now: datetime | None) -> BatchReport:
         report = BatchReport(received=len(envelopes))

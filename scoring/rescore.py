@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.schema import Article, Score
-from model.scorer import Scorer
+from model.scorer import ScoreInputError, Scorer
 from scoring.pipeline import scoring_text
-from scoring.processor import store_scores
+from scoring.processor import score_each, store_scores
+
+log = logging.getLogger(__name__)
 
 
 def rescore(
@@ -39,9 +42,17 @@ def rescore(
             rows = session.execute(query.order_by(Article.id).limit(batch_size)).all()
         if not rows:
             return done
-        results = scorer.score([scoring_text(title, body) for _, title, body in rows])
+        texts = [scoring_text(title, body) for _, title, body in rows]
+        ids = [r[0] for r in rows]
+        try:
+            results = scorer.score_batch(texts)
+        except ScoreInputError:  # a stored text this model will not score: the others are scored, it is logged
+            results, kept, refused = score_each(scorer, texts, top_k=5)
+            for i, reason in refused:
+                log.warning("article %d not rescored: %s", ids[i], reason.removeprefix("item 0: "))
+            ids = [ids[i] for i in kept]
         with session_factory() as session, session.begin():
             scored_at = datetime.now(UTC)
-            store_scores(session, results, [r[0] for r in rows], scored_at=scored_at)
-        done += len(rows)
+            store_scores(session, results, ids, scored_at=scored_at)
+        done += len(ids)
         last_id = rows[-1][0]

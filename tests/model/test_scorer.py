@@ -4,6 +4,7 @@ import random
 import pytest
 
 from model.scorer import ScoreInputError, Scorer
+from model.tokens import plan_chunks
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +69,11 @@ def test_long_text_is_chunked_not_truncated(tiny):
     for a in r.attributions:
         assert text[a.start : a.end] == a.word
     # the tail of the text reaches the decision: an attended word may come from the last chunk
-    _, weights = tiny._run(tiny._chunks(0, tiny._tokenize([text])[0][0]), 8)
-    assert weights[-1].sum().item() == pytest.approx(1.0, abs=1e-5)
+    tokens = tiny._tokens([text])
+    chunks = plan_chunks(tokens, tiny.window, tiny.overlap)
+    _, weights = tiny._run(tokens, chunks, 8)
+    last = slice(int(chunks.slot[-1]), int(chunks.slot[-1] + chunks.length[-1]))
+    assert weights[last].sum() == pytest.approx(1.0, abs=1e-5)
 
 
 @pytest.mark.parametrize(

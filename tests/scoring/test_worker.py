@@ -260,7 +260,7 @@ def test_an_input_the_scorer_refuses_is_rejected_alone(migrated_engine, scorer_d
                 raise ScoreInputError("item 0: refused by the test scorer")
             return scorer_default.submit(texts, top_k=top_k)
 
-        def score(self, texts, top_k=5):
+        def score_batch(self, texts, top_k=5):
             return self.submit(texts, top_k=top_k).result()
 
     processor = BatchProcessor(
@@ -335,7 +335,7 @@ class ExplodingScorer:
             return failed
         return self.scorer.submit(texts, **kwargs)
 
-    def score(self, texts, **kwargs):
+    def score_batch(self, texts, **kwargs):
         return self.submit(texts, **kwargs).result()
 
 
@@ -434,7 +434,20 @@ def test_submit_checks_inputs_at_once_and_scores_like_score(scorer_default):
     with pytest.raises(ScoreInputError, match="item 1"):
         scorer_default.submit(["fine", ""])
     texts = ["Nokia shares fall after profit warning", "Apple sales rise"]
-    assert scorer_default.submit(texts).result() == scorer_default.score(texts)
+    assert scorer_default.submit(texts).result().results() == scorer_default.score(texts)
+
+
+def test_a_text_the_tokenizer_reads_as_nothing_is_rejected_alone(migrated_engine, scorer_default):
+    """A text of replacement characters (U+FFFD, what a broken decode leaves) passes the text checks but leaves no word-piece: found once the batch is tokenised, it is
+    rejected with its reason while the rest of the batch is stored."""
+    processor = BatchProcessor(
+        session_factory=make_session_factory(migrated_engine), scorer=scorer_default, pipeline=Pipeline()
+    )
+    report = processor.process(envelopes([msg("Nokia profit rises"), msg("\ufffd \ufffd"), msg("Apple sales fall")]))
+    assert (report.stored, report.rejected) == (2, 1)
+    with make_session_factory(migrated_engine)() as s:
+        stage, reason = s.execute(select(Reject.stage, Reject.reason)).one()
+    assert stage == "score" and reason.startswith("text has no word-pieces")
 
 
 class _Node:
