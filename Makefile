@@ -70,6 +70,7 @@ soak: setup
 bench: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/scoring.py --json bench/results/scoring.json
+	$(BIN)/python bench/scoring.py --host-only --json bench/results/host_only.json
 	$(BIN)/python bench/cpu_paths.py --json bench/results/cpu_paths.json
 	$(BIN)/python bench/pipeline.py --json bench/results/pipeline.json
 	$(BIN)/python bench/dashboard.py --json bench/results/dashboard.json

@@ -30,6 +30,7 @@ TARGETS = {
     "dashboard_page_s": 1.5,
     "worker_rss_mb": 700.0,
     "gpu_headlines_per_s": 100_000.0,
+    "host_only_headlines_per_s": 30_000.0,
 }
 
 
@@ -244,6 +245,7 @@ def report(results: Path) -> str:
     PLOTS.mkdir(parents=True, exist_ok=True)
     scoring, pipeline = load(results, "scoring"), load(results, "pipeline")
     dashboard, gpu = load(results, "dashboard"), load(results, "gpu")
+    host = load(results, "host_only")
     profile = load(results, "profile")
     m = machine()
     lines = [
@@ -318,6 +320,13 @@ def report(results: Path) -> str:
         lines.append(
             f"| slowest dashboard page at {dashboard['seed']['articles']:,} articles ({slowest}) | {t:.2f} s | "
             f"< {TARGETS['dashboard_page_s']} s | {verdict(t < TARGETS['dashboard_page_s'])} |"
+        )
+    if host:
+        h = host["host_only"]
+        lines.append(
+            f"| Scorer host ceiling (network stubbed, top-5 words, {host['machine']['cores']} cores) | "
+            f"{fmt(h['headlines_per_s'])} headlines/s | ≥ 30,000/s on a 2-core CPU | "
+            f"{verdict(h['headlines_per_s'] >= TARGETS['host_only_headlines_per_s'])} |"
         )
     if gpu and gpu.get("available"):
         r = gpu["model_only"]["1024"]
@@ -513,6 +522,7 @@ def report(results: Path) -> str:
         "```",
         "make bench            # all of the above, then this file",
         "python bench/scoring.py --json bench/results/scoring.json",
+        "python bench/scoring.py --host-only --json bench/results/host_only.json",
         "python bench/pipeline.py --json bench/results/pipeline.json",
         "python bench/dashboard.py --json bench/results/dashboard.json",
         "python bench/gpu.py --json bench/results/gpu.json",

@@ -4,7 +4,12 @@ one run, on real headlines from ../shared/data/news_stream.
 Both models go through the same `Scorer` code (tokenisation, chunking, pooling weights, word merging), so the
 ratio measures the networks. The FinBERT-size model has random weights: the compute is the same.
 
+`--host-only` measures the Scorer's ceiling instead: the network is replaced by a stub that returns outputs of the
+right shapes at once, so what is timed is everything but the network (tokenising, batching, top words, results).
+That is what caps a fast network (a GPU), and any machine can measure it (JSON key `host_only`).
+
     python bench/scoring.py [--json FILE] [--repeats 3] [--quick]
+    python bench/scoring.py --host-only [--headlines 16384] [--batch-size 1024] [--json FILE]
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import time  # noqa: E402
+
 import torch  # noqa: E402
 
 from model.card import MAX_ACCURACY_LOSS, sentences_per_second  # noqa: E402
 from model.checkpoints import default_checkpoint  # noqa: E402
 from model.evaluate import read_labelled_csv  # noqa: E402
-from model.network import NetworkConfig, SentimentNet  # noqa: E402
+from model.network import NetworkConfig, SentimentNet, SentimentOutput  # noqa: E402
 from model.scorer import Scorer, cpu_has_bf16, on_torch_thread  # noqa: E402
 from model.train import save_checkpoint  # noqa: E402
 
@@ -72,12 +79,79 @@ def accuracy(scorer: Scorer, split: Path) -> float:
     return sum(LABELS[y] == p for y, p in zip(labels, preds, strict=True)) / len(labels)
 
 
+class HostOnlyNet(torch.nn.Module):
+    """A stand-in network that answers at once with outputs of the right shapes: logits (B, 3) and pooling weights
+    (B, T) that sum to 1 over the poolable pieces, uneven (from the piece ids) so that ranking words is real work."""
+
+    def forward(self, input_ids, attention_mask, pool_mask) -> SentimentOutput:
+        raw = ((input_ids * 40503) % 1009 + 1).float() * pool_mask
+        weights = raw / raw.sum(-1, keepdim=True).clamp_min(1e-12)
+        logits = torch.nn.functional.one_hot(input_ids[:, 1] % 3, 3).float()
+        return SentimentOutput(logits=logits, pooling_weights=weights)
+
+
+def host_only(n: int, batch_size: int, repeats: int, top_k: int = 5) -> dict:
+    """The Scorer with `HostOnlyNet`: headlines/s with the top-k words as columns (what the worker stores) and as
+    per-item results, and each host stage's time per headline (medians of `repeats` runs after a warm-up)."""
+    scorer = Scorer(default_checkpoint(), device="cpu", precision="fp32")
+    scorer.net = HostOnlyNet()
+    texts = headlines(n)
+    scorer.score_batch(texts[: min(n, batch_size)], batch_size=batch_size, top_k=top_k)  # warm-up
+    columnar, per_item, stages = [], [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        batch = scorer.score_batch(texts, batch_size=batch_size, top_k=top_k)
+        t1 = time.perf_counter()
+        batch.results()
+        t2 = time.perf_counter()
+        columnar.append(n / (t1 - t0))
+        per_item.append(n / (t2 - t0))
+        stages.append({**batch.seconds, "results": t2 - t1})
+    return {
+        "headlines": n,
+        "batch_size": batch_size,
+        "top_k": top_k,
+        "tokenizer_threads": scorer.tokenizer_threads,
+        "headlines_per_s": statistics.median(columnar),
+        "headlines_per_s_per_item_results": statistics.median(per_item),
+        "stage_us_per_headline": {k: statistics.median(s[k] for s in stages) / n * 1e6 for k in stages[0]},
+    }
+
+
+def machine() -> dict:
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "native_bf16": cpu_has_bf16(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="fewer sentences (smoke run)")
+    parser.add_argument("--host-only", action="store_true", help="time everything but the network (a stub)")
+    parser.add_argument("--headlines", type=int, default=16384, help="with --host-only: headlines per run")
+    parser.add_argument("--batch-size", type=int, default=1024, help="with --host-only: the model batch")
     args = parser.parse_args()
+    if args.host_only:
+        result = {"machine": machine(), "host_only": host_only(args.headlines, args.batch_size, args.repeats)}
+        h = result["host_only"]
+        print(
+            f"host only ({h['headlines']} headlines, batch {h['batch_size']}, top {h['top_k']} words, "
+            f"{h['tokenizer_threads']} tokenizer threads): {h['headlines_per_s']:,.0f} headlines/s as columns, "
+            f"{h['headlines_per_s_per_item_results']:,.0f}/s with per-item results"
+        )
+        print("  µs per headline: " + ", ".join(f"{k} {v:.2f}" for k, v in h["stage_us_per_headline"].items()))
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=2))
+            print(f"wrote {args.json}")
+        return
 
     ours = default_checkpoint()
     paths = ["fp32", "int8"] + (["bf16"] if cpu_has_bf16() else [])
@@ -89,14 +163,7 @@ def main() -> None:
     texts = headlines(max(counts.values()))
     split = ours / "splits" / "phrasebank_50agree_test.csv"
     results = {
-        "machine": {
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "native_bf16": cpu_has_bf16(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "model_version": ours.name,
         "headlines": {"n": len(texts), "mean_chars": statistics.mean(map(len, texts))},
         "accuracy_phrasebank_50agree_test": {},

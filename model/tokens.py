@@ -180,7 +180,7 @@ class Words:
         pool them, so the decision did not use them."""
         used = self.weight > 0
         doc, start, end, weight = self.doc[used], self.start[used], self.end[used], self.weight[used]
-        order = np.lexsort((start, -weight, doc))
+        order = np.lexsort((-weight, doc))  # stable: equal weights keep text order, so the earlier word first
         doc, start, end, weight = doc[order], start[order], end[order], weight[order]
         first_of_doc = np.flatnonzero(np.r_[True, doc[1:] != doc[:-1]]) if len(doc) else np.zeros(0, np.int64)
         counts = np.diff(np.r_[first_of_doc, len(doc)])

@@ -92,6 +92,9 @@ def test_report_writes_every_section_and_plot_from_the_results(tmp_path, monkeyp
                                                                   "search")},
     }))  # fmt: skip
     (results / "gpu.json").write_text(json.dumps({"available": False, "reason": "no CUDA device on this machine"}))
+    (results / "host_only.json").write_text(
+        json.dumps({"machine": {"cores": 2}, "host_only": {"headlines_per_s": 31234.5}})
+    )
     monkeypatch.setattr(report, "PLOTS", tmp_path / "plots")
 
     text = report.report(results)
@@ -106,6 +109,7 @@ def test_report_writes_every_section_and_plot_from_the_results(tmp_path, monkeyp
     assert "| backfill, 100,000 rows into SQLite | 342 rows/s |" in text
     assert "| 2 workers / 1 worker (Kafka + PostgreSQL) | 1.04x |" in text
     assert "No figures: no CUDA device on this machine" in text
+    assert "| Scorer host ceiling (network stubbed, top-5 words, 2 cores) | 31,234 headlines/s | ≥ 30,000/s" in text
     assert "| Kafka + PostgreSQL, 1 worker | 125 | 122 |" in text  # the sweep table, one row per offered load
     for png in ("model_throughput.png", "latency_vs_load.png", "dashboard_pages.png"):
         assert (tmp_path / "plots" / png).stat().st_size > 10_000
@@ -128,3 +132,13 @@ def test_report_writes_every_section_and_plot_from_the_results(tmp_path, monkeyp
     )
     assert "| 630 → 650 MiB (+3.2%) | < 10% | met |" in text
     assert "| 168 → 1,900 (1,340), drained in 1.9 s | bounded, drained | **missed** |" in text
+
+
+def test_host_only_benchmark_times_the_scorer_without_its_network(tmp_path):
+    out = tmp_path / "host.json"
+    run_bench("bench/scoring.py", "--host-only", "--headlines", "300", "--batch-size", "64", "--repeats", "1",
+              "--json", str(out))  # fmt: skip
+    h = json.loads(out.read_text())["host_only"]
+    assert h["headlines"] == 300 and h["top_k"] == 5 and h["tokenizer_threads"] >= 1
+    assert h["headlines_per_s"] > 0 and h["headlines_per_s_per_item_results"] > 0
+    assert set(h["stage_us_per_headline"]) == {"tokenize", "batches_and_network", "words", "results"}

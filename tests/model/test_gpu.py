@@ -64,3 +64,30 @@ def test_gpu_benchmark_reports_throughput_and_share_of_peak(tmp_path):
         assert r["headlines_per_s"] > 0 and r["tflops"] > 0
         if result["bf16_peak_tflops"]:
             assert 0 < r["fraction_of_peak"] < 1
+    for key in ("256", "1024", "4096"):
+        assert result["raw_network"][key]["headlines_per_s"] > 0
+        assert result["model_only_no_words"][key]["headlines_per_s"] > 0
+    assert result["host_only"]["headlines_per_s"] > 0
+
+
+def test_cuda_columns_match_per_item_results_and_the_cpu_reference(checkpoint):
+    """The array host path on the GPU: columns and per-item results are one result, and the fp32 CUDA path gives
+    the recorded CPU results (tests/model/fixtures/scorer_reference.json) up to kernel rounding."""
+    import json
+    from pathlib import Path
+
+    from model.scorer import Scorer
+
+    reference = json.loads((Path(__file__).parent / "fixtures" / "scorer_reference.json").read_text())["items"]
+    texts = [r["text"] for r in reference]
+    gpu = Scorer(checkpoint, device="cuda", precision="fp32")
+    batch = gpu.score_batch(texts, batch_size=64, top_k=5)
+    items = gpu.score(texts, batch_size=64, top_k=5)
+    assert batch.results() == items
+    same_words = 0
+    for ref, r in zip(reference, items, strict=True):
+        assert r.label == ref["label"] and r.n_chunks == ref["n_chunks"]
+        for k, p in ref["probabilities"].items():
+            assert r.probabilities[k] == pytest.approx(p, abs=1e-3)
+        same_words += [(a.word, a.start, a.end) for a in r.attributions] == [(w, s, e) for w, _, s, e in ref["words"]]
+    assert same_words >= 0.95 * len(reference)

@@ -438,8 +438,8 @@ def test_submit_checks_inputs_at_once_and_scores_like_score(scorer_default):
 
 
 def test_a_text_the_tokenizer_reads_as_nothing_is_rejected_alone(migrated_engine, scorer_default):
-    """A text of replacement characters (U+FFFD, what a broken decode leaves) passes the text checks but leaves no word-piece: found once the batch is tokenised, it is
-    rejected with its reason while the rest of the batch is stored."""
+    """A text of replacement characters (U+FFFD, what a broken decode leaves) passes the text checks but leaves no
+    word-piece: found once the batch is tokenised, it is rejected with its reason while the rest is stored."""
     processor = BatchProcessor(
         session_factory=make_session_factory(migrated_engine), scorer=scorer_default, pipeline=Pipeline()
     )
