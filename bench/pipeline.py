@@ -2,6 +2,10 @@
 worker scaling, backfill rows/s and a scoring worker's peak memory.
 
     python bench/pipeline.py [--json FILE] [--repeats 3] [--seconds 3] [--backfill-rows 100000] [--skip-kafka]
+    python bench/pipeline.py --host-only --skip-kafka --backfill-rows 0 [--max-batch 1024]
+
+`--host-only` replaces the network by bench/scoring.py's stub (outputs of the right shapes at once): what is left is
+the pipeline's own ceiling on this host, the rate a fast network (a GPU) would be held to by everything around it.
 
 1. model only: the same scorer, the worker's batch (`--max-batch`), real headlines: the ceiling;
 2. embedded + SQLite: MemoryTransport and one scoring-worker thread in this process (what `finsent run` does);
@@ -466,14 +470,20 @@ def main() -> None:
     parser.add_argument(
         "--postgres", default=os.environ.get("FINSENT_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
     )
+    parser.add_argument("--host-only", action="store_true", help="the network stubbed: the pipeline's own ceiling")
     args = parser.parse_args()
 
     scorer = Scorer(device="cpu")
+    if args.host_only:
+        from bench.scoring import HostOnlyNet
+
+        scorer.net = HostOnlyNet()
     msgs = Messages()
     results: dict = {
         "scorer": {"version": scorer.version, "precision": scorer.precision, "model_batch": scorer.batch_size},
         "worker": {"max_batch": args.max_batch, "max_delay_s": args.max_delay},
         "repeats": args.repeats,
+        "host_only": args.host_only,
     }
     results["model_only_per_s"] = model_only(scorer, msgs, args.max_batch, args.repeats, n=args.burst)
     print(f"model only ({scorer.precision}, batches of {args.max_batch}): {results['model_only_per_s']:.0f}/s")

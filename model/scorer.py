@@ -180,13 +180,24 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
+@lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return frozenset()
+    return frozenset(word for line in text.splitlines() if line.startswith("flags") for word in line.split())
+
+
 def cpu_has_bf16() -> bool:
     """True when this CPU runs bf16 matmuls natively (AVX512-BF16 or AMX); else bf16 is slower than fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return bool(_cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def cpu_has_int8_dot() -> bool:
+    """True when this CPU has int8 dot-product instructions (AVX512-VNNI, AVX-VNNI or AMX); without them the int8
+    path runs 20 times slower than fp32 (docs/performance.md, 'int8 only where the CPU has int8 dot products')."""
+    return bool(_cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def quantize_int8(net: SentimentNet) -> torch.nn.Module:
@@ -446,6 +457,8 @@ class Scorer:
             chosen = inference.get("cpu_default", "fp32")
             if chosen == "bf16" and not cpu_has_bf16():  # the card was made on a CPU with native bf16
                 chosen = inference.get("cpu_fallback", "fp32")
+            if chosen == "int8" and not cpu_has_int8_dot():  # the card was made on a CPU with VNNI
+                chosen = "fp32"
             return chosen
         if precision not in allowed:
             raise ValueError(f"precision {precision!r} is not available on {self.device.type} (choose from {allowed})")
