@@ -33,7 +33,7 @@ import time  # noqa: E402
 
 import torch  # noqa: E402
 
-from model.card import MAX_ACCURACY_LOSS, sentences_per_second  # noqa: E402
+from model.card import MAX_ACCURACY_LOSS, cpu_paths, sentences_per_second  # noqa: E402
 from model.checkpoints import default_checkpoint  # noqa: E402
 from model.evaluate import read_labelled_csv  # noqa: E402
 from model.network import NetworkConfig, SentimentNet, SentimentOutput  # noqa: E402
@@ -154,7 +154,7 @@ def main() -> None:
         return
 
     ours = default_checkpoint()
-    paths = ["fp32", "int8"] + (["bf16"] if cpu_has_bf16() else [])
+    paths = cpu_paths()  # int8 only with int8 dot products, bf16 only with native bf16
     # Headlines per timed run, by batch size, the same for both models. The FinBERT-size runs dominate the time:
     # whole batches, and few enough that `make bench` stays under its 20-minute budget on the slowest 2-core host
     # seen, while every figure is still a median of `repeats` runs (docs/performance.md, 'Measurements behind code

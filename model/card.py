@@ -10,7 +10,7 @@ from pathlib import Path
 
 from model.evaluate import evaluate_texts, read_labelled_csv
 from model.network import FUNCTION_WORDS, LABELS
-from model.scorer import Scorer, cpu_has_bf16
+from model.scorer import Scorer, cpu_has_bf16, cpu_has_int8_dot
 
 MAX_ACCURACY_LOSS = 0.005  # a faster path may cost at most 0.5 accuracy point to be the CPU default
 # A path may be the default only if a text's probabilities move by at most this much between being scored alone and
@@ -30,8 +30,9 @@ def evaluate_splits(scorer: Scorer, split_dir: Path) -> dict:
 
 
 def cpu_paths() -> list[str]:
-    """The CPU inference paths this machine can run well."""
-    return ["fp32", "int8"] + (["bf16"] if cpu_has_bf16() else [])
+    """The CPU inference paths this machine can run well: int8 where it has int8 dot products, bf16 where it has
+    native bf16 (model.scorer.cpu_has_int8_dot, cpu_has_bf16)."""
+    return ["fp32"] + (["int8"] if cpu_has_int8_dot() else []) + (["bf16"] if cpu_has_bf16() else [])
 
 
 def sentences_per_second(scorer: Scorer, texts: list[str], batch_size: int = 32, repeats: int = 3) -> float:
