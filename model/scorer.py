@@ -256,8 +256,9 @@ def _prefetched(items: Iterator, depth: int = 2) -> Iterator:
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Hold off Python's cyclic garbage collector while many small objects are built: every few hundred new objects
-    it would otherwise scan the generations they join, which tripled the time to build a large call's per-item
-    results (docs/performance.md, 'The host path'). The objects built hold no cycles; collection resumes after."""
+    it would otherwise scan the generations they join, which quadrupled the time to build a large call's per-item
+    results (docs/performance.md, 'The Scorer's host path'). The objects built hold no cycles; collection resumes
+    after."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
