@@ -1,10 +1,11 @@
 """Profile the scoring worker's batch path with pyinstrument: where a batch's time goes outside the model.
 
-    python bench/profile_worker.py [--items 2048] [--batch 256] [--out bench/results/profile]
+    python bench/profile_worker.py [--items 2048] [--batch 256] [--out bench/results/profile] [--host-only]
 
 Runs `BatchProcessor.process` (admit → score → store, one transaction per batch) on real headlines into a fresh
 SQLite database under pyinstrument's sampling profiler, and writes `<out>.txt` (call tree) and `<out>.html`.
 It also prints the share of wall time spent inside the network's forward pass, the part that is model compute.
+`--host-only` stubs the network (bench/scoring.py's `HostOnlyNet`): what is left is the pipeline's own Python.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO))  # not bench/ itself: its scoring.py would hide the scoring package
 
 
 def main() -> None:
-    from pipeline import Messages
     from pyinstrument import Profiler
 
+    from bench.pipeline import Messages
+    from bench.scoring import HostOnlyNet
     from core.db import make_engine, make_session_factory, upgrade
     from core.messages import Envelope
     from model.scorer import Scorer
@@ -36,9 +37,12 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=2048)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "profile")
+    parser.add_argument("--host-only", action="store_true", help="the network stubbed: the pipeline's own Python")
     args = parser.parse_args()
 
     scorer = Scorer(device="cpu")
+    if args.host_only:
+        scorer.net = HostOnlyNet()
     values = Messages().take(args.items + args.batch)
     envelopes = [Envelope(value=v, origin=f"profile:0:{i}") for i, v in enumerate(values)]
     with tempfile.TemporaryDirectory() as tmp:
