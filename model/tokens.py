@@ -233,7 +233,8 @@ def merge_words(
     word_first = np.flatnonzero(np.r_[True, kept_group[1:] != kept_group[:-1]])
     word_of = np.cumsum(np.r_[True, kept_group[1:] != kept_group[:-1]]) - 1
     word_last = np.r_[word_first[1:], len(kept_at)] - 1
-    # summed in piece order, in float64, as a plain left-to-right sum
+    # summed in piece order in float64, as the per-item path's sum() did on Python 3.11 (3.12's sum() compensates,
+    # which can differ in the last bit for pieces of very different weights)
     weight = np.bincount(word_of, weights=weights[kept_at].astype(np.float64), minlength=len(word_first))
     return Words(
         doc[kept_at[word_first]], starts[kept_at[word_first]], ends[kept_at[word_last]], weight.astype(np.float64)
