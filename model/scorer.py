@@ -58,6 +58,7 @@ from model.tokens import (
     merge_words,
     plan_chunks,
     punct_table,
+    ranges,
     spans,
     text_is_punct,
 )
@@ -533,14 +534,8 @@ class Scorer:
                 probs.append(torch.softmax(out.logits.float() / self.config.temperature, dim=-1))
                 weights.append(out.pooling_weights.float().reshape(-1))
                 rows.append(batch.rows)
-                # chunk-piece slot of every content piece of the batch: where its weight goes
-                lengths = chunks.length[batch.rows]
-                gathers.append(
-                    (
-                        np.repeat(chunks.slot[batch.rows] - chunks.first[batch.rows], lengths) + batch.src,
-                        batch.dst + base,
-                    )
-                )
+                # where each content piece's weight goes (its chunk's slots) and where it is in the batch's output
+                gathers.append((ranges(chunks.slot[batch.rows], chunks.length[batch.rows]), batch.dst + base))
                 base += batch.ids.size
             p = torch.cat(probs).cpu().numpy() if probs else np.zeros((0, len(LABELS)), np.float32)
             w = torch.cat(weights).cpu().numpy() if weights else np.zeros(0, np.float32)
@@ -563,8 +558,9 @@ class Scorer:
         probs[chunks.doc[single]] = chunk_probs[single]
         token_w = np.zeros(len(tokens.ids), np.float32)
         one = np.flatnonzero(single)
-        src, dst = _piece_ranges(chunks.first[one], chunks.slot[one], chunks.length[one])
-        token_w[src] = piece_weights[dst]
+        token_w[ranges(chunks.first[one], chunks.length[one])] = piece_weights[
+            ranges(chunks.slot[one], chunks.length[one])
+        ]
         for d in np.flatnonzero(chunks.per_doc > 1).tolist():  # long texts: few, chunk by chunk in order
             cis = np.flatnonzero(chunks.doc == d)
             share = chunks.share[cis]
@@ -576,10 +572,10 @@ class Scorer:
         return probs, token_w
 
     def _top_words(self, texts: list[str], tokens: Tokens, token_w: np.ndarray, top_k: int) -> Words:
+        doc = tokens.doc
         punct = self.punct[tokens.ids]
         unknown = np.flatnonzero(tokens.ids == self.tokenizer.unk_token_id)
         if len(unknown):  # an unknown piece's characters are not in the vocabulary: read them from the text
-            doc = tokens.doc
             punct[unknown] = [
                 text_is_punct(texts[d], s, e)
                 for d, s, e in zip(
@@ -587,7 +583,7 @@ class Scorer:
                 )
             ]
         sign = np.isin(tokens.ids, self.sign_ids)
-        words = merge_words(tokens.doc, tokens.starts, tokens.ends, token_w, punct, sign)
+        words = merge_words(doc, tokens.starts, tokens.ends, token_w, punct, sign)
         return words.top(top_k)
 
     # -- words ----------------------------------------------------------------------------------------
@@ -657,9 +653,3 @@ class Scorer:
             words=words,
             seconds={"tokenize": t1 - t0, "batches_and_network": t2 - t1, "words": t3 - t2},
         )
-
-
-def _piece_ranges(src_first: np.ndarray, dst_first: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index arrays for copying ranges [src_first, +length) to [dst_first, +length), all ranges at once."""
-    within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return np.repeat(src_first, lengths) + within, np.repeat(dst_first, lengths) + within

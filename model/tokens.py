@@ -57,12 +57,18 @@ class Tokens:
 
     @classmethod
     def concat(cls, parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Tokens:
-        ids = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-        offsets = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 2), np.int64)
-        lengths = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int64)
+        ids = np.concatenate([p[0] for p in parts])
+        offsets = np.concatenate([p[1] for p in parts])
+        lengths = np.concatenate([p[2] for p in parts])
         first = np.zeros(len(lengths), np.int64)
         np.cumsum(lengths[:-1], out=first[1:])
         return cls(ids, offsets[:, 0].copy(), offsets[:, 1].copy(), lengths, first)
+
+
+def ranges(firsts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """[first, first + length) for every pair, one after the other: the indices of many slices at once."""
+    within = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(firsts, lengths) + within
 
 
 def _encode_part(tokenizer: Tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -105,8 +111,7 @@ def plan_chunks(tokens: Tokens, window: int, overlap: int) -> Chunks:
     step = window - overlap
     per_doc = np.where(lengths <= window, 1, 1 + -(-(lengths - window) // step))
     doc = np.repeat(np.arange(len(lengths)), per_doc)
-    k = np.arange(len(doc)) - np.repeat(np.cumsum(per_doc) - per_doc, per_doc)  # chunk number within its text
-    start = k * step
+    start = ranges(np.zeros(len(lengths), np.int64), per_doc) * step  # chunk number within its text x step
     length = np.minimum(start + window, lengths[doc]) - start
     share = np.ones(len(doc), np.float32)
     long = per_doc[doc] > 1
@@ -139,25 +144,20 @@ class Batch:
     rows: np.ndarray  # (B,) chunk indices
     ids: np.ndarray  # (B, width) int64, [CLS] pieces [SEP] then padding
     attention: np.ndarray  # (B, width) int64, 1 on [CLS], pieces and [SEP]
-    src: np.ndarray  # (P,) index in Tokens.ids of every content piece of the batch, row after row
-    dst: np.ndarray  # (P,) where that piece sits in the batch, as a flat index into a (B, width) array
+    dst: np.ndarray  # (P,) where each content piece sits, row after row, as a flat index into a (B, width) array
 
 
 def fill_batch(
     tokens: Tokens, chunks: Chunks, rows: np.ndarray, width: int, cls_id: int, sep_id: int, pad_id: int
 ) -> Batch:
     lengths = chunks.length[rows]
-    total = int(lengths.sum())
-    row_of = np.repeat(np.arange(len(rows)), lengths)
-    within = np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    src = np.repeat(chunks.first[rows], lengths) + within
-    dst = row_of * width + 1 + within
+    dst = ranges(np.arange(len(rows)) * width + 1, lengths)  # after each row's [CLS]
     ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-    ids.reshape(-1)[dst] = tokens.ids[src]
+    ids.reshape(-1)[dst] = tokens.ids[ranges(chunks.first[rows], lengths)]
     ids[:, 0] = cls_id
     ids[np.arange(len(rows)), lengths + 1] = sep_id
     attention = (np.arange(width)[None, :] < (lengths + 2)[:, None]).astype(np.int64)
-    return Batch(rows, ids, attention, src, dst)
+    return Batch(rows, ids, attention, dst)
 
 
 @dataclass

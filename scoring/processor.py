@@ -153,7 +153,7 @@ def score_each(scorer: Scorer, texts: Sequence[str], top_k: int) -> tuple[ScoreB
             parts.append(scorer.score_batch([text], top_k=top_k))
             kept.append(i)
         except ScoreInputError as exc:
-            refused.append((i, str(exc)))
+            refused.append((i, str(exc).removeprefix("item 0: ")))  # scored alone: the reason, not the position
     return ScoreBatch.concat(parts), kept, refused
 
 
@@ -281,7 +281,7 @@ class BatchProcessor:
             rejections.append(
                 Rejection(
                     stage="score",
-                    reason=reason.removeprefix("item 0: "),
+                    reason=reason,
                     payload=env.value,
                     origin=env.origin,
                     source=admitted[i].item.source,

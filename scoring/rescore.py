@@ -49,7 +49,7 @@ def rescore(
         except ScoreInputError:  # a stored text this model will not score: the others are scored, it is logged
             results, kept, refused = score_each(scorer, texts, top_k=5)
             for i, reason in refused:
-                log.warning("article %d not rescored: %s", ids[i], reason.removeprefix("item 0: "))
+                log.warning("article %d not rescored: %s", ids[i], reason)
             ids = [ids[i] for i in kept]
         with session_factory() as session, session.begin():
             scored_at = datetime.now(UTC)
