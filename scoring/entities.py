@@ -511,8 +511,8 @@ def _not_listed(d: Dictionary, ticker: str, day: date) -> str | None:
 def _label_word(text: str, span: Span, d: Dictionary) -> str | None:
     """A filer known by its ticker in capitals ("LIVE", "TOP") written as a label or inside a run of capitals."""
     company = d.universe.companies.get(span.ticker)
-    if company is None or company.origin != "sec" or " " in span.text:
-        return None
+    if company is None or company.origin != "sec" or " " in span.text or not span.text.isupper():
+        return None  # a rare one-word name as written ("Cronos-Altria deal") is a name
     after = text[span.end : span.end + 2].strip()
     if after[:1] in (":", "-"):
         return "a capitalised word used as a label, not the company"

@@ -117,6 +117,8 @@ def formal_aliases(name: str) -> tuple[set[str], set[str]]:
     if stripped.startswith("The "):
         stripped = stripped[4:]
     out.add(stripped)
+    if stripped.endswith(" Pharmaceuticals"):  # "Acadia Pharma", as headlines shorten it
+        out.add(stripped.removesuffix("ceuticals"))
     exact: set[str] = set()
     short = _GENERIC_TAIL.sub("", stripped).strip(" ,")
     if short != stripped and len(short) >= 3:
@@ -406,15 +408,22 @@ def _title(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def sec_companies() -> tuple[Company, ...]:
-    """The SEC's US filers, lowest layer: multi-word names only, and a one-word name only when it is the company's
-    own ticker, written in capitals ("AAON", "AGNC"; a one-word filer name is usually an ordinary word: "Here")."""
+    """The SEC's US filers, lowest layer: multi-word names, a one-word name when it is the company's own ticker,
+    written in capitals ("AAON", "AGNC"), and the one-word names the file lists because they are rare in English
+    ("Coty", "Lumentum"; tools/sec_companies.py), in their own case only. Other one-word filer names are usually
+    ordinary words ("Here", "Target")."""
     out = []
-    for company in read_companies(SEC, origin="sec") if SEC.exists() else ():
+    if not SEC.exists():
+        return ()
+    with SEC.open(encoding="utf-8", newline="") as f:
+        rare = {row["ticker"]: _split(row.get("aliases")) for row in csv.DictReader(f)}
+    for company in read_companies(SEC, origin="sec"):
         formal, _ = formal_aliases(_title(company.name))
         bare = company.ticker.replace(".", "")
         aliases = {a for a in formal if " " in a and len(a) >= 6}
         words = {a.split()[0].strip(",") for a in formal}  # "AGNC Investment Corp." is "AGNC" in headlines
         exact = {w.upper() for w in words if w.upper() == bare and len(w) >= 3}  # as capitals only: "HERE", not "Here"
+        exact |= {a for a in rare.get(company.ticker, ()) if " " not in a}  # the file's `aliases` column
         out.append(Company(company.ticker, _title(company.name), tuple(sorted(aliases | exact)), None, "listed", "US",
                            origin="sec", exact_case=frozenset(exact)))  # fmt: skip
     return tuple(out)
