@@ -164,6 +164,37 @@ def model_soft_labels(
     label_with_teacher(teacher, data_dir, out_dir or SOFT_DIR, max_news=max_news, log=typer.echo)
 
 
+def linked_spans(text: str) -> list[tuple[str, int, int]]:
+    """(ticker, start, end) of every company the linker finds in a text: how the per-company commands know the
+    other companies of a text (the worker hands its own spans to the model)."""
+    from scoring.entities import find
+
+    return [(s.ticker, s.start, s.end) for s in find(text) if not s.skipped]
+
+
+@model_app.command("train-target")
+def model_train_target(
+    checkpoint: CheckpointOpt = None,
+    data_dir: Annotated[Path, typer.Option(help="Folder with the labelled development data.")] = SHARED_DATA,
+    epochs: Annotated[int, typer.Option(min=1, help="Passes over the training pairs; the dev half picks one.")] = 8,
+    composed: Annotated[int, typer.Option(min=0, help="Two-company texts composed from the train splits.")] = 12000,
+) -> None:
+    """Train a checkpoint's per-company head (docs/model.md, "Sentiment per company") on its frozen network; writes
+    target_head.safetensors and target_head.json beside it. About 7 minutes on 2 CPU cores."""
+    from model.checkpoints import CheckpointError, default_checkpoint, read_card
+    from model.target import FIXTURE, train
+
+    path = checkpoint or default_checkpoint()
+    if not data_dir.is_dir():
+        wiring.fail(f"{data_dir}: no such data folder")
+    try:
+        read_card(path)
+    except CheckpointError as exc:
+        wiring.fail(str(exc))
+    _, card = train(path, data_dir, FIXTURE, linked_spans, epochs=epochs, n_composed=composed)
+    typer.echo(json.dumps(card, indent=2))
+
+
 @model_app.command("info")
 def model_info(checkpoint: CheckpointOpt = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Version, architecture, inference paths and headline metrics of a checkpoint."""
@@ -228,12 +259,19 @@ def model_explain(
     top_k: int = 5,
     checkpoint: CheckpointOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per text.")] = False,
+    target: Annotated[
+        str | None, typer.Option(help="A company as written in the text: its sentiment, not the headline's.")
+    ] = None,
+    span: Annotated[str | None, typer.Option(help="The company's mention as START:END character offsets.")] = None,
 ) -> None:
     """Label, probabilities, and the text with its most-attended words marked [[like this]]."""
     from model.checkpoints import CheckpointError
     from model.explain import METHODS, Explainer
     from model.scorer import ScoreInputError
 
+    if target is not None or span is not None:
+        _explain_target(texts, file, target, span, top_k, checkpoint, as_json, method)
+        return
     if method not in METHODS:
         wiring.fail(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
     items = list(texts or [])
@@ -276,6 +314,48 @@ def model_explain(
             typer.echo(f"  {a.rank}. {a.word!r:<24} {a.weight:.4f}  [{a.start}:{a.end}]")  # repr escapes
 
 
+def _span_option(span: str) -> tuple[int, int]:
+    try:
+        start, end = (int(x) for x in span.split(":"))
+    except ValueError:
+        wiring.fail(f"--span {span!r}: write START:END, two character offsets such as 0:6")
+    return start, end
+
+
+def _explain_target(texts, file, target, span, top_k, checkpoint, as_json, method) -> None:
+    """`explain --target NAME` / `--span START:END`: one company's sentiment in one text, and its words."""
+    from model.checkpoints import CheckpointError
+    from model.scorer import ScoreInputError
+    from model.target import TargetError, TargetScorer, check_span, find_target
+
+    if target is not None and span is not None:
+        wiring.fail("give --target or --span, not both")
+    if method != "pooling":
+        wiring.fail("--target explains with the pooling weights its decision used: leave --method out")
+    if file is not None or len(texts or []) != 1:
+        wiring.fail("--target and --span explain one TEXT argument")
+    text = texts[0]
+    try:
+        where = find_target(text, target) if target is not None else check_span(text, _span_option(span))
+        scorer = TargetScorer(checkpoint, linker=linked_spans)
+        r = scorer.score(text, where, top_k=top_k)
+    except (TargetError, ScoreInputError, CheckpointError) as exc:
+        wiring.fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps({
+            "text": text, "target": {"text": r.target, "start": r.start, "end": r.end}, "targeted": r.targeted,
+            "label": r.label, "probabilities": r.probabilities, "score": r.score, "method": "pooling",
+            "model_version": scorer.version, "attributions": [a.__dict__ for a in r.attributions],
+        }))  # fmt: skip
+        return
+    probs = "  ".join(f"{k} {v:.3f}" for k, v in r.probabilities.items())
+    typer.echo(f"\n{wiring.printable(mark_words(text, [(a.start, a.end) for a in r.attributions]))}")
+    how = "targeted" if r.targeted else "the headline's result: no other company in the text"
+    typer.echo(f"  target {r.target!r} [{r.start}:{r.end}]   label {r.label}   {probs}   ({how})")
+    for a in r.attributions:
+        typer.echo(f"  {a.rank}. {a.word!r:<24} {a.weight:.4f}  [{a.start}:{a.end}]")
+
+
 @model_app.command("evaluate")
 def model_evaluate(
     file: Annotated[Path, typer.Argument(help="CSV with a text column and a negative/neutral/positive label.")],
@@ -286,11 +366,17 @@ def model_evaluate(
     precision: Annotated[str, typer.Option(help="auto | fp32 | int8 | bf16")] = "auto",
     device: str = "cpu",
     batch_size: int = 64,
+    target_col: Annotated[
+        str | None, typer.Option(help="Entity-level file: the column naming the company as written in the text.")
+    ] = None,
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix on a labelled CSV."""
     from model.evaluate import EvaluationInputError, evaluate_texts, format_report, read_labelled_csv
     from model.scorer import ScoreInputError
 
+    if target_col is not None:
+        _evaluate_targets(file, text_col, label_col, target_col, checkpoint, as_json)
+        return
     try:
         texts, labels = read_labelled_csv(file, text_col, label_col)
     except EvaluationInputError as exc:
@@ -307,6 +393,29 @@ def model_evaluate(
         )
     else:
         typer.echo(f"model {scorer.version} ({scorer.device.type} {scorer.precision})\n{format_report(metrics)}")
+
+
+def _evaluate_targets(file, text_col, label_col, target_col, checkpoint, as_json) -> None:
+    """`evaluate --target-col`: one row per text x company; the company's label against the targeted result."""
+    from model.checkpoints import CheckpointError
+    from model.evaluate import EvaluationInputError, evaluate_targets, format_report, read_labelled_csv
+    from model.scorer import ScoreInputError
+    from model.target import TargetError, TargetScorer
+
+    try:
+        texts, labels, targets = read_labelled_csv(file, text_col, label_col, target_col)
+        scorer = TargetScorer(checkpoint, linker=linked_spans)
+        metrics = evaluate_targets(scorer, texts, labels, targets)
+    except (EvaluationInputError, CheckpointError) as exc:
+        wiring.fail(str(exc))
+    except (TargetError, ScoreInputError) as exc:
+        wiring.fail(f"{file}: {exc}")
+    if as_json:
+        keys = ("n", "n_texts", "accuracy", "macro_f1", "per_class", "confusion", "ece")
+        typer.echo(json.dumps({k: metrics[k] for k in keys} | {"model_version": scorer.version, "precision": "fp32"}))
+    else:
+        typer.echo(f"model {scorer.version} (cpu fp32, per company)\ntexts      {metrics['n_texts']}\n"
+                   f"{format_report(metrics)}")  # fmt: skip
 
 
 @model_app.command("compare")

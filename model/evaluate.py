@@ -60,8 +60,9 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float(log_t.exp().item())
 
 
-def read_labelled_csv(path: Path, text_col: str = "text", label_col: str = "label") -> tuple[list[str], list[int]]:
-    """Texts and label ids from a CSV; raises EvaluationInputError naming the file, column, row or label."""
+def read_labelled_csv(path: Path, text_col: str = "text", label_col: str = "label", target_col: str | None = None):
+    """Texts and label ids from a CSV (and, with `target_col`, the company each row labels); raises
+    EvaluationInputError naming the file, column, row or label."""
     path = Path(path)
     if not path.is_file():
         raise EvaluationInputError(f"{path}: no such file")
@@ -69,10 +70,10 @@ def read_labelled_csv(path: Path, text_col: str = "text", label_col: str = "labe
         with open(path, newline="", encoding="utf-8-sig") as fh:  # a BOM is not part of the first column's name
             reader = csv.DictReader(fh)
             columns = reader.fieldnames or []
-            for col in (text_col, label_col):
+            for col in (text_col, label_col, *([target_col] if target_col else [])):
                 if col not in columns:
                     raise EvaluationInputError(f"{path}: no column {col!r} (columns: {', '.join(columns) or 'none'})")
-            texts, labels = [], []
+            texts, labels, targets = [], [], []
             for line, row in enumerate(reader, start=2):
                 label = (row[label_col] or "").strip().lower()
                 if label not in LABELS:
@@ -81,13 +82,38 @@ def read_labelled_csv(path: Path, text_col: str = "text", label_col: str = "labe
                     )
                 texts.append(row[text_col] or "")
                 labels.append(LABELS.index(label))
+                if target_col:
+                    if not (row[target_col] or "").strip():
+                        raise EvaluationInputError(f"{path}:{line}: the {target_col!r} column is empty")
+                    targets.append(row[target_col])
     except UnicodeDecodeError as exc:
         raise EvaluationInputError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start})") from exc
     except csv.Error as exc:
         raise EvaluationInputError(f"{path}: malformed CSV ({exc})") from exc
     if not texts:
         raise EvaluationInputError(f"{path}: no rows")
-    return texts, labels
+    return (texts, labels, targets) if target_col else (texts, labels)
+
+
+def evaluate_targets(scorer, texts: list[str], labels: list[int], targets: list[str]) -> dict:
+    """Entity-level evaluation: each row's company (as written in its text) scored by a TargetScorer; the metrics of
+    `evaluate_texts` plus `n_texts`, the distinct texts. A target not in its text raises TargetError naming the row
+    (rows count from 2, the first data line)."""
+    from model.target import TargetError, find_target
+
+    pred, probs = [], []
+    for line, (text, target) in enumerate(zip(texts, targets, strict=True), start=2):
+        try:
+            span = find_target(text, target)
+        except TargetError as exc:
+            raise TargetError(f"line {line}: {exc}") from None
+        r = scorer.score(text, span, top_k=0)
+        pred.append(LABELS.index(r.label))
+        probs.append([r.probabilities[name] for name in LABELS])
+    metrics = classification_metrics(labels, pred)
+    metrics["ece"] = expected_calibration_error(np.array(probs), np.array(labels))
+    metrics["n_texts"] = len(set(texts))
+    return metrics
 
 
 def evaluate_texts(scorer, texts: list[str], labels: list[int], batch_size: int = 64) -> dict:

@@ -179,3 +179,73 @@ def test_prune_says_what_it_removes_and_refuses_a_bad_age(tmp_path):
                                                         "window_buckets"]  # fmt: skip
     bad = finsent("prune", "--older-than", "12h", "--database-url", url)
     assert bad.returncode == 1 and bad.stderr.startswith("error: --older-than '12h': expected a number of days")
+
+
+# Issue 20: one company's sentiment in a text (`--target`, `--span`) and entity-level evaluation (`--target-col`).
+
+
+def test_explain_target_scores_one_company_of_several():
+    text = "Pfizer wins as Moderna slumps"
+    out = finsent("model", "explain", text, "--target", "moderna", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["target"] == {"text": "Moderna", "start": 15, "end": 22} and result["targeted"] is True
+    assert result["label"] in ("negative", "neutral", "positive") and result["method"] == "pooling"
+    assert sum(result["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    for a in result["attributions"]:
+        assert text[a["start"] : a["end"]] == a["word"]
+    same = json.loads(finsent("model", "explain", text, "--span", "15:22", "--json").stdout)
+    assert same["probabilities"] == result["probabilities"]
+    human = finsent("model", "explain", text, "--target", "Pfizer")
+    assert human.returncode == 0 and "target 'Pfizer' [0:6]" in human.stdout and "(targeted)" in human.stdout
+
+
+def test_explain_target_in_a_one_company_text_is_the_headline_result():
+    text = "Shares of Nokia plunged after a profit warning"
+    whole = json.loads(finsent("model", "explain", text, "--json").stdout)
+    one = json.loads(finsent("model", "explain", text, "--target", "Nokia", "--json").stdout)
+    assert one["targeted"] is False
+    assert (one["label"], one["probabilities"]) == (whole["label"], whole["probabilities"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--target", "Tesla"], "the target 'Tesla' does not occur in the text"),
+        (["--target", ""], "the target is empty"),
+        (["--span", "3:99"], "the span 3:99 is outside the text"),
+        (["--span", "three"], "write START:END"),
+        (["--target", "Pfizer", "--span", "0:6"], "not both"),
+    ],
+)
+def test_explain_bad_target_is_one_clear_line(args, message):
+    out = finsent("model", "explain", "Pfizer wins as Moderna slumps", *args)
+    assert out.returncode == 1
+    assert out.stderr.strip().count("\n") == 0, out.stderr
+    assert out.stderr.startswith("error: ") and message in out.stderr
+
+
+def test_evaluate_entity_level_file(tmp_path):
+    path = tmp_path / "entities.csv"
+    rows = [
+        ("Pfizer wins as Moderna slumps", "Pfizer", "positive"),
+        ("Pfizer wins as Moderna slumps", "Moderna", "negative"),
+        ("Shares of Nokia plunged after a profit warning", "Nokia", "negative"),
+    ]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "entity", "label"])
+        w.writerows(rows)
+    out = finsent("model", "evaluate", str(path), "--target-col", "entity", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert {"n", "n_texts", "accuracy", "macro_f1", "per_class", "confusion", "ece"} <= set(result)
+    assert (result["n"], result["n_texts"]) == (3, 2)
+    text = finsent("model", "evaluate", str(path), "--target-col", "entity")
+    assert text.returncode == 0 and "texts      2" in text.stdout and "macro-F1" in text.stdout
+
+    path.write_text("text,entity,label\nPfizer wins,Moderna,positive\n")
+    bad = finsent("model", "evaluate", str(path), "--target-col", "entity")
+    assert bad.returncode == 1 and "line 2: the target 'Moderna' does not occur in the text" in bad.stderr
+    missing = finsent("model", "evaluate", str(path), "--target-col", "company")
+    assert missing.returncode == 1 and "no column 'company'" in missing.stderr
