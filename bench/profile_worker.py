@@ -50,6 +50,8 @@ def main() -> None:
         upgrade(url)
         engine = make_engine(url)
         processor = build_processor(session_factory=make_session_factory(engine), scorer=scorer)  # as the CLI does
+        if args.host_only:
+            processor.targets = None  # the per-company pass needs the real network
         processor.process(envelopes[: args.batch])  # warm-up: caches, dictionaries, first allocation
         forward = 0.0
         original = scorer.net.forward

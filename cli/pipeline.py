@@ -180,7 +180,7 @@ def rescore_command(
     then set FINSENT_MODEL_VERSION=VERSION to show the new scores (docs/model.md, "Rolling out a model version").
     """
     from model.checkpoints import WEIGHTS_DIR, CheckpointError, active_version
-    from scoring.rescore import rescore
+    from scoring.rescore import fill_companies, rescore
 
     path = Path(model) if Path(model).is_dir() else WEIGHTS_DIR / model
     if not path.is_dir():
@@ -191,7 +191,11 @@ def rescore_command(
     done = rescore(session_factory=session_factory, scorer=scorer, since=wiring.when(since, "since"),
                    until=wiring.when(until, "until"), batch_size=batch_size)  # fmt: skip
     typer.echo(f"scored {done} articles with {scorer.version}")
-    if done:
+    companies = fill_companies(session_factory=session_factory, scorer=scorer, since=wiring.when(since, "since"),
+                               until=wiring.when(until, "until"), batch_size=batch_size)  # fmt: skip
+    if companies:
+        typer.echo(f"gave {companies} companies their own sentiment (headlines naming two or more companies)")
+    if done or companies:
         from monitor.windows import forget_buckets
 
         with session_factory() as session, session.begin():

@@ -1,8 +1,10 @@
 """Bulk export of scored mentions: one row per article x ticker, read from one model version, streamed in pages.
 
 A row: published_at, source, ticker, relevance, headline, url, label, p_negative, p_neutral, p_positive, score,
-confidence, story_id, is_first_of_story, similar_before, top_words (the stored pooling words, [{word, weight}] by
-rank), model_version, article_id. Rows come in time order (published_at, article_id, ticker), read with a
+confidence, sentiment_of, story_id, is_first_of_story, similar_before, top_words (the stored pooling words,
+[{word, weight}] by rank), model_version, article_id. The sentiment is the company's own where the headline names two
+or more companies (`sentiment_of` "company", with that company's words), else the headline's ("headline";
+core/sentiment.py). Rows come in time order (published_at, article_id, ticker), read with a
 server-side cursor `PAGE` rows at a time; each page's words are fetched by key for that page only, so memory stays
 flat whatever the range (docs/operations.md, "Export"). `spreadsheet_cell` is the CSV guard every CSV of news uses.
 """
@@ -20,7 +22,8 @@ from typing import TYPE_CHECKING, BinaryIO
 from sqlalchemy import and_, func, select, text
 from sqlalchemy.orm import Session
 
-from core.schema import Article, Attribution, Mention, Score, Source
+from core.schema import Article, Attribution, Mention, MentionAttribution, MentionScore, Score, Source
+from core.sentiment import own_columns, with_own
 from core.versions import version_note
 
 if TYPE_CHECKING:
@@ -39,6 +42,7 @@ COLUMNS = [
     "p_positive",
     "score",
     "confidence",
+    "sentiment_of",
     "story_id",
     "is_first_of_story",
     "similar_before",
@@ -97,24 +101,21 @@ def _select(query: ExportQuery):
             Mention.relevance,
             Article.title.label("headline"),
             Article.url,
-            Score.label,
-            Score.p_negative,
-            Score.p_neutral,
-            Score.p_positive,
-            Score.score,
-            Score.confidence,
+            *own_columns(),
             Article.story_id,
             Article.is_first_of_story,
             Article.similar_before,
             Score.model_version,
             Article.id.label("article_id"),
             Score.id.label("score_id"),
+            MentionScore.id.label("mention_score_id"),
         )
         .select_from(Mention)
         .join(Article, Article.id == Mention.article_id)
         .join(Score, and_(Score.article_id == Article.id, Score.model_version == query.version))
         .join(Source, Source.id == Article.source_id)
     )
+    stmt = with_own(stmt)
     if query.tickers:
         stmt = stmt.where(Mention.ticker.in_(query.tickers))
         time_column = Mention.published_at
@@ -171,9 +172,19 @@ def rows(session: Session, query: ExportQuery, *, page: int = PAGE) -> Iterator[
             .order_by(Attribution.score_id, Attribution.rank)
         ):
             words[score_id].append({"word": word, "weight": weight})
+        own_ids = sorted({r.mention_score_id for r in chunk if r.mention_score_id is not None})
+        own: dict[int, list[dict]] = {m: [] for m in own_ids}
+        if own_ids:
+            for mention_score_id, word, weight in session.execute(
+                select(MentionAttribution.mention_score_id, MentionAttribution.word, MentionAttribution.weight)
+                .where(MentionAttribution.mention_score_id.in_(own_ids))
+                .order_by(MentionAttribution.mention_score_id, MentionAttribution.rank)
+            ):
+                own[mention_score_id].append({"word": word, "weight": weight})
         for r in chunk:
             row = r._asdict()
-            row["top_words"] = words[row.pop("score_id")]
+            score_id, mention_score_id = row.pop("score_id"), row.pop("mention_score_id")
+            row["top_words"] = own[mention_score_id] if mention_score_id is not None else words[score_id]
             yield row
 
 

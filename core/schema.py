@@ -183,6 +183,46 @@ class Attribution(Base):
     end: Mapped[int] = mapped_column(Integer)
 
 
+class MentionScore(Base):
+    """One company's own sentiment in an article that names two or more (issue 20): the targeted pass of the model
+    version of its score. A mention without a row here (one company in the headline, a ticker found only in the body
+    or given by the source, or an article stored before revision 0009) takes its article's score: readers join with
+    `core.sentiment`, which says which of the two a value is."""
+
+    __tablename__ = "mention_scores"
+    __table_args__ = (
+        UniqueConstraint("score_id", "ticker"),
+        CheckConstraint("label IN ('negative', 'neutral', 'positive')", name="label"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    score_id: Mapped[int] = mapped_column(ForeignKey("scores.id", ondelete="CASCADE"))
+    ticker: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(8))
+    p_negative: Mapped[float] = mapped_column(Float)
+    p_neutral: Mapped[float] = mapped_column(Float)
+    p_positive: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)  # p_positive - p_negative
+    confidence: Mapped[float] = mapped_column(Float)
+    span_start: Mapped[int] = mapped_column(Integer)  # the mention scored: [start, end) in the scored text
+    span_end: Mapped[int] = mapped_column(Integer)
+
+
+class MentionAttribution(Base):
+    """A word that explains one company's sentiment: its share of that mention's pooling weights."""
+
+    __tablename__ = "mention_attributions"
+    __table_args__ = (UniqueConstraint("mention_score_id", "rank"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mention_score_id: Mapped[int] = mapped_column(ForeignKey("mention_scores.id", ondelete="CASCADE"))
+    rank: Mapped[int] = mapped_column(Integer)
+    word: Mapped[str] = mapped_column(Text)
+    weight: Mapped[float] = mapped_column(Float)
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+
+
 class Reject(Base):
     """An input that a stage refused, kept with its reason and the exact bytes so it can be replayed."""
 

@@ -31,6 +31,8 @@ from core.schema import (
     Article,
     Attribution,
     Mention,
+    MentionAttribution,
+    MentionScore,
     Reject,
     Score,
     Silence,
@@ -95,6 +97,42 @@ def _news_select(version: str):
     )
 
 
+def companies_of(session: Session, score_ids: list[int]) -> dict[int, dict[str, dict]]:
+    """{score id: {ticker: the company's own sentiment}} for scores of headlines naming two or more companies:
+    label, score, confidence, probabilities, span (start, end) and words (with offsets into the headline)."""
+    out: dict[int, dict[str, dict]] = {}
+    if not score_ids:
+        return out
+    by_id: dict[int, dict] = {}
+    for m in session.scalars(select(MentionScore).where(MentionScore.score_id.in_(score_ids))):
+        entry = {
+            "label": m.label, "score": m.score, "confidence": m.confidence,
+            "probabilities": {"negative": m.p_negative, "neutral": m.p_neutral, "positive": m.p_positive},
+            "start": m.span_start, "end": m.span_end, "words": [],
+        }  # fmt: skip
+        out.setdefault(m.score_id, {})[m.ticker] = entry
+        by_id[m.id] = entry
+    if by_id:
+        for w in session.scalars(
+            select(MentionAttribution)
+            .where(MentionAttribution.mention_score_id.in_(list(by_id)))
+            .order_by(MentionAttribution.mention_score_id, MentionAttribution.rank)
+        ):
+            by_id[w.mention_score_id]["words"].append({"word": w.word, "weight": w.weight, "start": w.start,
+                                                       "end": w.end})  # fmt: skip
+    return out
+
+
+def as_company(row: dict, ticker: str) -> dict:
+    """A news row shown for one company: its own sentiment and words where it has them (`sentiment_of` "company"),
+    else the headline's ("headline")."""
+    own = row.get("companies", {}).get(ticker)
+    if own is None:
+        return row | {"sentiment_of": "headline"}
+    keep = ("label", "score", "confidence", "probabilities", "words")
+    return row | {k: own[k] for k in keep} | {"sentiment_of": "company"}
+
+
 def _news_rows(session: Session, rows) -> list[dict]:
     """Plain dicts for news rows, with their tickers and pooling words fetched by key for these rows only."""
     rows = list(rows)
@@ -116,6 +154,7 @@ def _news_rows(session: Session, rows) -> list[dict]:
         .order_by(Attribution.score_id, Attribution.rank)
     ):
         words[score_id].append({"word": word, "weight": weight, "start": start, "end": end})
+    companies = companies_of(session, score_ids)
     out = []
     for r in rows:
         row = dict(r._mapping)
@@ -126,6 +165,7 @@ def _news_rows(session: Session, rows) -> list[dict]:
         }
         row["tickers"] = tickers[r.article_id]
         row["words"] = words[r.score_id]
+        row["companies"] = companies.get(r.score_id, {})  # each company's own sentiment, where the pass gave one
         out.append(row)
     return out
 
@@ -262,17 +302,19 @@ def ticker_stories(
 ) -> list[dict]:
     """The articles about one ticker in [since, until), newest first (range scan of mentions(ticker, published_at)).
 
-    Rows have the shape of `latest_news` plus `relevance`; near-duplicates share `story_id`.
+    Rows have the shape of `latest_news` plus `relevance`; near-duplicates share `story_id`. Label, score, words:
+    the ticker's own where the headline names two or more companies (`sentiment_of`: company | headline).
     """
+    ticker = ticker.strip().upper()
     query = (
         _news_select(version)
         .add_columns(Mention.relevance)
         .join(Mention, Mention.article_id == Article.id)
-        .where(Mention.ticker == ticker.strip().upper(), Mention.published_at >= since, Mention.published_at < until)
+        .where(Mention.ticker == ticker, Mention.published_at >= since, Mention.published_at < until)
         .order_by(Mention.published_at.desc(), Article.id.desc())
         .limit(_limit(limit))
     )
-    return _news_rows(session, session.execute(query))
+    return [as_company(row, ticker) for row in _news_rows(session, session.execute(query))]
 
 
 def version_note(
@@ -711,6 +753,7 @@ def article(session: Session, *, version: str, article_id: int) -> dict | None:
             "latency_ms": shown.latency_ms,
             "words": words,
         }
+    own = companies_of(session, [shown.id]).get(shown.id, {}) if shown is not None else {}
     story_key = a.story_id or a.id
     story = [
         dict(r._mapping)
@@ -748,6 +791,7 @@ def article(session: Session, *, version: str, article_id: int) -> dict | None:
             "role": m.role,
             "rule": m.rule,
             "words": a.title[m.span_start : m.span_end] if m.span_start is not None and m.span_end else None,
+            "sentiment": own.get(m.ticker),  # the company's own (label, score, words...), or None: the headline's
         }  # fmt: skip
         for m in session.scalars(
             select(Mention).where(Mention.article_id == a.id).order_by(Mention.relevance.desc(), Mention.ticker)

@@ -123,6 +123,24 @@ def label_badge(label: str | None) -> str:
     )
 
 
+def ticker_chips(row: Mapping) -> str:
+    """A news row's tickers; a company with its own sentiment (a headline naming two or more) in its label's colour,
+    with its label and score as the tooltip ("MRNA negative -0.71")."""
+    out = []
+    companies = row.get("companies") or {}
+    for ticker in row.get("tickers", []):
+        own = companies.get(ticker)
+        if own is None:
+            out.append(escape(ticker))
+            continue
+        r, g, b = _label_rgb(own.get("label"))
+        label = own.get("label") if own.get("label") in LABEL_RGB else "unscored"
+        tip = escape(f"{ticker} {label} {signed(own.get('score'))} (its own sentiment in this headline)")
+        out.append(f'<span class="fs-company" title="{tip}" style="color: rgb({r}, {g}, {b}); font-weight: 600">'
+                   f"{escape(ticker)}</span>")  # fmt: skip
+    return ", ".join(out)
+
+
 def signed(value: float | None, digits: int = 2) -> str:
     """A score as text with its sign: +0.87, -0.42, or an en dash when there is none."""
     return "–" if value is None else f"{value:+.{digits}f}"
@@ -231,7 +249,7 @@ def news_table(rows: Sequence[Mapping], *, explain_links: bool = True) -> str:
             f'<tr class="fs-row" data-article="{int(row.get("article_id") or 0)}">'
             + _cell(escape(when(row.get("published_at"), precision=row.get("time_precision"))), nowrap=True)
             + _cell(clipped(row.get("source", "")))
-            + _cell(escape(", ".join(row.get("tickers", []))))
+            + _cell(ticker_chips(row))
             + headline
             + _cell(label_badge(row.get("label")))
             + _cell(escape(signed(row.get("score"))), nowrap=True, cls="fs-score")

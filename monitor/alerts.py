@@ -231,7 +231,9 @@ def apply_findings(
             if alert.cleared_at is not None:  # back within keep_firing_for: the same episode goes on
                 alert.cleared_at = None
                 event(alert, "holding", f"condition holds again, value {f.value:.3g}")
-        record_evidence(session=session, alert_id=alert.id, article_ids=f.evidence, version=version)
+        record_evidence(
+            session=session, alert_id=alert.id, article_ids=f.evidence, version=version, ticker=alert.ticker
+        )
         if alert.status == "pending" and (now - alert.active_at).total_seconds() >= f.rule.for_s:
             alert.status, alert.starts_at = "firing", now
             event(alert, "firing", f"value {f.value:.3g}")

@@ -18,7 +18,18 @@ from typing import Any
 from sqlalchemy import and_, null, select
 from sqlalchemy.orm import Session
 
-from core.schema import AlertEvidence, Article, Attribution, Score, Source
+from core.schema import (
+    Alert,
+    AlertEvidence,
+    Article,
+    Attribution,
+    Mention,
+    MentionAttribution,
+    MentionScore,
+    Score,
+    Source,
+)
+from core.sentiment import own, with_own
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +100,7 @@ def load_evidence(*, session: Session, alert_ids: list[int], version: str | None
             Source.name,
             Article.published_at,
             AlertEvidence.score,
-            Score.label if version is not None else null().label("label"),
+            own("label") if version is not None else null().label("label"),
             AlertEvidence.words,
         )
         .join(Article, Article.id == AlertEvidence.article_id)
@@ -97,8 +108,12 @@ def load_evidence(*, session: Session, alert_ids: list[int], version: str | None
         .where(AlertEvidence.alert_id.in_(list(evidence)))
         .order_by(AlertEvidence.alert_id, Article.published_at.desc(), Article.id)
     )
-    if version is not None:
-        query = query.outerjoin(Score, and_(Score.article_id == Article.id, Score.model_version == version))
+    if version is not None:  # the label for the alert's company: its own where it has one (core/sentiment.py)
+        query = with_own(
+            query.join(Alert, Alert.id == AlertEvidence.alert_id)
+            .outerjoin(Score, and_(Score.article_id == Article.id, Score.model_version == version))
+            .outerjoin(Mention, and_(Mention.article_id == Article.id, Mention.ticker == Alert.ticker))
+        )
     for alert_id, article_id, title, source, published_at, score, label, words in session.execute(query):
         evidence[alert_id].append(
             Evidence(article_id, title, source, published_at, score, label, _words(words, alert_id=alert_id))
@@ -106,35 +121,42 @@ def load_evidence(*, session: Session, alert_ids: list[int], version: str | None
     return evidence
 
 
-def record_evidence(*, session: Session, alert_id: int, article_ids: list[int], version: str | None) -> None:
+def record_evidence(
+    *, session: Session, alert_id: int, article_ids: list[int], version: str | None, ticker: str | None = None
+) -> None:
     """Add articles to an alert's evidence (up to MAX_EVIDENCE in all, each once) with their `version` score and
-    top pooling words as they are now."""
+    top pooling words as they are now: for a ticker's alert, the company's own score and words where the headline
+    names two or more companies (core/sentiment.py), else the headline's."""
     have = set(session.scalars(select(AlertEvidence.article_id).where(AlertEvidence.alert_id == alert_id)))
     room = MAX_EVIDENCE - len(have)
     new = [a for a in article_ids if a not in have][: max(0, room)]
     if not new:
         return
-    scores = {
-        article_id: (score_id, value)
-        for article_id, score_id, value in session.execute(
-            select(Score.article_id, Score.id, Score.score).where(
-                Score.article_id.in_(new), *([Score.model_version == version] if version else [])
-            )
-        )
-    }
-    words: dict[int, list] = defaultdict(list)
-    score_ids = [s for s, _ in scores.values()]
+    query = select(Score.article_id, Score.id, own("score"), MentionScore.id).where(
+        Score.article_id.in_(new), *([Score.model_version == version] if version else [])
+    )
+    query = with_own(query.outerjoin(Mention, and_(Mention.article_id == Score.article_id, Mention.ticker == ticker)))
+    scores = {article_id: (score_id, value, own_id) for article_id, score_id, value, own_id in session.execute(query)}
+    words: dict[tuple[str, int], list] = defaultdict(list)
+    score_ids = [s for s, _, o in scores.values() if o is None]
+    own_ids = [o for _, _, o in scores.values() if o is not None]
     if score_ids:
         for score_id, word, weight in session.execute(
             select(Attribution.score_id, Attribution.word, Attribution.weight)
             .where(Attribution.score_id.in_(score_ids), Attribution.method == "pooling")
             .order_by(Attribution.score_id, Attribution.rank)
         ):
-            words[score_id].append([word, round(weight, 4)])
+            words[("headline", score_id)].append([word, round(weight, 4)])
+    if own_ids:
+        for own_id, word, weight in session.execute(
+            select(MentionAttribution.mention_score_id, MentionAttribution.word, MentionAttribution.weight)
+            .where(MentionAttribution.mention_score_id.in_(own_ids))
+            .order_by(MentionAttribution.mention_score_id, MentionAttribution.rank)
+        ):
+            words[("company", own_id)].append([word, round(weight, 4)])
     for article_id in new:
-        score_id, value = scores.get(article_id, (None, None))
+        score_id, value, own_id = scores.get(article_id, (None, None, None))
+        key = ("company", own_id) if own_id is not None else ("headline", score_id)
         session.add(
-            AlertEvidence(
-                alert_id=alert_id, article_id=article_id, score=value, words=json.dumps(words.get(score_id, []))
-            )
+            AlertEvidence(alert_id=alert_id, article_id=article_id, score=value, words=json.dumps(words.get(key, [])))
         )

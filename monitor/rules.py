@@ -32,11 +32,12 @@ from string import Formatter
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from core.logs import register_secrets
-from core.schema import Article, Score, Source
+from core.schema import Article, Mention, Score, Source
+from core.sentiment import own, with_own
 from monitor.notify import Receiver
 from monitor.windows import MARKET, baseline, parse_duration, rolling_all
 
@@ -328,7 +329,7 @@ def evaluate(
                 "mean": stats.mean_score,
             }
             if isinstance(rule, NegativeBurst):
-                strong = _confident(session, stats.negative_stories, rule.min_confidence, version)
+                strong = _confident(session, stats.negative_stories, rule.min_confidence, version, ticker)
                 if len(strong) >= rule.min_stories:
                     findings.append(
                         Finding(rule, _labels(rule, ticker=ticker), len(strong), ctx | {"value": len(strong)}, strong)
@@ -336,7 +337,7 @@ def evaluate(
                 elif strong:
                     missed(rule, ticker, len(strong), rule.min_stories, rule.min_stories - len(strong))
             elif isinstance(rule, Watchlist):
-                hits = _negative(session, stats.story_articles, rule.min_negative, version)
+                hits = _negative(session, stats.story_articles, rule.min_negative, version, ticker)
                 if hits:
                     findings.append(
                         Finding(rule, _labels(rule, ticker=ticker), len(hits), ctx | {"value": len(hits)}, hits)
@@ -384,28 +385,28 @@ def evaluate(
     return findings
 
 
-def _confident(session: Session, article_ids: list[int], minimum: float, version: str) -> list[int]:
-    if not article_ids:
-        return []
-    return list(
-        session.scalars(
-            select(Score.article_id).where(
-                Score.article_id.in_(article_ids), Score.model_version == version, Score.confidence >= minimum
-            )
-        )
+def _ticker_scores(version: str, ticker: str, article_ids: list[int], column: str, minimum: float):
+    """The articles among `article_ids` whose sentiment for `ticker` (the company's own where it has one,
+    core/sentiment.py) has `column` at least `minimum`."""
+    value = own(column)
+    query = (
+        select(Score.article_id)
+        .join(Mention, and_(Mention.article_id == Score.article_id, Mention.ticker == ticker))
+        .where(Score.article_id.in_(article_ids), Score.model_version == version)
     )
+    return with_own(query).where(value >= minimum)
 
 
-def _negative(session: Session, article_ids: list[int], minimum: float, version: str) -> list[int]:
+def _confident(session: Session, article_ids: list[int], minimum: float, version: str, ticker: str) -> list[int]:
     if not article_ids:
         return []
-    return list(
-        session.scalars(
-            select(Score.article_id).where(
-                Score.article_id.in_(article_ids), Score.model_version == version, Score.p_negative >= minimum
-            )
-        )
-    )
+    return list(session.scalars(_ticker_scores(version, ticker, article_ids, "confidence", minimum)))
+
+
+def _negative(session: Session, article_ids: list[int], minimum: float, version: str, ticker: str) -> list[int]:
+    if not article_ids:
+        return []
+    return list(session.scalars(_ticker_scores(version, ticker, article_ids, "p_negative", minimum)))
 
 
 def _source_silent(session: Session, rule: SourceSilent, now: datetime) -> list[Finding]:

@@ -26,7 +26,8 @@ from sqlalchemy import BigInteger, Float, Integer, String, and_, case, cast, del
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from core.schema import Article, Mention, MonitorState, Score, WindowBucket
+from core.schema import Article, Mention, MentionScore, MonitorState, Score, WindowBucket
+from core.sentiment import own, with_own
 
 MARKET = "*"
 _BUCKETS_VERSION = "buckets_version"  # monitor_state: which model version the stored buckets were computed from
@@ -122,9 +123,9 @@ def _select(version: str, *, market: bool):
             Article.id, Article.story_id, literal(None, String).label("ticker"), literal(1.0, Float).label("relevance"),
             Score.score, Score.confidence, Score.label, Article.published_at, Article.time_precision,
         ).join(Score, scored)  # fmt: skip
-    return (
-        select(Article.id, Article.story_id, Mention.ticker, Mention.relevance, Score.score, Score.confidence,
-               Score.label, Mention.published_at, Article.time_precision)
+    return with_own(
+        select(Article.id, Article.story_id, Mention.ticker, Mention.relevance, own("score"), own("confidence"),
+               own("label"), Mention.published_at, Article.time_precision)
         .join(Mention, Mention.article_id == Article.id)
         .join(Score, scored)
     )  # fmt: skip
@@ -223,12 +224,13 @@ def aggregate_sql(
                 func.coalesce(Article.story_id, Article.id).label("story"),
                 Article.id.label("article_id"),
                 Mention.relevance.label("relevance"),
-                Score.score,
-                Score.confidence,
-                Score.label,
+                own("score"),
+                own("confidence"),
+                own("label"),
             )
             .join(Article, Article.id == Mention.article_id)
             .join(Score, and_(Score.article_id == Article.id, Score.model_version == version))
+            .outerjoin(MentionScore, and_(MentionScore.score_id == Score.id, MentionScore.ticker == Mention.ticker))
             .where(
                 Mention.ticker.in_(tickers),
                 Mention.published_at >= start,

@@ -26,8 +26,9 @@ from core.db import insert_rows
 from core.messages import Envelope
 from core.rejects import Rejection, record_rejects
 from core.schema import Attribution as AttributionRow
-from core.schema import Score
+from core.schema import MentionAttribution, MentionScore, Score
 from model.scorer import ScoreBatch, ScoreInputError, Scorer, release_freed_memory
+from model.target import TargetResult, TargetScorer
 from scoring.pipeline import Admitted, Pipeline
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,9 @@ class BatchReport:
     article_ids: list[int] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)  # published → stored, for items with a publish time
     reject_reasons: Counter = field(default_factory=Counter)
-    seconds: dict[str, float] = field(default_factory=dict)  # wall time by stage: admit, score, store (with commit)
+    companies_scored: int = 0  # mentions given their own sentiment (headlines naming two or more companies)
+    # wall time by stage: admit, score, target (the per-company pass), store (with commit)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def merge(self, other: BatchReport) -> None:
         """Add another report's counts (a batch processed in parts)."""
@@ -71,6 +74,7 @@ class BatchReport:
         self.stored += other.stored
         self.duplicates += other.duplicates
         self.rejected += other.rejected
+        self.companies_scored += other.companies_scored
         self.rejections += other.rejections
         self.article_ids += other.article_ids
         self.latencies_ms += other.latencies_ms
@@ -144,6 +148,83 @@ def store_scores(
     return score_ids
 
 
+MENTION_WORD_COLUMNS = ("mention_score_id", "rank", "word", "weight", "start", "end")
+
+
+def company_spans(tickers) -> list[tuple[str, tuple[int, int]]]:
+    """(ticker, headline span) of each company a headline names, when it names two or more; else []: a headline
+    naming one company gives that company its own sentiment already (docs/model.md, "Sentiment per company")."""
+    seen: dict[str, tuple[int, int]] = {}
+    for t in tickers:
+        if t.span_in == "headline" and 0 <= t.start < t.end and t.ticker not in seen:
+            seen[t.ticker] = (t.start, t.end)
+    return list(seen.items()) if len(seen) >= 2 else []
+
+
+def target_scorer(scorer: Scorer) -> TargetScorer | None:
+    """The targeted pass on the scorer's own network, or None when its checkpoint has no targeted head (every
+    mention then takes its headline's sentiment, as before issue 20)."""
+    from model.checkpoints import CheckpointError
+
+    net = getattr(scorer, "net", None)
+    if not isinstance(scorer, Scorer) or not all(hasattr(net, part) for part in ("encoder", "pool", "classifier")):
+        return None  # a stand-in for the network (tests, the host-only benches) scores headlines only
+    try:
+        return TargetScorer(scorer=scorer)
+    except CheckpointError as exc:
+        log.warning("no sentiment per company: %s", exc)
+        return None
+
+
+def score_companies(
+    targets: TargetScorer | None, texts: Sequence[str], tickers: Sequence, top_k: int
+) -> dict[int, list[tuple[str, TargetResult]]]:
+    """{text index: [(ticker, its own result), ...]} for the texts whose headline names two or more companies."""
+    if targets is None:
+        return {}
+    chosen = [(i, spans) for i, t in enumerate(tickers) if (spans := company_spans(t))]
+    if not chosen:
+        return {}
+    results = targets.score_mentions([texts[i] for i, _ in chosen], [[s for _, s in spans] for _, spans in chosen],
+                                     top_k=top_k)  # fmt: skip
+    return {
+        i: [(ticker, r) for (ticker, _), r in zip(spans, res, strict=True)]
+        for (i, spans), res in zip(chosen, results, strict=True)
+        if res  # a mention the model could not place (past its 128 word-pieces) leaves the text to its headline
+    }
+
+
+def store_mention_scores(
+    session: Session, score_ids: Sequence[int], companies: dict[int, list[tuple[str, TargetResult]]]
+) -> int:
+    """Insert each company's own result and its top words; `companies` is keyed by the index into `score_ids`.
+    Returns the rows stored. The caller commits."""
+    rows = [
+        {
+            "score_id": score_ids[i], "ticker": ticker, "label": r.label,
+            "p_negative": r.probabilities["negative"], "p_neutral": r.probabilities["neutral"],
+            "p_positive": r.probabilities["positive"], "score": r.score, "confidence": max(r.probabilities.values()),
+            "span_start": r.start, "span_end": r.end,
+        }
+        for i, results in companies.items()
+        for ticker, r in results
+    ]  # fmt: skip
+    if not rows:
+        return 0
+    conn = session.connection()
+    table = MentionScore.__table__
+    returned = conn.execute(insert(table).returning(table.c.score_id, table.c.ticker, table.c.id), rows).all()
+    ids = {(score_id, ticker): row_id for score_id, ticker, row_id in returned}
+    words = [
+        (ids[(score_ids[i], ticker)], a.rank, a.word, a.weight, a.start, a.end)
+        for i, results in companies.items()
+        for ticker, r in results
+        for a in r.attributions
+    ]
+    insert_rows(conn, MentionAttribution.__table__, MENTION_WORD_COLUMNS, words)
+    return len(rows)
+
+
 def score_each(scorer: Scorer, texts: Sequence[str], top_k: int) -> tuple[ScoreBatch, list[int], list[tuple[int, str]]]:
     """Score texts one at a time, leaving out those the scorer refuses: (the kept texts' results, their indices,
     (index, reason) of each refused text). The slow path behind a batch that holds a text the scorer will not score."""
@@ -167,6 +248,7 @@ class BatchProcessor:
         self.scorer = scorer
         self.pipeline = pipeline
         self.top_k = top_k
+        self.targets = target_scorer(scorer)
         self._trimmed_at = 0.0
         self._failed_in_a_row = 0  # items rejected as `internal` since the last batch that went through
 
@@ -305,6 +387,9 @@ class BatchProcessor:
         t1 = time.perf_counter()
         results, admitted, refused = self._score(admitted)
         rejections += refused
+        t_target = time.perf_counter()
+        companies = score_companies(self.targets, [a.text for a in admitted], [a.tickers for a in admitted],
+                                    self.top_k)  # fmt: skip
         t2 = time.perf_counter()
         with self.session_factory() as session, session.begin():
             ids = self.pipeline.store_articles(session, admitted, now)
@@ -313,9 +398,11 @@ class BatchProcessor:
             latency = [
                 (stored_ms - a.envelope.published_ms) if a.envelope.published_ms is not None else None for a in admitted
             ]
-            store_scores(session, results, ids, scored_at=stored_at, latency_ms=latency)
+            score_ids = store_scores(session, results, ids, scored_at=stored_at, latency_ms=latency)
+            report.companies_scored = store_mention_scores(session, score_ids, companies)
             report.rejected = record_rejects(session=session, rejections=rejections)
-        report.seconds = {"admit": t1 - t0, "score": t2 - t1, "store": time.perf_counter() - t2}
+        report.seconds = {"admit": t1 - t0, "score": t_target - t1, "target": t2 - t_target,
+                          "store": time.perf_counter() - t2}  # fmt: skip
         report.stored = len(ids)
         report.article_ids = ids
         report.rejections = rejections

@@ -176,6 +176,20 @@ def main() -> None:
 
     st.subheader("Why: the words the model attended to")
     st.dataframe(words_frame(score["words"]), hide_index=True)
+    companies = [t for t in item["tickers"] if t.get("sentiment")]
+    if companies:
+        st.subheader("Each company's own sentiment")
+        st.caption(
+            "The headline names two or more companies: each is scored for itself, with the words its own decision "
+            "used. Windows, alerts and exports count each company in its own direction."
+        )
+        for t in companies:
+            own = t["sentiment"]
+            st.html(
+                f'<div class="fs-company-explain" data-ticker="{escape(t["ticker"])}" style="{WRAP}">'
+                f"{label_badge(own['label'])} <b>{escape(t['ticker'])}</b> {escape(signed(own['score']))} "
+                f"(confidence {own['confidence']:.2f}): {highlight(item['title'], own['words'], own['label'])}</div>"
+            )
 
     computed = st.session_state.setdefault("explained", {})
     if st.button("Compute rollout and Integrated Gradients", type="primary", key="explain-more"):

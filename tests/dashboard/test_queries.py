@@ -298,7 +298,15 @@ def test_article(db):
     assert [x["title"] for x in copy["story"]] == ["Nokia shares plunge after profit warning"]
     assert [a["rule"] for a in first["alerts"]] == ["negative_burst"]
     assert first["tickers"] == [
-        {"ticker": "NOK", "relevance": 1.0, "in_headline": True, "role": None, "rule": None, "words": None}
+        {
+            "ticker": "NOK",
+            "relevance": 1.0,
+            "in_headline": True,
+            "role": None,
+            "rule": None,
+            "words": None,
+            "sentiment": None,
+        }
     ]  # stored without a span, as rows from before revision 0006 are
     assert [x["model_version"] for x in dividend["scores"]] == [VERSION, "minilm6-attnpool-old"]
     assert dividend["score"]["model_version"] == VERSION

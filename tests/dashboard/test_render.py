@@ -208,3 +208,29 @@ def test_a_time_given_as_a_date_only_shows_as_its_date():
            "source": "The Guardian", "tickers": ["TSCO.L"], "words": [], "label": "positive", "score": 0.5,
            "confidence": 0.8, "is_first_of_story": True, "similar_before": 0}  # fmt: skip
     assert ">2026-12-06<" in news_table([row]) and "00:00" not in news_table([row])
+
+
+def test_each_company_of_a_two_company_headline_shows_in_its_own_colour():
+    """Issue 20: a ticker with its own sentiment is drawn in its label's colour, with its label and score to read;
+    a ticker without one (the headline's sentiment) is plain; both escaped."""
+    row = {
+        "article_id": 3,
+        "title": "Pfizer soars as Moderna slumps",
+        "tickers": ["PFE", "MRNA", "<X>"],
+        "companies": {
+            "PFE": {"label": "positive", "score": 0.81},
+            "MRNA": {"label": "negative", "score": -0.77},
+        },
+        "label": "positive",
+        "score": 0.5,
+        "confidence": 0.7,
+        "words": [],
+    }
+    out = news_table([row])
+    chips = re.findall(r'<span class="fs-company" title="([^"]*)" style="color: rgb\((\d+), (\d+), (\d+)\)', out)
+    assert [c[0] for c in chips] == [
+        "PFE positive +0.81 (its own sentiment in this headline)",
+        "MRNA negative -0.77 (its own sentiment in this headline)",
+    ]
+    assert chips[0][1:] != chips[1][1:]  # two colours
+    assert "&lt;X&gt;" in out and "<X>" not in out

@@ -487,3 +487,39 @@ def test_a_batch_log_line_carries_its_counts_as_fields(processor, caplog):
     assert record.getMessage() == "batch of 4: stored 3, duplicates 1, rejected 0"
     assert (record.received, record.stored, record.duplicates, record.rejected) == (4, 3, 1, 0)
     assert record.reject_reasons == {}
+
+
+def test_a_headline_naming_two_companies_stores_each_companys_own_sentiment(processor, migrated_engine):
+    """Issue 20: the worker's targeted pass; one company in a headline keeps the headline's values (no own row)."""
+    from core.schema import MentionAttribution, MentionScore
+
+    values = [
+        msg("Pfizer soars after vaccine success as Moderna slumps on trial failure", published_at="2026-11-24T10:00Z"),
+        msg("Nokia shares plunge after profit warning", published_at="2026-11-24T10:01:00Z"),
+    ]
+    report = processor.process(envelopes(values), now=NOW)
+    assert (report.stored, report.companies_scored) == (2, 2) and report.seconds["target"] > 0
+    with make_session_factory(migrated_engine)() as s:
+        own = {m.ticker: m for m in s.scalars(select(MentionScore))}
+        assert set(own) == {"PFE", "MRNA"}
+        title = s.scalar(select(Article.title).where(Article.title.like("Pfizer%")))
+        assert title[own["PFE"].span_start : own["PFE"].span_end] == "Pfizer"
+        assert title[own["MRNA"].span_start : own["MRNA"].span_end] == "Moderna"
+        for m in own.values():
+            assert m.p_negative + m.p_neutral + m.p_positive == pytest.approx(1.0, abs=1e-5)
+            words = list(s.scalars(select(MentionAttribution).where(MentionAttribution.mention_score_id == m.id)))
+            assert words and all(title[w.start : w.end] == w.word for w in words)
+        assert own["PFE"].p_positive != own["MRNA"].p_positive
+
+
+def test_rescore_fills_each_companys_sentiment_for_history(processor, migrated_engine):
+    from core.schema import MentionScore
+    from scoring.rescore import fill_companies
+
+    processor.process(envelopes([msg("Airbus on course to overtake Boeing as biggest planemaker")]), now=NOW)
+    with make_session_factory(migrated_engine)() as s, s.begin():
+        s.execute(MentionScore.__table__.delete())  # as stored before the per-company pass
+    filled = fill_companies(session_factory=processor.session_factory, scorer=processor.scorer, batch_size=1)
+    assert filled == 2
+    assert fill_companies(session_factory=processor.session_factory, scorer=processor.scorer) == 0
+    assert count(migrated_engine, MentionScore) == 2
