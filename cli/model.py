@@ -375,7 +375,7 @@ def model_evaluate(
     from model.scorer import ScoreInputError
 
     if target_col is not None:
-        _evaluate_targets(file, text_col, label_col, target_col, checkpoint, as_json)
+        _evaluate_targets(file, text_col, label_col, target_col, wiring.scorer(checkpoint, device, precision), as_json)
         return
     try:
         texts, labels = read_labelled_csv(file, text_col, label_col)
@@ -395,7 +395,7 @@ def model_evaluate(
         typer.echo(f"model {scorer.version} ({scorer.device.type} {scorer.precision})\n{format_report(metrics)}")
 
 
-def _evaluate_targets(file, text_col, label_col, target_col, checkpoint, as_json) -> None:
+def _evaluate_targets(file, text_col, label_col, target_col, headline_scorer, as_json) -> None:
     """`evaluate --target-col`: one row per text x company; the company's label against the targeted result."""
     from model.checkpoints import CheckpointError
     from model.evaluate import EvaluationInputError, evaluate_targets, format_report, read_labelled_csv
@@ -404,7 +404,7 @@ def _evaluate_targets(file, text_col, label_col, target_col, checkpoint, as_json
 
     try:
         texts, labels, targets = read_labelled_csv(file, text_col, label_col, target_col)
-        scorer = TargetScorer(checkpoint, linker=linked_spans)
+        scorer = TargetScorer(scorer=headline_scorer, linker=linked_spans)
         metrics = evaluate_targets(scorer, texts, labels, targets)
     except (EvaluationInputError, CheckpointError) as exc:
         wiring.fail(str(exc))
@@ -412,9 +412,11 @@ def _evaluate_targets(file, text_col, label_col, target_col, checkpoint, as_json
         wiring.fail(f"{file}: {exc}")
     if as_json:
         keys = ("n", "n_texts", "accuracy", "macro_f1", "per_class", "confusion", "ece")
-        typer.echo(json.dumps({k: metrics[k] for k in keys} | {"model_version": scorer.version, "precision": "fp32"}))
+        extra = {"model_version": scorer.version, "precision": headline_scorer.precision}
+        typer.echo(json.dumps({k: metrics[k] for k in keys} | extra))
     else:
-        typer.echo(f"model {scorer.version} (cpu fp32, per company)\ntexts      {metrics['n_texts']}\n"
+        where = f"{headline_scorer.device.type} {headline_scorer.precision}"
+        typer.echo(f"model {scorer.version} ({where}, per company)\ntexts      {metrics['n_texts']}\n"
                    f"{format_report(metrics)}")  # fmt: skip
 
 

@@ -2,7 +2,8 @@
 
 What goes, and what stays (docs/operations.md, "Retention"):
 
-- articles published before the cutoff, with their mentions, scores and top words (the foreign keys cascade); a
+- articles published before the cutoff, with their mentions, scores, top words and companies' own sentiment (the
+  foreign keys cascade); a
   later article whose story began with a removed one keeps its row and loses only the link (`story_id` NULL);
 - alerts resolved before the cutoff, with their events, evidence and notifications. An alert still open, or resolved
   after the cutoff, is kept whole: its evidence, and the articles that evidence points to, stay however old they are
@@ -33,6 +34,8 @@ from core.schema import (
     Article,
     Attribution,
     Mention,
+    MentionAttribution,
+    MentionScore,
     Notification,
     Reject,
     Score,
@@ -99,11 +102,16 @@ def _counts(session: Session, cutoff: datetime) -> dict[str, int]:
     articles = _old_articles(cutoff)
     alerts = _old_alerts(cutoff)
     scores = select(Score.id).where(Score.article_id.in_(articles))
+    own = select(MentionScore.id).where(MentionScore.score_id.in_(scores))  # go with their scores (ON DELETE CASCADE)
     return {
         "articles": _count(session, articles),
         "mentions": _count(session, select(Mention.id).where(Mention.article_id.in_(articles))),
         "scores": _count(session, scores),
         "attributions": _count(session, select(Attribution.id).where(Attribution.score_id.in_(scores))),
+        "mention_scores": _count(session, own),
+        "mention_attributions": _count(
+            session, select(MentionAttribution.id).where(MentionAttribution.mention_score_id.in_(own))
+        ),
         "alerts": _count(session, alerts),
         "alert_events": _count(session, select(AlertEvent.id).where(AlertEvent.alert_id.in_(alerts))),
         "alert_evidence": _count(session, select(AlertEvidence.id).where(AlertEvidence.alert_id.in_(alerts))),

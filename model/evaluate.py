@@ -99,15 +99,15 @@ def evaluate_targets(scorer, texts: list[str], labels: list[int], targets: list[
     """Entity-level evaluation: each row's company (as written in its text) scored by a TargetScorer; the metrics of
     `evaluate_texts` plus `n_texts`, the distinct texts. A target not in its text raises TargetError naming the row
     (rows count from 2, the first data line)."""
+    from model.scorer import ScoreInputError
     from model.target import TargetError, find_target
 
     pred, probs = [], []
     for line, (text, target) in enumerate(zip(texts, targets, strict=True), start=2):
         try:
-            span = find_target(text, target)
-        except TargetError as exc:
-            raise TargetError(f"line {line}: {exc}") from None
-        r = scorer.score(text, span, top_k=0)
+            r = scorer.score(text, find_target(text, target), top_k=0)
+        except (TargetError, ScoreInputError) as exc:
+            raise type(exc)(f"line {line}: {exc}") from None
         pred.append(LABELS.index(r.label))
         probs.append([r.probabilities[name] for name in LABELS])
     metrics = classification_metrics(labels, pred)

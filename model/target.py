@@ -203,13 +203,19 @@ class TargetScorer:
         self.linker = linker
 
     def others(self, text: str, span: tuple[int, int]) -> list[tuple[int, int]]:
-        """The spans of the other companies the linker finds in the text (not overlapping the target); none
-        without a linker."""
+        """One span for each other company the linker finds in the text, as the worker gives them: the first span of
+        each ticker other than the target's (the company whose span overlaps the target); none without a linker."""
         start, end = span
         found = self.linker(text) if self.linker is not None else []
-        return [(s, e) for _, s, e in found if not (s < end and start < e)]
+        target = {t for t, s, e in found if s < end and start < e}
+        first: dict[str, tuple[int, int]] = {}
+        for ticker, s, e in found:
+            if ticker not in target and ticker not in first:
+                first[ticker] = (s, e)
+        return list(first.values())
 
     def score(self, text: str, span: tuple[int, int], others: list[tuple[int, int]] | None = None, top_k: int = 5):
+        """One company's result in one text; with no other company in it, the headline's result itself."""
         from model.scorer import validate_text
 
         text = validate_text(text)
@@ -219,46 +225,61 @@ class TargetScorer:
             r = self.scorer.score([text], top_k=top_k)[0]
             return TargetResult(text[span[0] : span[1]], *span, r.label, r.probabilities, r.score, r.attributions,
                                 False, [])  # fmt: skip
-        return self.score_mentions([text], [[span, *others]], top_k=top_k)[0][0]
+        result = self.score_mentions([text], [[span, *others]], top_k=top_k)[0][0]
+        if result is None:
+            limit = self.scorer.config.max_length
+            raise TargetError(f"the span {span[0]}:{span[1]} lies past the {limit} word-pieces the model reads")
+        return result
 
     def score_mentions(
         self, texts: list[str], spans: list[list[tuple[int, int]]], top_k: int = 5
-    ) -> list[list[TargetResult]]:
-        """For each text, a result per span (each scored with the text's other spans as the other companies)."""
+    ) -> list[list[TargetResult | None]]:
+        """For each text, a result per span, in order (each scored with the text's other spans as the other
+        companies); None for a mention past the model's word-pieces, which keeps its headline's result.
+
+        A row is padded to the Scorer's `padded_width` of its own length and batched with rows of that width only,
+        so its result does not depend on the other texts of the call (docs/model.md, 'One text, one score')."""
         from model.scorer import on_torch_thread
 
-        if not texts:
-            return []
-        enc = self.tokenizer(texts, truncation=True, max_length=self.scorer.config.max_length, padding=True,
-                             return_offsets_mapping=True, return_tensors="pt")  # fmt: skip
-        states, pool = on_torch_thread(self._encode, enc["input_ids"], enc["attention_mask"])
-        items, where = [], []
-        for i, text_spans in enumerate(spans):
-            n = int(enc["attention_mask"][i].sum())
-            offsets = [tuple(o) for o in enc["offset_mapping"][i, :n].tolist()]
-            ids = enc["input_ids"][i, :n].tolist()
-            encoded = {"states": states[i, :n], "pool": pool[i, :n], "ids": ids, "offsets": offsets}
-            try:
-                built = [
-                    (span, others, features(offsets, ids, span, others, self.bounds))
-                    for k, span in enumerate(text_spans)
-                    for others in [[s for j, s in enumerate(text_spans) if j != k]]
-                ]
-            except TargetError:  # a mention past the model's word-pieces: the text keeps its headline result
-                continue
-            for k, (span, others, f) in enumerate(built):
-                items.append((encoded, f))
-                where.append((i, k, span, others))
-        if not items:
-            return [[] for _ in texts]
-        probs, weights = on_torch_thread(self._head, items)
-        out: list[list[TargetResult]] = [[] for _ in texts]
-        for row, (i, _, span, others) in enumerate(where):
-            p = {name: float(x) for name, x in zip(LABELS, probs[row].tolist(), strict=True)}
-            label = LABELS[int(probs[row].argmax())]
-            words = _words(texts[i], enc.word_ids(i), enc["offset_mapping"][i].tolist(), weights[row], top_k)
-            out[i].append(TargetResult(texts[i][span[0] : span[1]], *span, label, p, p["positive"] - p["negative"],
-                                       words, True, others))  # fmt: skip
+        enc = self.tokenizer(texts, truncation=True, max_length=self.scorer.config.max_length,
+                             return_offsets_mapping=True)  # fmt: skip
+        widths: dict[int, list[int]] = {}
+        for i, ids in enumerate(enc["input_ids"]):
+            widths.setdefault(self.scorer.padded_width(len(ids)), []).append(i)
+        out: list[list[TargetResult | None]] = [[None] * len(s) for s in spans]
+        step = self.scorer.batch_size
+        for width, rows in widths.items():
+            for b in range(0, len(rows), step):
+                part = rows[b : b + step]
+                ids = torch.full((len(part), width), self.tokenizer.pad_token_id, dtype=torch.long)
+                mask = torch.zeros((len(part), width), dtype=torch.long)
+                for r, i in enumerate(part):
+                    n = len(enc["input_ids"][i])
+                    ids[r, :n] = torch.tensor(enc["input_ids"][i])
+                    mask[r, :n] = 1
+                states, pool = on_torch_thread(self._encode, ids, mask)
+                items, where = [], []
+                for r, i in enumerate(part):
+                    n = len(enc["input_ids"][i])
+                    offsets = [tuple(o) for o in enc["offset_mapping"][i]]
+                    encoded = {"states": states[r, :n], "pool": pool[r, :n], "ids": enc["input_ids"][i],
+                               "offsets": offsets}  # fmt: skip
+                    for k, span in enumerate(spans[i]):
+                        others = [x for j, x in enumerate(spans[i]) if j != k]
+                        try:
+                            f = features(offsets, encoded["ids"], span, others, self.bounds)
+                        except TargetError:  # past the word-pieces the model reads: the headline's result stays
+                            continue
+                        items.append((encoded, f))
+                        where.append((i, k, span, others))
+                if not items:
+                    continue
+                probs, weights = on_torch_thread(self._head, items, width)
+                for row, (i, k, span, others) in enumerate(where):
+                    p = {name: float(x) for name, x in zip(LABELS, probs[row].tolist(), strict=True)}
+                    words = self._words(texts[i], items[row][0], weights[row], top_k)
+                    out[i][k] = TargetResult(texts[i][span[0] : span[1]], *span, LABELS[int(probs[row].argmax())], p,
+                                             p["positive"] - p["negative"], words, True, others)  # fmt: skip
         return out
 
     @torch.inference_mode()
@@ -269,9 +290,9 @@ class TargetScorer:
         return states.float().cpu(), self.scorer.rule.mask(input_ids, attention_mask)
 
     @torch.inference_mode()
-    def _head(self, items):
+    def _head(self, items, width: int):
         device = self.scorer.device
-        batch = [x.to(device) for x in collate(items)]
+        batch = [x.to(device) for x in collate(items, width)]
         pooled, weights = self.head(*batch)
         cuda_bf16 = device.type == "cuda" and self.scorer.precision == "bf16"
         with self.scorer.amp:
@@ -279,21 +300,30 @@ class TargetScorer:
         probs = torch.softmax(logits.float() / self.temperature, dim=-1)
         return probs.cpu().numpy(), weights.float().cpu().numpy()
 
+    def _words(self, text: str, encoded: dict, weights: np.ndarray, top_k: int) -> list:
+        """The top-k words of one mention's pooling weights, merged from word-pieces by the rule the headline's
+        stored words follow (model.tokens.merge_words: punctuation dropped, "$"/"#" kept with their word)."""
+        from model.scorer import Attribution
+        from model.tokens import merge_words, text_is_punct
 
-def _words(text: str, word_ids: list, offsets: list, weights: np.ndarray, top_k: int) -> list:
-    """The top-k words by the summed pooling weight of their word-pieces, as `Attribution`s."""
-    from model.scorer import Attribution
-
-    words: dict[int, list] = {}
-    for k, word in enumerate(word_ids):
-        w = float(weights[k]) if k < len(weights) else 0.0
-        if word is None or w <= 0:
-            continue
-        s, e = offsets[k]
-        entry = words.setdefault(word, [s, e, 0.0])
-        entry[0], entry[1], entry[2] = min(entry[0], s), max(entry[1], e), entry[2] + w
-    ranked = sorted(words.values(), key=lambda v: (-v[2], v[0]))[:top_k]
-    return [Attribution(r + 1, text[s:e], w, s, e) for r, (s, e, w) in enumerate(ranked)]
+        keep = [k for k, (s, e) in enumerate(encoded["offsets"]) if e > s]  # no [CLS], [SEP]
+        if not keep or top_k <= 0:
+            return []
+        ids = np.asarray([encoded["ids"][k] for k in keep], np.int64)
+        starts = np.asarray([encoded["offsets"][k][0] for k in keep], np.int64)
+        ends = np.asarray([encoded["offsets"][k][1] for k in keep], np.int64)
+        punct = self.scorer.punct[ids].copy()
+        for j in np.flatnonzero(ids == self.tokenizer.unk_token_id).tolist():  # an unknown piece: read its characters
+            punct[j] = text_is_punct(text, int(starts[j]), int(ends[j]))
+        sign = np.isin(ids, self.scorer.sign_ids)
+        w = np.asarray(weights[keep], np.float64)
+        words = merge_words(np.zeros(len(keep), np.int64), starts, ends, w, punct, sign).top(top_k)
+        return [
+            Attribution(int(r), text[s:e], float(x), s, e)
+            for s, e, x, r in zip(
+                words.start.tolist(), words.end.tolist(), words.weight.tolist(), words.rank.tolist(), strict=True
+            )  # fmt: skip
+        ]
 
 
 # ----------------------------------------------------------------------------------------------------- training
@@ -347,16 +377,17 @@ def compose(singles, n: int, rng: random.Random) -> list[tuple[str, list[tuple[s
             b = rng.choice(by_label[a[1]])
         if a[0] == b[0]:
             continue
+        lead = len(a[0]) - len(a[0].lstrip())
         left = a[0].strip().rstrip(".")
         right = b[0].strip()
         conn = rng.choice(CONNECTORS)
         cut = len(b[0]) - len(b[0].lstrip())
         shift = len(left) + len(conn) - cut
-        spans = [(a[1], a[2]), (b[1], (b[2][0] + shift, b[2][1] + shift))]
+        spans = [(a[1], (a[2][0] - lead, a[2][1] - lead)), (b[1], (b[2][0] + shift, b[2][1] + shift))]
         text = left + conn + right
         if text[spans[1][1][0] : spans[1][1][1]].casefold() != b[0][b[2][0] : b[2][1]].casefold():
             continue
-        if a[2][1] > len(left):
+        if a[2][0] < lead or a[2][1] - lead > len(left):
             continue
         out.append((text, spans))
     return out
@@ -390,8 +421,9 @@ class Encoded:
         return out
 
 
-def collate(items: list[tuple[dict, Features]]):
-    t = max(len(e["ids"]) for e, _ in items)
+def collate(items: list[tuple[dict, Features]], width: int | None = None):
+    """Tensors for the head; rows padded to `width` (default: the longest row)."""
+    t = max(width or 0, max(len(e["ids"]) for e, _ in items))
     b, c = len(items), items[0][0]["states"].shape[-1]
     states = torch.zeros(b, t, c)
     pool = torch.zeros(b, t, dtype=torch.bool)

@@ -187,11 +187,13 @@ def score_companies(
         return {}
     results = targets.score_mentions([texts[i] for i, _ in chosen], [[s for _, s in spans] for _, spans in chosen],
                                      top_k=top_k)  # fmt: skip
-    return {
-        i: [(ticker, r) for (ticker, _), r in zip(spans, res, strict=True)]
-        for (i, spans), res in zip(chosen, results, strict=True)
-        if res  # a mention the model could not place (past its 128 word-pieces) leaves the text to its headline
-    }
+    out = {}
+    for (i, spans), res in zip(chosen, results, strict=True):
+        # a mention the model could not place (past its 128 word-pieces) keeps its headline's result
+        own = [(ticker, r) for (ticker, _), r in zip(spans, res, strict=True) if r is not None]
+        if own:
+            out[i] = own
+    return out
 
 
 def store_mention_scores(
@@ -375,6 +377,20 @@ class BatchProcessor:
             )
         return results, [admitted[i] for i in kept], rejections
 
+    def _companies(self, admitted: list[Admitted]) -> dict[int, list[tuple[str, TargetResult]]]:
+        """Each company's own result for the items whose headline names two or more. A failure here costs the
+        batch its per-company results (logged), never its headline scores: the headline's stays every mention's."""
+        if self.targets is None or not admitted:
+            return {}
+        self.pipeline.prepare(admitted)  # tickers linked (a batch the scorer refused at once was never prepared)
+        try:
+            return score_companies(self.targets, [a.text for a in admitted], [a.tickers for a in admitted],
+                                   self.top_k)  # fmt: skip
+        except Exception:  # noqa: BLE001 - the headline scores still go in; the cause is logged with its trace
+            log.exception("per-company sentiment failed for a batch of %d; its mentions keep the headline's",
+                          len(admitted))  # fmt: skip
+            return {}
+
     def _process_once(self, envelopes: Sequence[Envelope], now: datetime | None) -> BatchReport:
         report = BatchReport(received=len(envelopes))
         t0 = time.perf_counter()
@@ -388,8 +404,7 @@ class BatchProcessor:
         results, admitted, refused = self._score(admitted)
         rejections += refused
         t_target = time.perf_counter()
-        companies = score_companies(self.targets, [a.text for a in admitted], [a.tickers for a in admitted],
-                                    self.top_k)  # fmt: skip
+        companies = self._companies(admitted)
         t2 = time.perf_counter()
         with self.session_factory() as session, session.begin():
             ids = self.pipeline.store_articles(session, admitted, now)

@@ -174,7 +174,8 @@ def test_prune_says_what_it_removes_and_refuses_a_bad_age(tmp_path):
     assert dry.returncode == 0, dry.stderr
     lines = dry.stdout.splitlines()
     assert lines[0].startswith("older than ") and lines[0].endswith(": would remove")
-    assert [line.split()[0] for line in lines[1:]] == ["articles", "mentions", "scores", "attributions", "alerts",
+    assert [line.split()[0] for line in lines[1:]] == ["articles", "mentions", "scores", "attributions",
+                                                        "mention_scores", "mention_attributions", "alerts",
                                                         "alert_events", "alert_evidence", "notifications", "rejects",
                                                         "window_buckets"]  # fmt: skip
     bad = finsent("prune", "--older-than", "12h", "--database-url", url)
@@ -249,3 +250,10 @@ def test_evaluate_entity_level_file(tmp_path):
     assert bad.returncode == 1 and "line 2: the target 'Moderna' does not occur in the text" in bad.stderr
     missing = finsent("model", "evaluate", str(path), "--target-col", "company")
     assert missing.returncode == 1 and "no column 'company'" in missing.stderr
+
+
+def test_explain_target_past_what_the_model_reads_is_one_clear_line():
+    text = "Apple rises " + "and more " * 150 + "while Nokia falls"
+    out = finsent("model", "explain", text, "--target", "Nokia")
+    assert out.returncode == 1 and out.stderr.strip().count("\n") == 0, out.stderr
+    assert "lies past the 128 word-pieces the model reads" in out.stderr

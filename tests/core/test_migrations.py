@@ -11,7 +11,8 @@ from core.schema import Base
 
 TABLES = {
     "sources", "articles", "mentions", "scores", "attributions", "rejects", "backfill_progress", "window_buckets",
-    "monitor_state", "alerts", "alert_evidence", "alert_events", "silences", "notifications",
+    "monitor_state", "alerts", "alert_evidence", "alert_events", "silences", "notifications", "mention_scores",
+    "mention_attributions",
 }  # fmt: skip
 
 

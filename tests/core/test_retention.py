@@ -16,6 +16,8 @@ from core.schema import (
     Article,
     Attribution,
     Mention,
+    MentionAttribution,
+    MentionScore,
     Notification,
     Reject,
     Score,
@@ -41,6 +43,11 @@ def _article(session, source, title: str, when: datetime, story: Article | None 
     session.add(score)
     session.flush()
     session.add(Attribution(score_id=score.id, method="pooling", rank=0, word="Apple", weight=1.0, start=0, end=5))
+    own = MentionScore(score_id=score.id, ticker="AAPL", label="neutral", p_negative=0.2, p_neutral=0.6,
+                       p_positive=0.2, score=0.0, confidence=0.6, span_start=0, span_end=5)  # fmt: skip
+    session.add(own)
+    session.flush()
+    session.add(MentionAttribution(mention_score_id=own.id, rank=1, word="Apple", weight=1.0, start=0, end=5))
     return article
 
 
@@ -83,8 +90,8 @@ def filled(migrated_engine):
 
 def _rows(factory) -> dict[str, int]:
     with factory() as s:
-        models = (Article, Mention, Score, Attribution, Alert, AlertEvent, AlertEvidence, Notification, Reject,
-                  WindowBucket)  # fmt: skip
+        models = (Article, Mention, Score, Attribution, MentionScore, MentionAttribution, Alert, AlertEvent,
+                  AlertEvidence, Notification, Reject, WindowBucket)  # fmt: skip
         return {m.__tablename__: s.scalar(select(func.count()).select_from(m)) for m in models}
 
 
@@ -93,7 +100,8 @@ def test_prune_removes_old_news_and_resolved_alerts_and_keeps_what_an_open_alert
     before = _rows(factory)
     dry = prune(factory, CUTOFF, dry_run=True)
     assert _rows(factory) == before  # a dry run changes nothing
-    expected = {"articles": 3, "mentions": 3, "scores": 3, "attributions": 3, "alerts": 1, "alert_events": 1,
+    expected = {"articles": 3, "mentions": 3, "scores": 3, "attributions": 3, "mention_scores": 3,
+                "mention_attributions": 3, "alerts": 1, "alert_events": 1,
                 "alert_evidence": 1, "notifications": 2, "rejects": 1, "window_buckets": 1}  # fmt: skip
     assert dry.removed == expected
     done = prune(factory, CUTOFF)

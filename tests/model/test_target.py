@@ -90,10 +90,30 @@ def test_two_companies_are_scored_each_for_itself_with_the_words_it_used(targets
     assert targets.score(text, (15, 22)).others == [(0, 6)]
 
 
-def test_a_mention_past_the_models_word_pieces_leaves_the_text_to_its_headline(targets):
+def test_a_mention_past_the_models_word_pieces_keeps_the_headline_result_alone(targets):
     text = "Apple rises " + "and more " * 150 + "while Nokia falls"
-    far = text.index("Nokia")
-    assert targets.score_mentions([text], [[(0, 5), (far, far + 5)]]) == [[]]
+    far = (text.index("Nokia"), text.index("Nokia") + 5)
+    ((apple, nokia),) = targets.score_mentions([text], [[(0, 5), far]])
+    assert apple is not None and apple.targeted and nokia is None  # the other company is still scored
+    with pytest.raises(TargetError, match=f"the span {far[0]}:{far[1]} lies past the 128 word-pieces"):
+        targets.score(text, far, others=[(0, 5)])
+
+
+def test_a_companys_result_does_not_depend_on_the_other_texts_of_the_call(targets):
+    text = "Pfizer wins as Moderna slumps"
+    alone = targets.score_mentions([text], [[(0, 6), (15, 22)]])[0]
+    long = "Apple and Samsung report results while Nokia and Ericsson cut jobs " * 4
+    beside = targets.score_mentions([long, text], [[(0, 5), (10, 17)], [(0, 6), (15, 22)]])[1]
+    assert [r.probabilities for r in alone] == [r.probabilities for r in beside]
+    assert [r.attributions for r in alone] == [r.attributions for r in beside]
+
+
+def test_company_words_are_merged_as_the_headlines_are(targets, scorer_fp32):
+    text = "Nokia's profit jumps 5.5% while $ERIC slides"
+    (nokia, _) = targets.score_mentions([text], [[(0, 5), (text.index("$ERIC") + 1, text.index("$ERIC") + 5)]])[0]
+    headline = {a.word for a in scorer_fp32.score([text], top_k=10)[0].attributions}
+    words = [a.word for a in nokia.attributions]
+    assert len(words) == len(set(words)) and set(words) <= headline  # whole words, each once, as stored for headlines
 
 
 @pytest.mark.parametrize(
@@ -119,3 +139,11 @@ def test_a_checkpoint_without_a_head_says_how_to_train_one(tiny_checkpoint):
     assert not (tiny_checkpoint / HEAD_FILE).exists()
     with pytest.raises(CheckpointError, match="no targeted head"):
         TargetScorer(tiny_checkpoint)
+
+
+def test_the_same_company_named_twice_is_one_company(targets, scorer_fp32):
+    text = "Apple beats estimates as Apple shares rise"
+    r = targets.score(text, (0, 5))
+    assert not r.targeted and r.probabilities == scorer_fp32.score([text])[0].probabilities
+    # the other companies are one span per other ticker, the target's own ticker left out
+    assert targets.others("Apple sues Samsung; Samsung and Apple settle", (0, 5)) == [(11, 18)]
