@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, BinaryIO
 from sqlalchemy import and_, func, select, text
 from sqlalchemy.orm import Session
 
-from core.schema import Article, Attribution, Mention, MentionAttribution, MentionScore, Score, Source
-from core.sentiment import own_columns, with_own
+from core.schema import Article, Attribution, Mention, MentionScore, Score, Source
+from core.sentiment import company_words, own_columns, with_own
 from core.versions import version_note
 
 if TYPE_CHECKING:
@@ -172,15 +172,10 @@ def rows(session: Session, query: ExportQuery, *, page: int = PAGE) -> Iterator[
             .order_by(Attribution.score_id, Attribution.rank)
         ):
             words[score_id].append({"word": word, "weight": weight})
-        own_ids = sorted({r.mention_score_id for r in chunk if r.mention_score_id is not None})
-        own: dict[int, list[dict]] = {m: [] for m in own_ids}
-        if own_ids:
-            for mention_score_id, word, weight in session.execute(
-                select(MentionAttribution.mention_score_id, MentionAttribution.word, MentionAttribution.weight)
-                .where(MentionAttribution.mention_score_id.in_(own_ids))
-                .order_by(MentionAttribution.mention_score_id, MentionAttribution.rank)
-            ):
-                own[mention_score_id].append({"word": word, "weight": weight})
+        own = {
+            m: [{"word": w.word, "weight": w.weight} for w in found]
+            for m, found in company_words(session, {r.mention_score_id for r in chunk} - {None}).items()
+        }
         for r in chunk:
             row = r._asdict()
             score_id, mention_score_id = row.pop("score_id"), row.pop("mention_score_id")

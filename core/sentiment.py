@@ -10,9 +10,12 @@ headline naming a rising and a falling company counts each in its own direction 
 
 from __future__ import annotations
 
-from sqlalchemy import and_, case, func, literal
+from collections.abc import Iterable
 
-from core.schema import Mention, MentionScore, Score
+from sqlalchemy import and_, case, func, literal, select
+from sqlalchemy.orm import Session
+
+from core.schema import Mention, MentionAttribution, MentionScore, Score
 
 OF_COMPANY = "company"  # the mention's own result (targeted pass)
 OF_HEADLINE = "headline"  # the article's result: one company in the headline, or stored before the targeted pass
@@ -36,3 +39,16 @@ def own_columns(score=Score) -> list:
 
 def sentiment_of():
     return case((MentionScore.id.is_(None), literal(OF_HEADLINE)), else_=literal(OF_COMPANY)).label("sentiment_of")
+
+
+def company_words(session: Session, mention_score_ids: Iterable[int]) -> dict[int, list[MentionAttribution]]:
+    """Each company result's words by rank, keyed by its `mention_scores` id (every id asked for gets a list)."""
+    out: dict[int, list[MentionAttribution]] = {i: [] for i in mention_score_ids}
+    if out:
+        for w in session.scalars(
+            select(MentionAttribution)
+            .where(MentionAttribution.mention_score_id.in_(list(out)))
+            .order_by(MentionAttribution.mention_score_id, MentionAttribution.rank)
+        ):
+            out[w.mention_score_id].append(w)
+    return out

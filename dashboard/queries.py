@@ -31,7 +31,6 @@ from core.schema import (
     Article,
     Attribution,
     Mention,
-    MentionAttribution,
     MentionScore,
     Reject,
     Score,
@@ -39,6 +38,7 @@ from core.schema import (
     Source,
     WindowBucket,
 )
+from core.sentiment import company_words
 from core.versions import version_note as _version_note
 from monitor.alerts import STATES, AlertFilter, find_alerts, matchers_text, matches
 from monitor.evidence import load_evidence
@@ -112,14 +112,8 @@ def companies_of(session: Session, score_ids: list[int]) -> dict[int, dict[str, 
         }  # fmt: skip
         out.setdefault(m.score_id, {})[m.ticker] = entry
         by_id[m.id] = entry
-    if by_id:
-        for w in session.scalars(
-            select(MentionAttribution)
-            .where(MentionAttribution.mention_score_id.in_(list(by_id)))
-            .order_by(MentionAttribution.mention_score_id, MentionAttribution.rank)
-        ):
-            by_id[w.mention_score_id]["words"].append({"word": w.word, "weight": w.weight, "start": w.start,
-                                                       "end": w.end})  # fmt: skip
+    for m, words in company_words(session, by_id).items():
+        by_id[m]["words"] = [{"word": w.word, "weight": w.weight, "start": w.start, "end": w.end} for w in words]
     return out
 
 

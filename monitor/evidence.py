@@ -24,12 +24,11 @@ from core.schema import (
     Article,
     Attribution,
     Mention,
-    MentionAttribution,
     MentionScore,
     Score,
     Source,
 )
-from core.sentiment import own, with_own
+from core.sentiment import company_words, own, with_own
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +146,8 @@ def record_evidence(
             .order_by(Attribution.score_id, Attribution.rank)
         ):
             words[("headline", score_id)].append([word, round(weight, 4)])
-    if own_ids:
-        for own_id, word, weight in session.execute(
-            select(MentionAttribution.mention_score_id, MentionAttribution.word, MentionAttribution.weight)
-            .where(MentionAttribution.mention_score_id.in_(own_ids))
-            .order_by(MentionAttribution.mention_score_id, MentionAttribution.rank)
-        ):
-            words[("company", own_id)].append([word, round(weight, 4)])
+    for own_id, found in company_words(session, own_ids).items():
+        words[("company", own_id)] = [[w.word, round(w.weight, 4)] for w in found]
     for article_id in new:
         score_id, value, own_id = scores.get(article_id, (None, None, None))
         key = ("company", own_id) if own_id is not None else ("headline", score_id)
