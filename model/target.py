@@ -483,9 +483,10 @@ def predict(head: TargetPooling, classifier: nn.Module, pairs, batch: int = 256)
 
 
 def macro_f1(gold: list[int], pred: list[int]) -> float:
-    from sklearn.metrics import f1_score
+    """Macro-F1 over the three labels, as `finsent model evaluate` reports it."""
+    from model.evaluate import classification_metrics
 
-    return float(f1_score(gold, pred, labels=[0, 1, 2], average="macro", zero_division=0))
+    return classification_metrics(gold, pred)["macro_f1"]
 
 
 def train(
