@@ -63,8 +63,12 @@ _PAREN_LIST = re.compile(r"\(\s*([A-Z]{1,5}(?:\.[A-Z])?(?:\s*,\s*[A-Z]{1,5}(?:\.
 # Banks and brokers that publish ratings: named as the source of one, they are not its subject.
 BROKERS = frozenset(
     "GS MS JPM C WFC BAC BARC.L DBK.DE HSBA.L CBK.DE RJF SCHW UBSG.SW CSGN.SW JEF SF PIPR COWN OPY KEY STI EVR AB "
-    "RY BMO TD CM BNS NMR MQG.AX GLE.PA BNP.PA INVP.L NUM.L LLOY.L NWG.L ING.AS SAN.MC BBVA.MC ISP.MI UCG.MI "
-    "BK STT USB PNC CFG FITB MTB TFC RF HBAN CMA ZION LAZ HLI MC PJT".split()
+    "RY BMO TD CM BNS NMR MQG.AX GLE.PA BNP.PA INVP.L NUM.L LLOY.L NWG.L SAN.MC BBVA.MC ISP.MI UCG.MI "
+    "BK STT USB PNC CFG FITB MTB TFC RF HBAN CMA ZION LAZ HLI MC PJT "
+    # Banks whose research arms rate stocks, under the lines the universe links their names to: Tokyo, Toronto,
+    # Sydney, the Nordic and Benelux exchanges ("Mizuho Initiates Coverage On AbbVie", "RBC analyst: ...").
+    "8411.T MFG 8604.T 8601.T 8306.T MUFG 8316.T SMFG RY.TO TD.TO BMO.TO CM.TO BNS.TO NA.TO KN.PA ACA.PA MB.MI "
+    "DANSKE.CO NDA-FI.HE SEB-A.ST SHB-A.ST SWED-A.ST DNB.OL WBC.AX CBA.AX ANZ.AX NAB.AX INGA.AS ING ABN.AS KBC.BR".split()
 )
 _RATING_VERB = re.compile(
     r"(?:'s?)?\s+(?:analysts?\s+|strategists?\s+|research\s+)?(?:upgrad|downgrad|initiat|reiterat|maintain|resum|"
@@ -80,7 +84,8 @@ _RATING_WORDS = re.compile(
 )
 _VIEW_AFTER = re.compile(
     r"(?:\s*:|(?:'s?)?\s+(?:(?:bullish|bearish|top|new|latest)\s+)?(?:call|note|analysts?|strategists?|economists?|"
-    r"view|picks?|forecast|outlook|survey)\b|\s+(?:market\s+)?(?:analysts?|strategists?|economists?)\b)",
+    r"view|picks?|forecast|outlook|survey)\b|\s+(?:market\s+)?(?:analysts?|strategists?|economists?)\b|"
+    r"(?-i:['’]s\s+(?:[A-Z][\w.\-]*\s+){0,2}[A-Z][\w\-]+\s*:))",  # "BMO's Andrew Kaip: The Gold Majors Are Back"
     re.IGNORECASE,
 )
 RATING_AGENCIES = frozenset({"MCO", "SPGI"})  # Moody's, S&P Global

@@ -116,6 +116,26 @@ def test_bank_as_source_of_a_rating_is_not_linked():
     assert skipped("Tesco cut to hold at Barclays")["Barclays"].startswith("a broker")
 
 
+def test_banks_listed_outside_new_york_and_london_are_sources_too():
+    # Their names link to Tokyo, Toronto or Nordic lines; as raters they are the source, not the subject.
+    assert tickers("Mizuho Initiates Coverage On AbbVie with Buy Rating, Announces $96 Price Target") == {"ABBV"}
+    assert tickers("Nomura Instinet Maintains Neutral on Apple, Raises Price Target to $240") == {"AAPL"}
+    assert tickers("CIBC Upgrades Barrick Gold Corporation to Outperform") == {"ABX.TO"}
+    assert tickers("Nordea Upgrades ABB Ltd to Buy") == {"ABBN.SW"}
+    assert skipped("RBC market analyst: Tech is an area of risk in the stock market")["RBC"].startswith("a broker")
+    # A person of the bank giving a view on the market: "<Bank>'s <Name>: ...".
+    assert skipped("BMO's Andrew Kaip: The Gold Majors Are Back")["BMO"].startswith("a broker")
+    # Their own news still links them.
+    assert tickers("Westpac blames tech and human error for money-laundering breaches") == {"WBC.AX"}
+    assert tickers("Mizuho fined over money laundering") == {"8411.T"}
+    assert tickers("Barclays' Jes Staley: bank to cut jobs") == {"BARC.L"}
+    # National Bank of Canada's brokerage is not the US National Bank Holdings.
+    assert tickers("National Bank of Canada profit rises") == {"NA.TO"}
+    assert skipped("National Bank Financial upgrades Shopify to outperform")["National Bank Financial"].startswith(
+        "a broker"
+    )
+
+
 def test_names_stored_with_a_qualifier():
     assert tickers("Rio Tinto profit beats forecasts") == {"RIO.L"}
 
