@@ -68,7 +68,8 @@ BROKERS = frozenset(
     # Banks whose research arms rate stocks, under the lines the universe links their names to: Tokyo, Toronto,
     # Sydney, the Nordic and Benelux exchanges ("Mizuho Initiates Coverage On AbbVie", "RBC analyst: ...").
     "8411.T MFG 8604.T 8601.T 8306.T MUFG 8316.T SMFG RY.TO TD.TO BMO.TO CM.TO BNS.TO NA.TO KN.PA ACA.PA MB.MI "
-    "DANSKE.CO NDA-FI.HE SEB-A.ST SHB-A.ST SWED-A.ST DNB.OL WBC.AX CBA.AX ANZ.AX NAB.AX INGA.AS ING ABN.AS KBC.BR".split()
+    "DANSKE.CO NDA-FI.HE SEB-A.ST SHB-A.ST SWED-A.ST DNB.OL WBC.AX CBA.AX ANZ.AX NAB.AX INGA.AS ING ABN.AS "
+    "KBC.BR".split()
 )
 _RATING_VERB = re.compile(
     r"(?:'s?)?\s+(?:analysts?\s+|strategists?\s+|research\s+)?(?:upgrad|downgrad|initiat|reiterat|maintain|resum|"
