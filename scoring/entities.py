@@ -415,6 +415,10 @@ def _is_source(text: str, span: Span, others: list[Span]) -> bool:
     return any(o.start >= verb.end() and (analyst_verb or _RATED.match(text, o.end)) for o in others)
 
 
+# Between a parent's name and its own tag, the word of a finance arm ("IBM CREDIT <IBM>"); not "FINANCIAL" or
+# "CAPITAL", which end many parents' own names ("STIFEL FINANCIAL <SF>").
+_FINANCE_ARM = re.compile(r"\s+(?:CREDIT|ACCEPTANCE|LEASING|FUNDING)(?:\s+(?:CORP|CORPORATION|CO|INC)\.?)?\s*")
+_FINANCE_ARM_NAME = re.compile(r"(.+?)\s+(?:CREDIT|ACCEPTANCE|LEASING|FUNDING)(?:\s+(?:CORP|CORPORATION|CO|INC)\.?)?")
 # Between a name and its tag: spaces, and the company-form words the name left out ("PHOTRONICS CORP <PHOT.O>").
 _TAG_GAP = re.compile(
     r"(?:\s*\b(?:CORP|CORPORATION|INC|CO|COS|LTD|PLC|AG|SA|NV|GROUP|HOLDINGS?|Corp|Inc|Co|Ltd|plc)\b\.?)*\s{0,2}"
@@ -462,11 +466,22 @@ def find(text: str, *, headline: bool = True, at: date | None = None) -> list[Sp
         tag = next((t for t in tags if _TAG_GAP.fullmatch(text, n.end, t.start)), None)
         if tag is not None:
             names[i] = Span(tag.ticker, tag.name or n.name, n.start, n.end, n.text, "source_tag")
+    # The parent's name in its finance arm's ("IBM CREDIT <IBM>", "FORD MOTOR CREDIT <F>"): the arm is a company of
+    # its own, not listed; the tag still links the parent.
+    arms: set[int] = set()  # the tags whose words before are the parent's finance arm
+    for i, n in enumerate(names):
+        for t in tags:
+            if not n.skipped and t.ticker == n.ticker and _FINANCE_ARM.fullmatch(text, n.end, t.start):
+                names[i] = _replace(n, skipped="the parent's name in its finance arm's name: the tag links the parent")
+                arms.add(t.start)
     # Reuters writes "NAME <TICKER>": the words right before a tag name its company, known to us or not.
     named = {t.start for t in tags if any(_TAG_GAP.fullmatch(text, n.end, t.start) for n in names)}
     for t in tags:
-        if t.start not in named and (span := _name_before(text, t.start)) is not None:
+        if t.start not in named | arms and (span := _name_before(text, t.start)) is not None:
             words = text[span[0] : span[1]]
+            arm = _FINANCE_ARM_NAME.fullmatch(words)
+            if arm and t.name and t.name.casefold().startswith(arm.group(1).casefold()):
+                continue  # "XEROX CREDIT <XRX>": the arm of the tag's company, named with the start of its name
             names.append(Span(t.ticker, t.name or words, *span, words, "source_tag"))
     spans = sorted(symbols + names, key=lambda s: (s.start, -s.end))
     starts = {s.start for s in spans}

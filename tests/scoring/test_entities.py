@@ -221,6 +221,16 @@ def test_provided_and_reuters_angle_symbols():
     assert tickers("Markets <b>rally</b>") == set()
 
 
+def test_a_parents_finance_arm_before_its_tag_is_not_the_parent():
+    # "IBM CREDIT" is the unlisted finance arm; the tag <IBM> still links IBM, and only the tag is IBM's span.
+    found = [s for s in find("IBM CREDIT <IBM> FILES FOR NOTE OFFERING") if not s.skipped]
+    assert [(s.ticker, s.text) for s in found] == [("IBM", "<IBM>")]
+    assert skipped("IBM CREDIT <IBM> FILES FOR NOTE OFFERING")["IBM"].startswith("the parent's name in its finance")
+    assert [s.text for s in find("XEROX CREDIT <XRX> NOTES YIELD 8.061 PCT") if not s.skipped] == ["<XRX>"]
+    # A parent whose own name ends in such a word keeps its name: "STIFEL FINANCIAL" is Stifel itself.
+    assert "STIFEL FINANCIAL" in [s.text for s in find("STIFEL FINANCIAL <SF> RECEIVES MERGER PROPOSAL")]
+
+
 def test_lists_of_symbols_at_the_end_or_in_parentheses():
     # In a list of symbols even a one-letter one is a symbol ("A" is Agilent).
     assert tickers("Top Upgrades & Downgrades on 5/13/11- NVDA, AAPL, A") == {"NVDA", "AAPL", "A"}
@@ -325,11 +335,12 @@ def test_huge_body_only_lead_is_scanned():
 
 # ------------------------------------------------------------------------------------ quality on judged data
 
-# Measured on all 600 rows (listing dates, former tickers, symbol lists, rare one-word filer names): all P 0.970
-# R 0.809; UK/US files P 0.965 R 0.908; the linker before issue 19 scored R 0.53 (UK/US 0.67) at P 0.95. Issue 19's
-# targets (P >= 0.98, R >= 0.90 overall and UK/US) are not met yet (docs/entities.md, "Quality"); these floors guard
-# what was reached, with a small margin.
-FLOORS = {"all": (0.96, 0.78), "uk_us": (0.96, 0.89)}
+# Measured on all 600 rows (listing dates, former tickers, symbol lists, rare one-word filer names, banks as sources
+# on every exchange, finance arms): all P 0.988 R 0.814; UK/US files P 0.984 R 0.912; the linker before issue 19
+# scored R 0.53 (UK/US 0.67) at P 0.95. Issue 19's targets (P >= 0.98, R >= 0.90) hold for the UK/US files and are
+# asserted there; overall recall does not reach them (Benzinga's delisted small caps; docs/entities.md, "Quality"):
+# that floor guards what was reached, with a small margin.
+FLOORS = {"all": (0.98, 0.80), "uk_us": (0.98, 0.90)}
 
 
 @pytest.mark.parametrize("subset", sorted(FLOORS))
