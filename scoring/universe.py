@@ -56,9 +56,12 @@ _PRIMARY = {"GOOG": "GOOGL", "FOX": "FOXA", "NWS": "NWSA"}  # one share class pe
 
 _SUFFIXES = re.compile(
     r"(?:,?\s+(?:Inc\.?|Incorporated|Corporation|Corp\.?|Company|Companies|plc|PLC|Group|Holdings?|Holding|Limited|"
-    r"Ltd\.?|AG|SE|SA|S\.A\.|N\.V\.|NV|ASA|Oyj|AB|S\.p\.A\.|SpA|KGaA|& Co\.? KGaA|Aktiengesellschaft|&\s*Co\.?|Co\.|"
-    r"REIT|Trust))+$"
+    r"Ltd\.?|AG|SE|SA|S\.A\.|N\.V\.|NV|ASA|Oyj|AB|S\.p\.A\.|SpA|KGaA|& Co\.? KGaA|Aktiengesellschaft|&\s*Co\.?|Co\.?|"
+    r"LLC|L\.P\.|LP|REIT|Trust))+$"
 )
+# What the SEC's list appends to a filer's name: the state of incorporation ("/DE/"), a depositary receipt ("/ADR"),
+# a successor ("/NEW/"): "Core Laboratories Inc. /DE/", "Sectra AB/ADR".
+_FILING_TAGS = re.compile(r"(?:\s*/[A-Za-z]{2,5}/?)+\s*$")
 _GENERIC_TAIL = re.compile(
     r"\s+(?:Technologies|Technology|Pharmaceuticals|Laboratories|Industries|International|Systems|Solutions|"
     r"Resources)$"
@@ -111,7 +114,7 @@ def clean(name: str) -> str:
 def formal_aliases(name: str) -> tuple[set[str], set[str]]:
     """The formal name and the forms a headline uses ("Agilent" for "Agilent Technologies Inc."), and which of those
     are cut down from a longer name (trusted only in their own case: "DEUTSCHE BABCOCK" is not Babcock)."""
-    name = _QUALIFIER.sub("", clean(name))
+    name = _FILING_TAGS.sub("", _QUALIFIER.sub("", clean(name)))
     out = {name}
     stripped = _SUFFIXES.sub("", name).strip(" ,")
     if stripped.startswith("The "):
@@ -398,12 +401,39 @@ def build(layers: Iterable[Iterable[Company]], by_exchange: dict[str, str]) -> U
     )  # fmt: skip
 
 
+_LEGAL_FORMS = frozenset({"INC", "CO", "LTD"})
+_INITIALS = re.compile(r"(?:[A-Z]\.)+,?")
+
+
 def _title(name: str) -> str:
     """An ALL-CAPS filer name as headlines write it ("APPLIED OPTOELECTRONICS, INC." -> "Applied Optoelectronics,
     Inc."); mixed-case names are kept."""
+    # The legal forms in their usual case, which the suffixes strip ("BOSTON BEER CO INC" is "Boston Beer", not an
+    # alias "Boston Beer CO INC" that no headline writes); in mixed-case names too ("Manhattan Bridge Capital, INC").
     if any(c.islower() for c in name):
-        return name
-    return " ".join(w.capitalize() if len(w) > 3 else w for w in name.split())
+        return " ".join(w.capitalize() if w.rstrip(",.") in _LEGAL_FORMS else w for w in name.split())
+    # Short words and initials stay in capitals (acronyms: "IBM", "AMC"; "L.P.").
+    return " ".join(
+        w.capitalize() if (len(w) > 3 and not _INITIALS.fullmatch(w)) or w.rstrip(",.") in _LEGAL_FORMS else w
+        for w in name.split()
+    )
+
+
+def _short_forms_before(name: str) -> set[str]:
+    """The casefolded forms a filer name gave while its legal forms in capitals ("INC", kept as if an acronym) and
+    the SEC's filing tags ("/DE/") hid its short forms: the forms that linked case-blind before."""
+    old = (
+        name if any(c.islower() for c in name) else " ".join(w.capitalize() if len(w) > 3 else w for w in name.split())
+    )
+    if _FILING_TAGS.search(old):  # "First National Corp /VA/": the tag kept every short form out
+        return {clean(old).casefold()}
+    return {a.casefold() for a in formal_aliases(old)[0]}
+
+
+def _capitalised(alias: str) -> str:
+    """An alias as a headline capitalises a name: each word's first letter ("Atlas AIR Worldwide" -> "Atlas Air
+    Worldwide"), initials and symbols as they are."""
+    return " ".join(w.capitalize() if w.isalpha() else w for w in alias.split())
 
 
 @lru_cache(maxsize=1)
@@ -418,12 +448,22 @@ def sec_companies() -> tuple[Company, ...]:
     with SEC.open(encoding="utf-8", newline="") as f:
         rare = {row["ticker"]: _split(row.get("aliases")) for row in csv.DictReader(f)}
     for company in read_companies(SEC, origin="sec"):
-        formal, _ = formal_aliases(_title(company.name))
+        name = _title(company.name)
+        formal, _ = formal_aliases(name)
         bare = company.ticker.replace(".", "")
         aliases = {a for a in formal if " " in a and len(a) >= 6}
+        # The short forms that only the legal forms in capitals or a filing tag hid ("BOSTON BEER CO INC" -> "Boston
+        # Beer", "First National Corp /VA/" -> "First National"): many are phrases too ("FINANCIAL INSTITUTIONS
+        # INC", "VALUE LINE INC"), so they link only as headlines capitalise a name, in mixed-case text ("Boston
+        # Beer is the comeback stock"), never in ALL-CAPS wires ("TWO UTAH FINANCIAL INSTITUTIONS FAIL").
+        before = _short_forms_before(company.name)
+        hidden = {a for a in aliases if a.casefold() not in before and not _SUFFIXES.search(a)}  # not "Whirlpool Corp"
+        capitalised = {_capitalised(a) for a in hidden}
+        aliases = (aliases - hidden) | capitalised
         words = {a.split()[0].strip(",") for a in formal}  # "AGNC Investment Corp." is "AGNC" in headlines
         exact = {w.upper() for w in words if w.upper() == bare and len(w) >= 3}  # as capitals only: "HERE", not "Here"
         exact |= {a for a in rare.get(company.ticker, ()) if " " not in a}  # the file's `aliases` column
+        exact |= capitalised
         out.append(Company(company.ticker, _title(company.name), tuple(sorted(aliases | exact)), None, "listed", "US",
                            origin="sec", exact_case=frozenset(exact)))  # fmt: skip
     return tuple(out)

@@ -231,6 +231,18 @@ def test_a_parents_finance_arm_before_its_tag_is_not_the_parent():
     assert "STIFEL FINANCIAL" in [s.text for s in find("STIFEL FINANCIAL <SF> RECEIVES MERGER PROPOSAL")]
 
 
+def test_sec_names_with_legal_forms_in_capitals_link_by_their_short_form():
+    # "BOSTON BEER CO INC", "COLUMBIA SPORTSWEAR CO": the SEC writes a third of its filers in capitals, and "INC" or
+    # "CO" in capitals hid their short forms, so only "Boston Beer Co Inc" could link.
+    assert tickers("Cramer: Sam Adams-parent Boston Beer is the comeback stock to own") == {"SAM"}
+    assert tickers("Columbia Sportswear CEO: There are better 'sourcing countries' than China") == {"COLM"}
+    # Such a short form links as a capitalised name in mixed-case text only: many are phrases too.
+    assert tickers("TWO UTAH FINANCIAL INSTITUTIONS FAIL") == set()
+    assert tickers("boston beer sales rise") == set()
+    # A name that keeps its legal form is no phrase, and it does not hide a shorter case-blind name.
+    assert tickers("WHIRLPOOL CORP 1ST QTR SHR 66 CTS VS 67 CTS") == {"WHR"}
+
+
 def test_lists_of_symbols_at_the_end_or_in_parentheses():
     # In a list of symbols even a one-letter one is a symbol ("A" is Agilent).
     assert tickers("Top Upgrades & Downgrades on 5/13/11- NVDA, AAPL, A") == {"NVDA", "AAPL", "A"}
