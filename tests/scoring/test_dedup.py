@@ -14,7 +14,14 @@ from sqlalchemy import select
 from core.db import make_session_factory
 from core.messages import Envelope
 from core.schema import Article
-from scoring.dedup import Deduplicator, headline_words, jaccard, weighted_jaccard, word_weights
+from scoring.dedup import (
+    Deduplicator,
+    headline_words,
+    jaccard,
+    weighted_containment,
+    weighted_jaccard,
+    word_weights,
+)
 from scoring.pipeline import Pipeline
 
 T0 = datetime(2024, 6, 3, 9, tzinfo=UTC)
@@ -215,6 +222,36 @@ def test_rare_words_in_common_within_hours_make_one_story_and_not_days_apart():
         Deduplicator(recent_threshold=1.0)
 
 
+# Judged same-story pairs (story_pairs.jsonl, dev): a live blog's title names several stories of the day.
+LIVE_DAY = "Business live UK personal insolvencies hit seven-year high; US consumer confidence slumps - business live"
+ONE_OF_THEM = "UK personal insolvencies hit seven-year high"
+
+
+def test_an_article_whose_words_a_live_blog_of_its_hours_holds_joins_it():
+    d = Deduplicator()
+    a, b = d.signature(LIVE_DAY), d.signature(ONE_OF_THEM)
+    assert a.live and not b.live
+    assert weighted_jaccard(a, b) < d.recent_threshold  # the title's other story kept the two apart before
+    assert weighted_containment(a, b) >= d.live_containment
+    d.check("report", ONE_OF_THEM, T0, "guardian")
+    assert d.check("live", LIVE_DAY, T0 + timedelta(hours=3), "guardian").story_id == "report"  # either order
+    d2 = Deduplicator()
+    d2.check("live", LIVE_DAY, T0, "guardian")
+    assert d2.check("report", ONE_OF_THEM, T0 + timedelta(hours=1), "guardian").story_id == "live"
+    # Outside the hours of the recent window, or holding too little of the article, it stays apart.
+    d3 = Deduplicator()
+    d3.check("live", LIVE_DAY, T0, "guardian")
+    d3.check("other", B, T0 + timedelta(hours=7), "reuters")
+    assert d3.check("report", ONE_OF_THEM, T0 + timedelta(hours=7), "guardian").is_first_of_story
+    d4 = Deduplicator()
+    d4.check("live", LIVE_DAY, T0, "guardian")
+    assert d4.check("other", "US consumer spending slumps as prices rise", T0, "guardian").is_first_of_story
+    # Two plain articles are not compared this way: "a live blog" is the title's own words.
+    assert not d.signature("UK personal insolvencies hit seven-year high; US consumer confidence slumps").live
+    with pytest.raises(ValueError, match="live_containment"):
+        Deduplicator(live_containment=0.0)
+
+
 def test_one_announcement_sent_as_several_items_within_minutes_is_one_story():
     """A source splits an earnings release into items whose numbers differ by design; the same companies, the same
     opening word and a word in common within `burst_window` make them one story. Two brokers' notes on one company,
@@ -391,11 +428,12 @@ def test_a_restarted_pipeline_keeps_companies_apart_from_stored_mentions(migrate
 
 # ------------------------------------------------------------------------------------ quality on judged data
 
-# Measured on the hand-judged pairs (2026-12-07, bench/stories.py, with the burst, company and broker rules): dev half
-# 35 joined, 2.9% judged different, 57% of same-story pairs joined; test half 41 joined, 14.6% different, 50% (on
-# 2026-12-06: 3.4% / 47% and 20.7% / 33%). Issue 19's targets (at most 5% different, at least 90% joined) are not met
-# for recall (docs/pipeline.md, "Stories"); these floors guard what was reached.
-STORY_FLOORS = {"all/dev": (0.05, 0.54), "all/test": (0.20, 0.46)}
+# Measured on the hand-judged pairs (bench/stories.py, with the burst, company, broker and live-blog rules): dev half
+# 40 joined, 2.5% judged different, 65% of same-story pairs joined; test half 44 joined, 13.6% different, 54% (before
+# the live-blog rule 2.9% / 57% and 14.6% / 50%; on 2026-12-06: 3.4% / 47% and 20.7% / 33%). Issue 19's targets (at
+# most 5% different, at least 90% joined) are not met for recall (docs/pipeline.md, "Stories"); these floors guard
+# what was reached.
+STORY_FLOORS = {"all/dev": (0.05, 0.62), "all/test": (0.20, 0.50)}
 
 
 def test_story_quality_on_hand_judged_pairs(capsys):
