@@ -150,7 +150,8 @@ def main() -> None:
     hours = d.recent_window.total_seconds() / 3600
     print(f"headline similarity: Jaccard >= {d.threshold} in the window, or weighted Jaccard >= {d.recent_threshold} "
           f"within {hours:g} h of the story's first article, or a live blog holding {d.live_containment} of an "
-          f"article within those hours, or the same companies and opening word within "
+          f"article within those hours, or a company's results for one period or one broker's note on it within "
+          f"those hours, or the same companies and opening word within "
           f"{d.burst_window.total_seconds() / 60:g} min")  # fmt: skip
 
     counts, joined = sample_joins()

@@ -17,6 +17,8 @@ says they are about different things:
 - a live blog: within `recent_window`, an article whose words a live blog's title holds ("Business live ... - as
   it happened": a day's running coverage names several stories) at `live_containment` (0.6) of the lighter
   headline's weight joins it, in either order;
+- one release told again: within `recent_window`, two items naming a company in common that report its results
+  for the same period ("Q2", "2ND QTR", "FY19") or the same broker's note on it;
 - a burst: an item whose linked companies are exactly those of a story's first article published within
   `burst_window` (6 minutes) of it, whose headline opens with the same word and shares a word with it, joins that
   story whatever its numbers, unless their weekdays or months disagree or either is a market-activity note (an
@@ -87,6 +89,25 @@ _ACTIVITY = re.compile(
 # hit seven-year high; US consumer confidence slumps - as it happened"). The title names several stories; an article
 # of the same hours whose words it holds tells one of them ("UK personal insolvencies hit seven-year high").
 _LIVE = re.compile(r"^\s*(?:business live\b|live:)|\bas it happened\s*$|\blive (?:updates|blog)\b", re.IGNORECASE)
+# A company's results for a period ("Advance Auto Parts Q2 Adj. EPS $2 Misses ...", "IRVING BANK CORP <V> 1ST QTR
+# NET"): the period, when the headline also has a results word.
+_PERIOD = re.compile(
+    r"\b(?:Q[1-4]|FY ?(?:\d{4}|\d{2})|[1-4](?:ST|ND|RD|TH)[- ]QTR|(?:first|second|third|fourth)[- ]quarter)\b", re.I
+)
+_RESULTS = re.compile(r"\b(?:EPS|earnings|results|sales|revenues?|profits?|net|loss)\b", re.IGNORECASE)
+_ORDINAL = {"first": "1", "second": "2", "third": "3", "fourth": "4"}
+
+
+def _period_key(text: str) -> str:
+    """One spelling per period: "Q2", "2ND QTR", "second-quarter" are all "q2"; "FY 2019", "FY19" are "fy19"."""
+    t = re.sub(r"[\s-]", "", text.casefold())
+    if t.startswith("fy"):
+        return "fy" + t[2:][-2:]
+    if t.endswith("qtr") or t.endswith("quarter"):
+        return "q" + _ORDINAL.get(t.removesuffix("quarter"), t[:1])
+    return t
+
+
 # A headline's opening word skips the wire prefixes (and an update's number). "Hearing" stays an opening word: a
 # rumour ("Hearing Apple To Close All Retail Stores") is not the story of the company's other news of those minutes
 # ("Apple shares are trading higher as tech stocks rebound ..."), which only the company's name would tie to it.
@@ -125,6 +146,7 @@ class Signature:
     rater: str = ""  # the broker whose rating action the headline reports ("" when it reports none)
     activity: bool = False  # a market-activity note (options sweep, movers, 52-week high), not the company's news
     live: bool = False  # a live blog's title (`_LIVE`)
+    periods: frozenset[str] = frozenset()  # the results periods it reports ("q2", "fy19"), when it reports results
 
 
 @dataclass(slots=True)
@@ -143,6 +165,13 @@ class _First:
     signature: Signature
     tickers: frozenset[str]
     published_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class _Ticker:
+    """A ticker as a key of the recent-window index, beside the words (no word equals it)."""
+
+    symbol: str
 
 
 class _Recent:
@@ -336,6 +365,9 @@ class Deduplicator:
             rater=" ".join(m.group(1).casefold().split()) if (m := _RATER.match(normal)) else "",
             activity=_ACTIVITY.search(normal) is not None,
             live=_LIVE.search(normal) is not None,
+            periods=frozenset(_period_key(m) for m in _PERIOD.findall(normal))
+            if _RESULTS.search(normal)
+            else frozenset(),
         )
 
     def _evict(self, now: datetime) -> None:
@@ -382,6 +414,8 @@ class Deduplicator:
         # A live blog's title is long: the article it holds may share none of its rarest words, so all are probed.
         for word in sig.words if sig.live else sig.rarest:
             candidates |= self._recent.get(word)
+        for ticker in tickers:  # the same company's news of the recent hours
+            candidates |= self._recent.get(_Ticker(ticker))
         scored: list[tuple[float, datetime, str, Hashable]] = []
         for c in candidates:
             first = self._firsts.get(c)
@@ -395,10 +429,16 @@ class Deduplicator:
             recent = abs(published_at - first.published_at) <= self.recent_window
             needed = self.company_threshold if not tickers.isdisjoint(first.tickers) else self.recent_threshold
             live = recent and (sig.live or first.signature.live)
+            # One company's results for one period, or one broker's note on it, told twice within the hours.
+            release = recent and not tickers.isdisjoint(first.tickers)
+            release = release and bool(
+                sig.periods & first.signature.periods or sig.rater == first.signature.rater != ""
+            )
             if (
                 (recent and weighted >= needed)
                 or jaccard(sig.words, first.signature.words) >= self.threshold
                 or (live and weighted_containment(sig, first.signature) >= self.live_containment)
+                or release
             ):
                 scored.append((-weighted, first.published_at, str(c), c))
         if not scored and tickers and not sig.activity:
@@ -467,7 +507,7 @@ class Deduplicator:
                 self._firsts[item_id] = _First(sig, tickers, published_at)
                 self._lsh.insert(item_id, sig.minhash, check_duplication=False)  # `check` refused a known id
                 if published_at >= self._latest - self.recent_window:
-                    self._recent.add(published_at, self._seq, item_id, sig.words)
+                    self._recent.add(published_at, self._seq, item_id, sig.words | {_Ticker(t) for t in tickers})
                 if tickers and published_at >= self._latest - self.burst_window:
                     self._burst.add(published_at, self._seq, item_id, (tickers,))
             heapq.heappush(self._by_time, (published_at, self._seq, item_id))

@@ -252,6 +252,36 @@ def test_an_article_whose_words_a_live_blog_of_its_hours_holds_joins_it():
         Deduplicator(live_containment=0.0)
 
 
+def test_one_companys_results_for_one_period_or_one_brokers_note_told_twice_within_hours_is_one_story():
+    # Judged same-story pairs (story_pairs.jsonl): the release, then the move it caused, in other words.
+    d = Deduplicator()
+    release = "Advance Auto Parts Q2 Adj. EPS $2 Misses $2.21 Estimate, Sales $2.3B Miss $2.36B Estimate"
+    move = "Advance Auto Parts Falls After Q2 Earnings Miss"
+    assert d.signature(release).periods == d.signature(move).periods == {"q2"}
+    assert weighted_jaccard(d.signature(release), d.signature(move)) < d.company_threshold
+    d.check("release", release, T0, "benzinga", tickers={"AAP"})
+    assert d.check("move", move, T0 + timedelta(hours=1), "benzinga", tickers={"AAP"}).story_id == "release"
+    # Another quarter, another company, no results word, or past the recent hours: apart.
+    assert d.check("q3", "Advance Auto Parts Falls After Q3 Earnings Miss", T0 + timedelta(hours=2), "benzinga",
+                   tickers={"AAP"}).is_first_of_story  # fmt: skip
+    assert d.check("other", "AutoZone Falls After Q2 Earnings Miss", T0 + timedelta(hours=2), "benzinga",
+                   tickers={"AZO"}).is_first_of_story  # fmt: skip
+    assert not d.signature("Advance Auto Parts Opens Q2 Store In Texas").periods
+    late = Deduplicator()
+    late.check("release", release, T0, "benzinga", tickers={"AAP"})
+    late.check("x", B, T0 + timedelta(hours=7), "reuters")
+    assert late.check("move", move, T0 + timedelta(hours=7), "benzinga", tickers={"AAP"}).is_first_of_story
+    # "2ND QTR", "second-quarter" and "Q2" are one period.
+    assert d.signature("IRVING BANK <V> 2ND-QTR NET HURT BY BRAZIL").periods == {"q2"}
+    assert d.signature("Irving Bank second-quarter profit falls").periods == {"q2"}
+    # One broker's note and its update, hours later.
+    note = "Raymond James Maintains Outperform on Apple, Raises Price Target to $340"
+    update = "UPDATE: Raymond James Maintains Outperform On Apple, Raises Target To $340 Notes 'our optimism remains'"
+    r = Deduplicator()
+    r.check("note", note, T0, "benzinga", tickers={"AAPL"})
+    assert r.check("update", update, T0 + timedelta(hours=3), "benzinga", tickers={"AAPL"}).story_id == "note"
+
+
 def test_one_announcement_sent_as_several_items_within_minutes_is_one_story():
     """A source splits an earnings release into items whose numbers differ by design; the same companies, the same
     opening word and a word in common within `burst_window` make them one story. Two brokers' notes on one company,
@@ -428,12 +458,12 @@ def test_a_restarted_pipeline_keeps_companies_apart_from_stored_mentions(migrate
 
 # ------------------------------------------------------------------------------------ quality on judged data
 
-# Measured on the hand-judged pairs (bench/stories.py, with the burst, company, broker and live-blog rules): dev half
-# 40 joined, 2.5% judged different, 65% of same-story pairs joined; test half 44 joined, 13.6% different, 54% (before
-# the live-blog rule 2.9% / 57% and 14.6% / 50%; on 2026-12-06: 3.4% / 47% and 20.7% / 33%). Issue 19's targets (at
-# most 5% different, at least 90% joined) are not met for recall (docs/pipeline.md, "Stories"); these floors guard
-# what was reached.
-STORY_FLOORS = {"all/dev": (0.05, 0.62), "all/test": (0.20, 0.50)}
+# Measured on the hand-judged pairs (bench/stories.py, with the burst, company, broker, live-blog and results rules):
+# dev half 41 joined, 2.4% judged different, 67% of same-story pairs joined; test half 45 joined, 13.3% different, 56%
+# (before the live-blog rule 2.9% / 57% and 14.6% / 50%; on 2026-12-06: 3.4% / 47% and 20.7% / 33%). Issue 19's
+# targets (at most 5% different, at least 90% joined) are not met for recall (docs/pipeline.md, "Stories"); these
+# floors guard what was reached.
+STORY_FLOORS = {"all/dev": (0.05, 0.63), "all/test": (0.20, 0.52)}
 
 
 def test_story_quality_on_hand_judged_pairs(capsys):
