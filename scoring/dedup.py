@@ -30,6 +30,8 @@ says they are about different things:
   does not);
 - brokers: two headlines that both report a rating action ("<Broker> Maintains/Upgrades/Initiates ...") by two
   different brokers are two stories (each broker's note is its own event);
+- groups and hours: two "Shares of several <group> companies ..." headlines whose groups share no word, or two
+  headlines whose times of day ("1200 GMT", "4:30 p.m.") share none, are different stories;
 - markers: two headlines that both name a weekday or month and share none, or both carry numbers and share none
   ("10 Stocks Moving In Wednesday's Session" and "30 Stocks ...", "52-Week Lows On Tuesday" and "... On
   Wednesday"), are different stories, however similar their words.
@@ -89,6 +91,17 @@ _ACTIVITY = re.compile(
 # hit seven-year high; US consumer confidence slumps - as it happened"). The title names several stories; an article
 # of the same hours whose words it holds tells one of them ("UK personal insolvencies hit seven-year high").
 _LIVE = re.compile(r"^\s*(?:business live\b|live:)|\bas it happened\s*$|\blive (?:updates|blog)\b", re.IGNORECASE)
+# "Shares of several <group> companies are trading ...": a source's template whose group of companies says who the
+# news is about, as a company's name does ("Shares of several healthcare companies ..." / "... industrial companies
+# ...", the same minute, on one jobs report: two stories).
+_GROUP = re.compile(
+    r"^\W*shares of (?:several|some|many|a few)\s+((?:[\w/&,'-]+\s+){0,4}?[\w/&'-]+)\s+(?:companies|stocks|names)\b",
+    re.IGNORECASE,
+)
+# A time of day names the issue of a recurring bulletin ("REUTER COMMODITIES NEWS HIGHLIGHTS 1200 GMT - APRIL 7").
+_CLOCK = re.compile(
+    r"\b(\d{1,2}[:.]?\d{2})\s*(?:GMT|UTC|BST|CET|EST|EDT|ET)\b|\b(\d{1,2}(?:[:.]\d{2})?)\s*([ap])\.?m\b", re.IGNORECASE
+)
 # A company's results for a period ("Advance Auto Parts Q2 Adj. EPS $2 Misses ...", "IRVING BANK CORP <V> 1ST QTR
 # NET"): the period, when the headline also has a results word.
 _PERIOD = re.compile(
@@ -96,6 +109,11 @@ _PERIOD = re.compile(
 )
 _RESULTS = re.compile(r"\b(?:EPS|earnings|results|sales|revenues?|profits?|net|loss)\b", re.IGNORECASE)
 _ORDINAL = {"first": "1", "second": "2", "third": "3", "fourth": "4"}
+
+
+def _clock_key(m: re.Match[str]) -> str:
+    """One spelling per time of day: "1200 GMT", "12:00 GMT" are "1200"; "4:30 p.m." is "430p"."""
+    return (m.group(1) or m.group(2) + m.group(3).lower()).replace(":", "").replace(".", "")
 
 
 def _period_key(text: str) -> str:
@@ -147,6 +165,8 @@ class Signature:
     activity: bool = False  # a market-activity note (options sweep, movers, 52-week high), not the company's news
     live: bool = False  # a live blog's title (`_LIVE`)
     periods: frozenset[str] = frozenset()  # the results periods it reports ("q2", "fy19"), when it reports results
+    group: frozenset[str] = frozenset()  # the words of the group in "Shares of several <group> companies"
+    clock: frozenset[str] = frozenset()  # times of day ("1200", "4:30p")
 
 
 @dataclass(slots=True)
@@ -365,6 +385,8 @@ class Deduplicator:
             rater=" ".join(m.group(1).casefold().split()) if (m := _RATER.match(normal)) else "",
             activity=_ACTIVITY.search(normal) is not None,
             live=_LIVE.search(normal) is not None,
+            group=_content(_WORD.findall(g.group(1).casefold())) if (g := _GROUP.match(normal)) else frozenset(),
+            clock=frozenset(_clock_key(m) for m in _CLOCK.finditer(normal)),
             periods=frozenset(_period_key(m) for m in _PERIOD.findall(normal))
             if _RESULTS.search(normal)
             else frozenset(),
@@ -425,6 +447,8 @@ class Deduplicator:
                 continue
             if _disagree(sig.numbers, first.signature.numbers) or _two_raters(sig, first.signature):
                 continue
+            if _disagree(sig.group, first.signature.group) or _disagree(sig.clock, first.signature.clock):
+                continue
             weighted = weighted_jaccard(sig, first.signature)
             recent = abs(published_at - first.published_at) <= self.recent_window
             needed = self.company_threshold if not tickers.isdisjoint(first.tickers) else self.recent_threshold
@@ -452,6 +476,8 @@ class Deduplicator:
                 if sig.opening != first.signature.opening or sig.words.isdisjoint(first.signature.words):
                     continue
                 if first.signature.activity:
+                    continue
+                if _disagree(sig.group, first.signature.group) or _disagree(sig.clock, first.signature.clock):
                     continue
                 if not _disagree(sig.calendar, first.signature.calendar) and not _two_raters(sig, first.signature):
                     scored.append((-weighted_jaccard(sig, first.signature), first.published_at, str(c), c))
