@@ -99,8 +99,10 @@ _GROUP = re.compile(
     re.IGNORECASE,
 )
 # A time of day names the issue of a recurring bulletin ("REUTER COMMODITIES NEWS HIGHLIGHTS 1200 GMT - APRIL 7").
+# Zones in capitals only ("$2.36 Est" is an estimate), and no price ("$2.30 pm").
 _CLOCK = re.compile(
-    r"\b(\d{1,2}[:.]?\d{2})\s*(?:GMT|UTC|BST|CET|EST|EDT|ET)\b|\b(\d{1,2}(?:[:.]\d{2})?)\s*([ap])\.?m\b", re.IGNORECASE
+    r"(?<![$\d.,])\b(\d{1,2}[:.]?\d{2})\s*(?:GMT|UTC|BST|CET|EST|EDT|ET)\b"
+    r"|(?<![$\d.,])\b(\d{1,2}(?:[:.]\d{2})?)\s*(?i:([ap])\.?m\.?)(?!\w)"
 )
 # A company's results for a period ("Advance Auto Parts Q2 Adj. EPS $2 Misses ...", "IRVING BANK CORP <V> 1ST QTR
 # NET"): the period, when the headline also has a results word.
@@ -108,6 +110,13 @@ _PERIOD = re.compile(
     r"\b(?:Q[1-4]|FY ?(?:\d{4}|\d{2})|[1-4](?:ST|ND|RD|TH)[- ]QTR|(?:first|second|third|fourth)[- ]quarter)\b", re.I
 )
 _RESULTS = re.compile(r"\b(?:EPS|earnings|results|sales|revenues?|profits?|net|loss)\b", re.IGNORECASE)
+# Before the results, not about them: "Apple Q2 Earnings Preview: What To Expect", "Apple To Report Q2 Earnings After
+# The Bell" are their own items, not the release they wait for.
+_AHEAD = re.compile(
+    r"\b(?:previews?|to report|will report|set to report|ahead of|what to (?:expect|watch)|earnings (?:date|schedule)|"
+    r"scheduled|on deck)\b",
+    re.IGNORECASE,
+)
 _ORDINAL = {"first": "1", "second": "2", "third": "3", "fourth": "4"}
 
 
@@ -166,7 +175,7 @@ class Signature:
     live: bool = False  # a live blog's title (`_LIVE`)
     periods: frozenset[str] = frozenset()  # the results periods it reports ("q2", "fy19"), when it reports results
     group: frozenset[str] = frozenset()  # the words of the group in "Shares of several <group> companies"
-    clock: frozenset[str] = frozenset()  # times of day ("1200", "4:30p")
+    clock: frozenset[str] = frozenset()  # times of day ("1200" for "1200 GMT", "430p" for "4:30 p.m.")
 
 
 @dataclass(slots=True)
@@ -388,7 +397,7 @@ class Deduplicator:
             group=_content(_WORD.findall(g.group(1).casefold())) if (g := _GROUP.match(normal)) else frozenset(),
             clock=frozenset(_clock_key(m) for m in _CLOCK.finditer(normal)),
             periods=frozenset(_period_key(m) for m in _PERIOD.findall(normal))
-            if _RESULTS.search(normal)
+            if _RESULTS.search(normal) and not _AHEAD.search(normal)
             else frozenset(),
         )
 
@@ -453,11 +462,14 @@ class Deduplicator:
             recent = abs(published_at - first.published_at) <= self.recent_window
             needed = self.company_threshold if not tickers.isdisjoint(first.tickers) else self.recent_threshold
             live = recent and (sig.live or first.signature.live)
-            # One company's results for one period, or one broker's note on it, told twice within the hours.
-            release = recent and not tickers.isdisjoint(first.tickers)
-            release = release and bool(
-                sig.periods & first.signature.periods or sig.rater == first.signature.rater != ""
-            )
+            # One company's results for one period, or one broker's note on it (the same companies: a broker that were
+            # linked would be a company in common of its notes on two others), told twice within the hours; never a
+            # market-activity note.
+            activity = sig.activity or first.signature.activity
+            release = recent and not activity and not tickers.isdisjoint(first.tickers)
+            results = bool(sig.periods & first.signature.periods)
+            note = sig.rater == first.signature.rater != "" and tickers == first.tickers
+            release = release and (results or note)
             if (
                 (recent and weighted >= needed)
                 or jaccard(sig.words, first.signature.words) >= self.threshold

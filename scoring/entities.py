@@ -86,7 +86,10 @@ _RATING_WORDS = re.compile(
 _VIEW_AFTER = re.compile(
     r"(?:\s*:|(?:'s?)?\s+(?:(?:bullish|bearish|top|new|latest)\s+)?(?:call|note|analysts?|strategists?|economists?|"
     r"view|picks?|forecast|outlook|survey)\b|\s+(?:market\s+)?(?:analysts?|strategists?|economists?)\b|"
-    r"(?-i:['’]s\s+(?:[A-Z][\w.\-]*\s+){0,2}[A-Z][\w\-]+\s*:))",  # "BMO's Andrew Kaip: The Gold Majors Are Back"
+    # "BMO's Andrew Kaip: The Gold Majors Are Back": a person of the bank (a first and last name, not a title or a
+    # period: "JPMorgan's Q2: ...", "Goldman Sachs's CEO David Solomon: ..." are the bank's own news).
+    r"(?-i:['’]s\s+(?!(?:Chief|Executive|President|Chairman|Chairwoman|Boss|Head|Profit|Profits|Results|Earnings|"
+    r"Shares|Stock|Bank|Board|Investment|Global|Capital)\b)[A-Z][a-z]+(?:\s+[A-Z]\.)?(?:\s+[A-Z][a-z'’\-]+){1,2}\s*:))",
     re.IGNORECASE,
 )
 RATING_AGENCIES = frozenset({"MCO", "SPGI"})  # Moody's, S&P Global
@@ -303,6 +306,14 @@ def _guard(text: str, span: Span, guarded: bool, company_starts: set[int], sente
     return None
 
 
+_CONNECTORS = frozenset({"of", "and", "the", "for", "de", "&"})
+
+
+def _capitalised(words: str) -> bool:
+    """Every word starts with a capital or a digit, but for connectors ("Bank of Montreal")."""
+    return all(w[:1].isupper() or w[:1].isdigit() or w in _CONNECTORS for w in words.split())
+
+
 def _name_spans(text: str, d: Dictionary, desk: str | None) -> list[Span]:
     lowered = text.lower()
     if len(lowered) == len(text):  # offsets in the lower-cased text are offsets in the text
@@ -331,6 +342,9 @@ def _name_spans(text: str, d: Dictionary, desk: str | None) -> list[Span]:
         name = _company_name(d, ticker)
         if mixed_case:
             exact = matched == alias or matched == alias.replace(" ", "-")
+            # A name of several words trusted in its own case is trusted capitalised too, word by word ("Atlas Air
+            # Worldwide" for the SEC's "ATLAS AIR WORLDWIDE HOLDINGS INC"), not in lower case ("global industrial").
+            exact = exact or (" " in alias and alias in universe.exact_case and _capitalised(matched))
             # A name is written with its capital in running text; ALL-CAPS inside mixed text ("UPDATE 1-SHELL") too.
             capital = matched[:1].isupper() or matched[:1].isdigit()
             short_lower = len(alias) < 5 and not matched.isupper()
@@ -417,8 +431,10 @@ def _is_source(text: str, span: Span, others: list[Span]) -> bool:
 
 # Between a parent's name and its own tag, the word of a finance arm ("IBM CREDIT <IBM>"); not "FINANCIAL" or
 # "CAPITAL", which end many parents' own names ("STIFEL FINANCIAL <SF>").
-_FINANCE_ARM = re.compile(r"\s+(?:CREDIT|ACCEPTANCE|LEASING|FUNDING)(?:\s+(?:CORP|CORPORATION|CO|INC)\.?)?\s*")
-_FINANCE_ARM_NAME = re.compile(r"(.+?)\s+(?:CREDIT|ACCEPTANCE|LEASING|FUNDING)(?:\s+(?:CORP|CORPORATION|CO|INC)\.?)?")
+_FINANCE_ARM = re.compile(r"\s+(?:CREDIT|ACCEPTANCE|LEASING|FUNDING)(?:\s+(?:CORP|CORPORATION|CO|INC)\.?)?\s*", re.I)
+_FINANCE_ARM_NAME = re.compile(
+    r"(.+?)\s+(?:CREDIT|ACCEPTANCE|LEASING|FUNDING)(?:\s+(?:CORP|CORPORATION|CO|INC)\.?)?", re.I
+)
 # Between a name and its tag: spaces, and the company-form words the name left out ("PHOTRONICS CORP <PHOT.O>").
 _TAG_GAP = re.compile(
     r"(?:\s*\b(?:CORP|CORPORATION|INC|CO|COS|LTD|PLC|AG|SA|NV|GROUP|HOLDINGS?|Corp|Inc|Co|Ltd|plc)\b\.?)*\s{0,2}"

@@ -419,21 +419,31 @@ def _title(name: str) -> str:
     )
 
 
+# The legal forms as they were read before capitals, bare "Co", LLC and L.P. were: the short forms these let through
+# linked case-blind, and stay so; the ones only the wider reading reveals are phrases as often as names.
+_SUFFIXES_BEFORE = re.compile(
+    r"(?:,?\s+(?:Inc\.?|Incorporated|Corporation|Corp\.?|Company|Companies|plc|PLC|Group|Holdings?|Holding|Limited|"
+    r"Ltd\.?|AG|SE|SA|S\.A\.|N\.V\.|NV|ASA|Oyj|AB|S\.p\.A\.|SpA|KGaA|& Co\.? KGaA|Aktiengesellschaft|&\s*Co\.?|Co\.|"
+    r"REIT|Trust))+$"
+)
+
+
 def _short_forms_before(name: str) -> set[str]:
-    """The casefolded forms a filer name gave while its legal forms in capitals ("INC", kept as if an acronym) and
-    the SEC's filing tags ("/DE/") hid its short forms: the forms that linked case-blind before."""
+    """The casefolded forms of a filer name that linked case-blind before legal forms were read in any case (words of
+    three letters kept in capitals, "INC" among them) and filing tags ("/DE/") were dropped."""
     old = (
         name if any(c.islower() for c in name) else " ".join(w.capitalize() if len(w) > 3 else w for w in name.split())
     )
-    if _FILING_TAGS.search(old):  # "First National Corp /VA/": the tag kept every short form out
-        return {clean(old).casefold()}
-    return {a.casefold() for a in formal_aliases(old)[0]}
-
-
-def _capitalised(alias: str) -> str:
-    """An alias as a headline capitalises a name: each word's first letter ("Atlas AIR Worldwide" -> "Atlas Air
-    Worldwide"), initials and symbols as they are."""
-    return " ".join(w.capitalize() if w.isalpha() else w for w in alias.split())
+    old = _QUALIFIER.sub("", clean(old))
+    stripped = _SUFFIXES_BEFORE.sub("", old).strip(" ,")
+    stripped = stripped[4:] if stripped.startswith("The ") else stripped
+    forms = {old, stripped}
+    if stripped.endswith(" Pharmaceuticals"):
+        forms.add(stripped.removesuffix("ceuticals"))
+    short = _GENERIC_TAIL.sub("", stripped).strip(" ,")
+    if short != stripped and len(short) >= 3:
+        forms.add(short)
+    return {f.casefold() for f in forms}
 
 
 @lru_cache(maxsize=1)
@@ -454,18 +464,17 @@ def sec_companies() -> tuple[Company, ...]:
         aliases = {a for a in formal if " " in a and len(a) >= 6}
         # The short forms that only the legal forms in capitals or a filing tag hid ("BOSTON BEER CO INC" -> "Boston
         # Beer", "First National Corp /VA/" -> "First National"): many are phrases too ("FINANCIAL INSTITUTIONS
-        # INC", "VALUE LINE INC"), so they link only as headlines capitalise a name, in mixed-case text ("Boston
-        # Beer is the comeback stock"), never in ALL-CAPS wires ("TWO UTAH FINANCIAL INSTITUTIONS FAIL").
+        # INC", "VALUE LINE INC"), so they link only as headlines capitalise a name, every word, in mixed-case text
+        # ("Boston Beer is the comeback stock", "BCB Bancorp"), never in ALL-CAPS wires ("TWO UTAH FINANCIAL
+        # INSTITUTIONS FAIL") nor in lower case ("Global industrial output slows").
         before = _short_forms_before(company.name)
         hidden = {a for a in aliases if a.casefold() not in before and not _SUFFIXES.search(a)}  # not "Whirlpool Corp"
-        capitalised = {_capitalised(a) for a in hidden}
-        aliases = (aliases - hidden) | capitalised
         words = {a.split()[0].strip(",") for a in formal}  # "AGNC Investment Corp." is "AGNC" in headlines
         exact = {w.upper() for w in words if w.upper() == bare and len(w) >= 3}  # as capitals only: "HERE", not "Here"
         exact |= {a for a in rare.get(company.ticker, ()) if " " not in a}  # the file's `aliases` column
-        exact |= capitalised
-        out.append(Company(company.ticker, _title(company.name), tuple(sorted(aliases | exact)), None, "listed", "US",
-                           origin="sec", exact_case=frozenset(exact)))  # fmt: skip
+        exact |= hidden
+        out.append(Company(company.ticker, _FILING_TAGS.sub("", name), tuple(sorted(aliases | exact)), None,
+                           "listed", "US", origin="sec", exact_case=frozenset(exact)))  # fmt: skip
     return tuple(out)
 
 

@@ -207,6 +207,12 @@ def test_two_groups_of_companies_or_two_times_of_day_keep_a_template_apart():
     assert d.check("four", "REUTER COMMODITIES NEWS HIGHLIGHTS 1600 GMT - APRIL 7", T0 + timedelta(hours=4),
                    "reuters").is_first_of_story  # fmt: skip
     assert d.signature("Shares to resume trade at 4:30 p.m. EST").clock == {"430p"}
+    # A price before "Est" is an estimate, not a time: the two items stay one release.
+    assert not d.signature("Apple Q2 EPS $2.46 Beats $2.36 Est").clock
+    e = Deduplicator()
+    e.check("a", "Apple Q2 EPS $2.46 Beats $2.36 Est", T0, "benzinga", tickers={"AAPL"})
+    assert e.check("b", "Apple Q2 EPS $2.46 Beats $2.37 Est", T0 + timedelta(minutes=5), "benzinga",
+                   tickers={"AAPL"}).story_id == "a"  # fmt: skip
 
 
 def test_an_item_joins_by_its_similarity_to_the_first_article_so_stories_do_not_chain():
@@ -296,6 +302,12 @@ def test_one_companys_results_for_one_period_or_one_brokers_note_told_twice_with
     # "2ND QTR", "second-quarter" and "Q2" are one period.
     assert d.signature("IRVING BANK <V> 2ND-QTR NET HURT BY BRAZIL").periods == {"q2"}
     assert d.signature("Irving Bank second-quarter profit falls").periods == {"q2"}
+    # A preview or a schedule waits for the results; it is not them.
+    p = Deduplicator()
+    p.check("preview", "Apple Q2 Earnings Preview: What To Expect", T0, "benzinga", tickers={"AAPL"})
+    assert p.check("results", "Apple Q2 Net Income Falls 10%", T0 + timedelta(hours=4), "benzinga",
+                   tickers={"AAPL"}).is_first_of_story  # fmt: skip
+    assert not p.signature("Apple To Report Q2 Earnings After The Bell").periods
     # One broker's note and its update, hours later.
     note = "Raymond James Maintains Outperform on Apple, Raises Price Target to $340"
     update = "UPDATE: Raymond James Maintains Outperform On Apple, Raises Target To $340 Notes 'our optimism remains'"

@@ -129,6 +129,8 @@ def test_banks_listed_outside_new_york_and_london_are_sources_too():
     assert tickers("Westpac blames tech and human error for money-laundering breaches") == {"WBC.AX"}
     assert tickers("Mizuho fined over money laundering") == {"8411.T"}
     assert tickers("Barclays' Jes Staley: bank to cut jobs") == {"BARC.L"}
+    assert tickers("JPMorgan's Q2: Trading Revenue Beats As Markets Rally") == {"JPM"}
+    assert tickers("Goldman Sachs's CEO David Solomon: Bank Will Cut Jobs, Stocks Fall") == {"GS"}
     # National Bank of Canada's brokerage is not the US National Bank Holdings.
     assert tickers("National Bank of Canada profit rises") == {"NA.TO"}
     assert skipped("National Bank Financial upgrades Shopify to outperform")["National Bank Financial"].startswith(
@@ -228,7 +230,10 @@ def test_a_parents_finance_arm_before_its_tag_is_not_the_parent():
     assert skipped("IBM CREDIT <IBM> FILES FOR NOTE OFFERING")["IBM"].startswith("the parent's name in its finance")
     assert [s.text for s in find("XEROX CREDIT <XRX> NOTES YIELD 8.061 PCT") if not s.skipped] == ["<XRX>"]
     # A parent whose own name ends in such a word keeps its name: "STIFEL FINANCIAL" is Stifel itself.
-    assert "STIFEL FINANCIAL" in [s.text for s in find("STIFEL FINANCIAL <SF> RECEIVES MERGER PROPOSAL")]
+    assert "STIFEL FINANCIAL" in [
+        s.text for s in find("STIFEL FINANCIAL <SF> RECEIVES MERGER PROPOSAL") if not s.skipped
+    ]
+    assert [s.text for s in find("IBM Credit <IBM> files for note offering") if not s.skipped] == ["<IBM>"]
 
 
 def test_sec_names_with_legal_forms_in_capitals_link_by_their_short_form():
@@ -239,6 +244,10 @@ def test_sec_names_with_legal_forms_in_capitals_link_by_their_short_form():
     # Such a short form links as a capitalised name in mixed-case text only: many are phrases too.
     assert tickers("TWO UTAH FINANCIAL INSTITUTIONS FAIL") == set()
     assert tickers("boston beer sales rise") == set()
+    assert tickers("Global industrial output slows as trade war bites") == set()  # GLOBAL INDUSTRIAL Co
+    assert tickers("Commercial metals prices rally") == set()  # COMMERCIAL METALS Co
+    # Capitalised word by word, acronyms and connectors as headlines write them.
+    assert tickers("BCB Bancorp raises its dividend") == {"BCBP"}
     # A name that keeps its legal form is no phrase, and it does not hide a shorter case-blind name.
     assert tickers("WHIRLPOOL CORP 1ST QTR SHR 66 CTS VS 67 CTS") == {"WHR"}
 
@@ -348,10 +357,10 @@ def test_huge_body_only_lead_is_scanned():
 # ------------------------------------------------------------------------------------ quality on judged data
 
 # Measured on all 600 rows (listing dates, former tickers, symbol lists, rare one-word filer names, banks as sources
-# on every exchange, finance arms): all P 0.988 R 0.814; UK/US files P 0.984 R 0.912; the linker before issue 19
-# scored R 0.53 (UK/US 0.67) at P 0.95. Issue 19's targets (P >= 0.98, R >= 0.90) hold for the UK/US files and are
-# asserted there; overall recall does not reach them (Benzinga's delisted small caps; docs/entities.md, "Quality"):
-# that floor guards what was reached, with a small margin.
+# on every exchange, finance arms, SEC names in capitals): all P 0.988 R 0.817; UK/US files P 0.984 R 0.916; the
+# linker before issue 19 scored R 0.53 (UK/US 0.67) at P 0.95. Issue 19's targets (P >= 0.98, R >= 0.90) hold for the
+# UK/US files and are asserted there; overall recall does not reach them (Benzinga's delisted small caps;
+# docs/entities.md, "Quality"): that floor guards what was reached, with a small margin.
 FLOORS = {"all": (0.98, 0.80), "uk_us": (0.98, 0.90)}
 
 
