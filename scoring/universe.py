@@ -61,7 +61,8 @@ _SUFFIXES = re.compile(
 )
 # What the SEC's list appends to a filer's name: the state of incorporation ("/DE/"), a depositary receipt ("/ADR"),
 # a successor ("/NEW/"): "Core Laboratories Inc. /DE/", "Sectra AB/ADR".
-_FILING_TAGS = re.compile(r"(?:\s*/[A-Za-z]{2,5}/?)+\s*$")
+# Set off by a space or closed by a slash, or "/ADR": not the end of a name such as "AC/DC".
+_FILING_TAGS = re.compile(r"(?:\s+/[A-Za-z]{2,5}/?|\s*/ADR/?|\s*/[A-Za-z]{2,5}/)+\s*$", re.IGNORECASE)
 _GENERIC_TAIL = re.compile(
     r"\s+(?:Technologies|Technology|Pharmaceuticals|Laboratories|Industries|International|Systems|Solutions|"
     r"Resources)$"

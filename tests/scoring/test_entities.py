@@ -246,6 +246,12 @@ def test_sec_names_with_legal_forms_in_capitals_link_by_their_short_form():
     assert tickers("boston beer sales rise") == set()
     assert tickers("Global industrial output slows as trade war bites") == set()  # GLOBAL INDUSTRIAL Co
     assert tickers("Commercial metals prices rally") == set()  # COMMERCIAL METALS Co
+    # A filing tag is set off by a space or closed by a slash, or is "/ADR"; a name like "AC/DC" keeps its end.
+    from scoring.universe import formal_aliases
+
+    assert "Core Laboratories" in formal_aliases("Core Laboratories Inc. /DE/")[0]
+    assert "Sectra" in formal_aliases("Sectra AB/ADR")[0]
+    assert "AC/DC" in formal_aliases("AC/DC Holdings")[0]
     # Capitalised word by word, acronyms and connectors as headlines write them.
     assert tickers("BCB Bancorp raises its dividend") == {"BCBP"}
     # A name that keeps its legal form is no phrase, and it does not hide a shorter case-blind name.
