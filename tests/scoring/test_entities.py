@@ -13,6 +13,7 @@ from core.messages import decode
 from ingest.replay import shifted
 from scoring.entities import WORD_TICKERS, dictionary, find, link
 from scoring.pipeline import original_time
+from scoring.universe import formal_aliases
 
 
 def tickers(title: str, body: str = "", provided=()) -> set[str]:
@@ -247,8 +248,6 @@ def test_sec_names_with_legal_forms_in_capitals_link_by_their_short_form():
     assert tickers("Global industrial output slows as trade war bites") == set()  # GLOBAL INDUSTRIAL Co
     assert tickers("Commercial metals prices rally") == set()  # COMMERCIAL METALS Co
     # A filing tag is set off by a space or closed by a slash, or is "/ADR"; a name like "AC/DC" keeps its end.
-    from scoring.universe import formal_aliases
-
     assert "Core Laboratories" in formal_aliases("Core Laboratories Inc. /DE/")[0]
     assert "Sectra" in formal_aliases("Sectra AB/ADR")[0]
     assert "AC/DC" in formal_aliases("AC/DC Holdings")[0]
