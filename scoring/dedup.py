@@ -253,9 +253,13 @@ def word_weights() -> tuple[dict[str, float], float]:
     return {w: math.log((total + 1) / (n + 1)) for w, n in counts.items()}, math.log(total + 1)
 
 
+def _common_weight(a: Signature, b: Signature) -> float:
+    return sum(a.weights[w] for w in a.words & b.words)
+
+
 def weighted_jaccard(a: Signature, b: Signature) -> float:
     """Jaccard of two headlines' words, each word counted by its weight (0 when either is empty)."""
-    common = sum(a.weights[w] for w in a.words & b.words)
+    common = _common_weight(a, b)
     union = a.weight + b.weight - common
     return common / union if union > 0 else 0.0
 
@@ -263,7 +267,7 @@ def weighted_jaccard(a: Signature, b: Signature) -> float:
 def weighted_containment(a: Signature, b: Signature) -> float:
     """The weight two headlines' words share, over the lighter headline's whole weight (0 when either is empty)."""
     lighter = min(a.weight, b.weight)
-    return sum(a.weights[w] for w in a.words & b.words) / lighter if lighter > 0 else 0.0
+    return _common_weight(a, b) / lighter if lighter > 0 else 0.0
 
 
 def jaccard(a: Collection[str], b: Collection[str]) -> float:
@@ -286,6 +290,17 @@ def _two_raters(a: Signature, b: Signature) -> bool:
 def _disagree(a: frozenset[str], b: frozenset[str]) -> bool:
     """Both known and nothing in common."""
     return bool(a) and bool(b) and a.isdisjoint(b)
+
+
+def _markers_apart(a: Signature, b: Signature) -> bool:
+    """What tells two similar headlines apart whatever else they share: weekdays or months, two brokers, two groups of
+    companies, two times of day."""
+    return (
+        _disagree(a.calendar, b.calendar)
+        or _two_raters(a, b)
+        or _disagree(a.group, b.group)
+        or _disagree(a.clock, b.clock)
+    )
 
 
 class Deduplicator:
@@ -452,11 +467,9 @@ class Deduplicator:
             first = self._firsts.get(c)
             if first is None:
                 continue
-            if _disagree(tickers, first.tickers) or _disagree(sig.calendar, first.signature.calendar):
+            if _disagree(tickers, first.tickers) or _disagree(sig.numbers, first.signature.numbers):
                 continue
-            if _disagree(sig.numbers, first.signature.numbers) or _two_raters(sig, first.signature):
-                continue
-            if _disagree(sig.group, first.signature.group) or _disagree(sig.clock, first.signature.clock):
+            if _markers_apart(sig, first.signature):
                 continue
             weighted = weighted_jaccard(sig, first.signature)
             recent = abs(published_at - first.published_at) <= self.recent_window
@@ -489,9 +502,7 @@ class Deduplicator:
                     continue
                 if first.signature.activity:
                     continue
-                if _disagree(sig.group, first.signature.group) or _disagree(sig.clock, first.signature.clock):
-                    continue
-                if not _disagree(sig.calendar, first.signature.calendar) and not _two_raters(sig, first.signature):
+                if not _markers_apart(sig, first.signature):  # numbers may differ: one release's figures
                     scored.append((-weighted_jaccard(sig, first.signature), first.published_at, str(c), c))
         # The most similar first article; ties go to the earliest, then id order, for determinism.
         return min(scored)[3] if scored else None

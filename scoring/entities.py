@@ -431,10 +431,9 @@ def _is_source(text: str, span: Span, others: list[Span]) -> bool:
 
 # Between a parent's name and its own tag, the word of a finance arm ("IBM CREDIT <IBM>"); not "FINANCIAL" or
 # "CAPITAL", which end many parents' own names ("STIFEL FINANCIAL <SF>").
-_FINANCE_ARM = re.compile(r"\s+(?:CREDIT|ACCEPTANCE|LEASING|FUNDING)(?:\s+(?:CORP|CORPORATION|CO|INC)\.?)?\s*", re.I)
-_FINANCE_ARM_NAME = re.compile(
-    r"(.+?)\s+(?:CREDIT|ACCEPTANCE|LEASING|FUNDING)(?:\s+(?:CORP|CORPORATION|CO|INC)\.?)?", re.I
-)
+_ARM = r"\s+(?:CREDIT|ACCEPTANCE|LEASING|FUNDING)(?:\s+(?:CORP|CORPORATION|CO|INC)\.?)?"
+_FINANCE_ARM = re.compile(_ARM + r"\s*", re.IGNORECASE)  # between the parent's known name and its tag
+_FINANCE_ARM_NAME = re.compile(r"(.+?)" + _ARM, re.IGNORECASE)  # the words before a tag, the parent's name first
 # Between a name and its tag: spaces, and the company-form words the name left out ("PHOTRONICS CORP <PHOT.O>").
 _TAG_GAP = re.compile(
     r"(?:\s*\b(?:CORP|CORPORATION|INC|CO|COS|LTD|PLC|AG|SA|NV|GROUP|HOLDINGS?|Corp|Inc|Co|Ltd|plc)\b\.?)*\s{0,2}"

@@ -54,11 +54,15 @@ US_INDICES = frozenset({"DOW JONES", "NASDAQ 100", "S&P 100", "S&P 500", "S&P 60
 SMALL_CAP_INDICES = ("S&P 600", "MDAX", "SDAX", "TecDAX", "CAC Mid 60", "NIKKEI 225")  # Japan: "Screen", "Resonac"
 _PRIMARY = {"GOOG": "GOOGL", "FOX": "FOXA", "NWS": "NWSA"}  # one share class per company
 
-_SUFFIXES = re.compile(
-    r"(?:,?\s+(?:Inc\.?|Incorporated|Corporation|Corp\.?|Company|Companies|plc|PLC|Group|Holdings?|Holding|Limited|"
-    r"Ltd\.?|AG|SE|SA|S\.A\.|N\.V\.|NV|ASA|Oyj|AB|S\.p\.A\.|SpA|KGaA|& Co\.? KGaA|Aktiengesellschaft|&\s*Co\.?|Co\.?|"
-    r"LLC|L\.P\.|LP|REIT|Trust))+$"
+_LEGAL_SUFFIX = (
+    r"Inc\.?|Incorporated|Corporation|Corp\.?|Company|Companies|plc|PLC|Group|Holdings?|Holding|Limited|Ltd\.?|AG|SE|"
+    r"SA|S\.A\.|N\.V\.|NV|ASA|Oyj|AB|S\.p\.A\.|SpA|KGaA|& Co\.? KGaA|Aktiengesellschaft|&\s*Co\.?"
 )
+_SUFFIXES = re.compile(rf"(?:,?\s+(?:{_LEGAL_SUFFIX}|Co\.?|LLC|L\.P\.|LP|REIT|Trust))+$")
+# The legal forms as they were read before bare "Co", LLC and L.P. were (and before capitals and filing tags, see
+# `_short_forms_before`): the short forms these let through linked case-blind, and stay so; the ones only the wider
+# reading reveals are phrases as often as names.
+_SUFFIXES_BEFORE = re.compile(rf"(?:,?\s+(?:{_LEGAL_SUFFIX}|Co\.|REIT|Trust))+$")
 # What the SEC's list appends to a filer's name: the state of incorporation ("/DE/"), a depositary receipt ("/ADR"),
 # a successor ("/NEW/"): "Core Laboratories Inc. /DE/", "Sectra AB/ADR".
 # Set off by a space or closed by a slash, or "/ADR": not the end of a name such as "AC/DC".
@@ -112,12 +116,16 @@ def clean(name: str) -> str:
     return unicodedata.normalize("NFKC", name).translate(TYPOGRAPHY).strip()
 
 
-def formal_aliases(name: str) -> tuple[set[str], set[str]]:
+def formal_aliases(
+    name: str, *, suffixes: re.Pattern[str] = _SUFFIXES, filing_tags: bool = True
+) -> tuple[set[str], set[str]]:
     """The formal name and the forms a headline uses ("Agilent" for "Agilent Technologies Inc."), and which of those
-    are cut down from a longer name (trusted only in their own case: "DEUTSCHE BABCOCK" is not Babcock)."""
-    name = _FILING_TAGS.sub("", _QUALIFIER.sub("", clean(name)))
+    are cut down from a longer name (trusted only in their own case: "DEUTSCHE BABCOCK" is not Babcock). `suffixes`
+    and `filing_tags` (drop "/DE/") say how the legal form is read."""
+    name = _QUALIFIER.sub("", clean(name))
+    name = _FILING_TAGS.sub("", name) if filing_tags else name
     out = {name}
-    stripped = _SUFFIXES.sub("", name).strip(" ,")
+    stripped = suffixes.sub("", name).strip(" ,")
     if stripped.startswith("The "):
         stripped = stripped[4:]
     out.add(stripped)
@@ -420,31 +428,14 @@ def _title(name: str) -> str:
     )
 
 
-# The legal forms as they were read before capitals, bare "Co", LLC and L.P. were: the short forms these let through
-# linked case-blind, and stay so; the ones only the wider reading reveals are phrases as often as names.
-_SUFFIXES_BEFORE = re.compile(
-    r"(?:,?\s+(?:Inc\.?|Incorporated|Corporation|Corp\.?|Company|Companies|plc|PLC|Group|Holdings?|Holding|Limited|"
-    r"Ltd\.?|AG|SE|SA|S\.A\.|N\.V\.|NV|ASA|Oyj|AB|S\.p\.A\.|SpA|KGaA|& Co\.? KGaA|Aktiengesellschaft|&\s*Co\.?|Co\.|"
-    r"REIT|Trust))+$"
-)
-
-
 def _short_forms_before(name: str) -> set[str]:
     """The casefolded forms of a filer name that linked case-blind before legal forms were read in any case (words of
-    three letters kept in capitals, "INC" among them) and filing tags ("/DE/") were dropped."""
+    three letters kept in capitals, "INC" among them), bare "Co", LLC and L.P. were read, and filing tags ("/DE/")
+    were dropped."""
     old = (
         name if any(c.islower() for c in name) else " ".join(w.capitalize() if len(w) > 3 else w for w in name.split())
     )
-    old = _QUALIFIER.sub("", clean(old))
-    stripped = _SUFFIXES_BEFORE.sub("", old).strip(" ,")
-    stripped = stripped[4:] if stripped.startswith("The ") else stripped
-    forms = {old, stripped}
-    if stripped.endswith(" Pharmaceuticals"):
-        forms.add(stripped.removesuffix("ceuticals"))
-    short = _GENERIC_TAIL.sub("", stripped).strip(" ,")
-    if short != stripped and len(short) >= 3:
-        forms.add(short)
-    return {f.casefold() for f in forms}
+    return {f.casefold() for f in formal_aliases(old, suffixes=_SUFFIXES_BEFORE, filing_tags=False)[0]}
 
 
 @lru_cache(maxsize=1)
